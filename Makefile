@@ -1,0 +1,108 @@
+# Evergreen: run it locally, test it, build and deploy the SAM bundle.
+#
+#   make run           the local stack (moto, HTTP API on :3000, Klaviyo sandbox on :3100, poller, sweep)
+#   make test          lint, types, tests, template checks and `sam build` (what CI runs)
+#   make deploy        sam build + sam deploy --guided + publish the sweep's console test events
+#   make bench         benchmarks into bench/results.json
+#   make requirements  re-export layers/evergreen/requirements.txt from uv.lock
+#
+# Python 3.13 comes from pyenv where it has one, else from uv (which may download it).
+# SAM CLI runs through uvx at a pinned version; it is never part of the project environment.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+SAM_CLI_VERSION ?= 1.170.0
+PYTHON_VERSION := 3.13
+BUILD_DIR := .aws-sam/build
+VALIDATE_REGION ?= us-east-1
+SAM := uvx --from aws-sam-cli==$(SAM_CLI_VERSION) sam
+LAYER_REQUIREMENTS := layers/evergreen/requirements.txt
+UV_EXPORT := uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate
+
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+NEEDS_TOOLCHAIN := $(filter-out help clean,$(or $(MAKECMDGOALS),help))
+
+ifneq ($(NEEDS_TOOLCHAIN),)
+  ifeq ($(shell export PATH="$(PATH)"; command -v uv),)
+    $(info uv not found: installing it with pip (python3 -m pip install --user uv))
+    $(shell python3 -m pip install --user --quiet uv >&2 || python3 -m pip install --user --quiet --break-system-packages uv >&2)
+    ifeq ($(shell export PATH="$(PATH)"; command -v uv),)
+      $(error could not install uv; see https://docs.astral.sh/uv/getting-started/installation/)
+    endif
+  endif
+  ifeq ($(origin EVERGREEN_PYTHON),undefined)
+    EVERGREEN_PYTHON := $(shell export PATH="$(PATH)"; scripts/find-python.sh $(PYTHON_VERSION))
+  endif
+  ifeq ($(EVERGREEN_PYTHON),)
+    $(error no Python $(PYTHON_VERSION): install it with pyenv or let uv download it (uv python install $(PYTHON_VERSION)))
+  endif
+  export EVERGREEN_PYTHON
+  # uv (and uvx) use this interpreter; sam build finds python3.13 on PATH beside it.
+  export UV_PYTHON := $(EVERGREEN_PYTHON)
+  export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
+endif
+
+.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy requirements clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+run:  ## start the local stack (Ctrl-C stops it)
+	uv sync
+	uv run evergreen run
+
+test:  ## everything CI checks, with its duration
+	@started=$$(date +%s); status=0; \
+	$(MAKE) check || status=$$?; \
+	echo "make test: $$(( $$(date +%s) - started )) s$$( [ $$status -eq 0 ] || echo ", FAILED (exit $$status)" )"; \
+	exit $$status
+
+check: sync lint typecheck validate cfn-lint build pytest
+
+sync:
+	uv sync --frozen
+
+lint:  ## ruff check + ruff format --check
+	uv run ruff check .
+	uv run ruff format --check .
+
+fmt:  ## format and auto-fix
+	uv run ruff format .
+	uv run ruff check --fix .
+
+typecheck:  ## mypy --strict on the package, the local tooling and the handlers
+	uv run mypy layers/evergreen/evergreen local/evergreen_local functions
+
+pytest:  ## all tests
+	uv run pytest
+
+validate:  ## sam validate --lint
+	$(SAM) validate --lint --region $(VALIDATE_REGION)
+
+cfn-lint:
+	uv run cfn-lint template.yaml
+
+build:  ## sam build (arm64 wheels, no Docker)
+	@started=$$(date +%s); \
+	$(SAM) build --build-dir $(BUILD_DIR); \
+	echo "sam build: $$(( $$(date +%s) - started )) s"
+
+bench:  ## run bench/bench_*.py into bench/results.json
+	uv sync --frozen
+	uv run python bench/run.py
+
+deploy: build  ## sam deploy --guided, then publish the sweep's console test events
+	$(SAM) deploy --guided
+	uv run evergreen console-events --aws
+
+requirements:  ## layers/evergreen/requirements.txt from uv.lock
+	$(UV_EXPORT) > $(LAYER_REQUIREMENTS)
+
+clean:  ## remove build output and caches
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

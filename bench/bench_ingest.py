@@ -1,0 +1,153 @@
+"""Ingest figures: DynamoDB requests and handler time per Shopify webhook, by topic, on in-process moto.
+
+ingest.ddb_requests_per_webhook  {topic: requests}   first delivery of each sample
+ingest.handler_ms_p50            {topic: ms}         the whole Lambda handler, median
+ingest.floor_ms_p50              ms                  HMAC check + one put_item of the raw body
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import importlib.util
+import io
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOP = "bench.myshopify.com"
+SECRET = "bench-shopify-secret"
+ROUNDS = 30
+
+# topic -> sample payload in events/shopify, in the order a store produces them
+SAMPLES = [
+    ("customers/create", "customers_create.json"),
+    ("customers/update", "customers_update.json"),
+    ("customers_email_marketing_consent/update", "customers_email_marketing_consent_update.json"),
+    ("orders/paid", "orders_paid.json"),
+    ("refunds/create", "refunds_create.json"),
+    ("checkouts/create", "checkouts_create.json"),
+    ("orders/cancelled", "orders_cancelled.json"),
+    ("customers/data_request", "customers_data_request.json"),
+    ("customers/redact", "customers_redact.json"),
+    ("orders/create", "orders_create.json"),
+]
+
+
+def _environment() -> None:
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_SERVICE_NAME": "evergreen",
+            "POWERTOOLS_METRICS_NAMESPACE": "Evergreen",
+        }
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def _load_handler() -> ModuleType:
+    path = ROOT / "functions" / "shopify_webhook" / "app.py"
+    spec = importlib.util.spec_from_file_location("bench_shopify_webhook_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _event(topic: str, body: bytes) -> dict[str, Any]:
+    from evergreen_local.http_api import build_http_api_v2_event  # noqa: PLC0415 - after the environment is set
+    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
+
+    headers = shopify_headers(body, topic, SHOP, SECRET)
+    return build_http_api_v2_event("POST", "/webhooks/shopify", headers, body)
+
+
+class _Context:
+    function_name = "bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _vary(body: dict[str, Any], n: int) -> bytes:
+    """The same payload for another customer and order, so each round is a first delivery."""
+    varied = json.loads(json.dumps(body))
+    for holder in (varied, varied.get("customer") or {}):
+        if isinstance(holder.get("id"), int):
+            holder["id"] += n
+    if isinstance(varied.get("order_id"), int):
+        varied["order_id"] += n
+    return json.dumps(varied).encode()
+
+
+def run() -> dict[str, object]:
+    _environment()
+    from moto import mock_aws  # noqa: PLC0415
+
+    with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
+        from evergreen_local.inprocess import create_resources  # noqa: PLC0415
+
+        os.environ.update(create_resources({SHOP: SECRET}, {}))
+        handler = _load_handler()
+        calls: Counter[str] = Counter()
+        handler.edges.dynamodb.meta.events.register("after-call.dynamodb", lambda **kw: calls.update(["n"]))
+        context = _Context()
+        requests: dict[str, list[int]] = {}
+        timings: dict[str, list[float]] = {}
+        for n in range(ROUNDS):
+            for topic, sample in SAMPLES:
+                event = _event(topic, _vary(json.loads((ROOT / "events" / "shopify" / sample).read_text()), n))
+                calls.clear()
+                started = time.perf_counter()
+                answer = handler.lambda_handler(event, context)
+                timings.setdefault(topic, []).append((time.perf_counter() - started) * 1000)
+                assert answer["statusCode"] == 200, (topic, answer)
+                requests.setdefault(topic, []).append(calls["n"])
+            calls.clear()
+            handler.lambda_handler(event, context)  # the last one again: same event id, a re-delivery
+            requests.setdefault(f"{topic} (re-delivery)", []).append(calls["n"])
+        floor = _floor_ms(handler.edges.dynamodb)
+    return {
+        "ingest.ddb_requests_per_webhook": {topic: statistics.median(counts) for topic, counts in requests.items()},
+        "ingest.handler_ms_p50": {topic: round(statistics.median(values), 2) for topic, values in timings.items()},
+        "ingest.floor_ms_p50": floor,
+    }
+
+
+def _floor_ms(dynamodb: Any) -> float:
+    body = (ROOT / "events" / "shopify" / "orders_create.json").read_bytes()
+    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    samples = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        assert hmac.compare_digest(expected, signature)
+        dynamodb.put_item(
+            TableName="profiles",
+            Item={"pk": {"S": "floor"}, "sk": {"S": str(uuid.uuid4())}, "body": {"S": body.decode()}},
+        )
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 2)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "local"))
+    print(json.dumps(run(), indent=2))

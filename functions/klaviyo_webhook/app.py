@@ -1,0 +1,50 @@
+"""POST /webhooks/klaviyo: Klaviyo engagement (opens, clicks, bounces, unsubscribes) onto profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from evergreen.http_events import json_response, raw_body
+from evergreen.observability import record_transitions
+from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
+from evergreen.settings import Settings
+from evergreen.wiring import Edges
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+edges = Edges(Settings.from_env())
+webhooks = KlaviyoWebhooks(
+    accounts=edges.secrets.klaviyo_accounts,
+    writer=edges.writer,
+    store=edges.store,
+    clock=edges.clock,
+    max_body_bytes=edges.settings.max_body_bytes,
+)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=APIGatewayProxyEventV2)
+def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:
+    shop = event.get_query_string_value("shop")
+    try:
+        answer = webhooks.receive(raw_body(event), dict(event.headers), shop)
+    except Exception:
+        logger.exception("Klaviyo webhook failed; Klaviyo will retry")
+        return json_response(503, {"error": "try again later"})
+    metrics.add_dimension("topic", "klaviyo")
+    metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
+    if answer.status == 401:
+        metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("Rejected Klaviyo webhook with a bad or missing signature")
+    record_transitions(metrics, answer.entered, answer.exited)
+    return json_response(answer.status, answer.body)

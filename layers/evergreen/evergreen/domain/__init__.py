@@ -1,0 +1,1 @@
+"""Evergreen's pure domain: profiles, events and the reducers that apply them."""

@@ -1,0 +1,93 @@
+"""Re-evaluating a profile's segments and describing what changed (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.domain.profile import Profile
+from evergreen.segments import Definitions, evaluate
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    profile: Profile
+    """The profile with membership, next transition and definitions hash brought up to date."""
+    entered: tuple[str, ...]
+    exited: tuple[str, ...]
+    change: SegmentChange | None
+    """The message to enqueue, when membership changed."""
+
+    @property
+    def changed(self) -> bool:
+        return self.change is not None
+
+
+def reevaluate(
+    profile: Profile,
+    definitions: Definitions,
+    now: datetime,
+    version: int,
+    only: frozenset[str] | None = None,
+) -> Reevaluation:
+    """Evaluate `profile` at `now` for writing as `version`.
+
+    With `only`, membership changes outside those segments are left as they were, and the profile
+    stays due at its old transition time so that a later unrestricted sweep applies them.
+    """
+    evaluation = evaluate(profile.facts(), definitions, now)
+    current = set(profile.membership)
+    target = set(evaluation.segments)
+    if only is not None:
+        target = (target & only) | (current - only)
+    entered = tuple(sorted(target - current))
+    exited = tuple(sorted(current - target))
+    membership = {name: at for name, at in profile.membership.items() if name in target}
+    membership.update({name: now for name in entered})
+    next_transition_at = evaluation.next_transition_at
+    if only is not None and target != set(evaluation.segments):
+        next_transition_at = profile.next_transition_at or now
+    updated = profile.model_copy(
+        update={
+            "membership": membership,
+            "next_transition_at": next_transition_at,
+            "definitions_hash": definitions.hash if only is None else profile.definitions_hash,
+            "version": version,
+        }
+    )
+    change = None
+    if entered or exited:
+        change = SegmentChange(
+            shop=profile.shop,
+            profile_key=profile.key,
+            version=version,
+            changed_at=now,
+            segments=sorted(membership),
+            entered=list(entered),
+            exited=list(exited),
+            customer_id=profile.customer_id,
+            email=profile.email,
+            phone=profile.phone,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            klaviyo_profile_id=profile.klaviyo_profile_id,
+        )
+    return Reevaluation(updated, entered, exited, change)
+
+
+def snapshot(profile: Profile, now: datetime) -> SegmentChange:
+    """The current membership as a change message with nothing entered or exited (a re-sync)."""
+    return SegmentChange(
+        shop=profile.shop,
+        profile_key=profile.key,
+        version=profile.version,
+        changed_at=now,
+        segments=sorted(profile.membership),
+        customer_id=profile.customer_id,
+        email=profile.email,
+        phone=profile.phone,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        klaviyo_profile_id=profile.klaviyo_profile_id,
+    )

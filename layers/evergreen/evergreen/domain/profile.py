@@ -1,0 +1,126 @@
+"""The unified customer profile: one per (shop, customer)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evergreen.domain.facts import profile_facts
+
+ConsentState = Literal["subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid", "unknown"]
+
+SEEN_EVENTS_KEPT = 100
+"""How many recent delivery ids a profile remembers for de-duplication."""
+
+
+def normalise_email(email: str | None) -> str | None:
+    """Identity form of an email: trimmed and lower-cased; None when blank."""
+    if email is None:
+        return None
+    cleaned = email.strip().lower()
+    return cleaned or None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class Consent(_Model):
+    state: ConsentState = "unknown"
+    updated_at: datetime | None = None
+
+
+class OrderRecord(_Model):
+    """What one order contributes to the profile, kept per order so re-delivery is exact."""
+
+    order_id: str
+    created_at: datetime
+    updated_at: datetime | None = None
+    total: Decimal = Decimal(0)
+    currency: str | None = None
+    financial_status: str | None = None
+    cancelled: bool = False
+    test: bool = False
+    checkout_token: str | None = None
+    product_types: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class RefundRecord(_Model):
+    """One refund, keyed by its id, so a refund before its order or twice counts once."""
+
+    refund_id: str
+    order_id: str
+    amount: Decimal
+    created_at: datetime | None = None
+
+
+class Engagement(_Model):
+    last_email_open_at: datetime | None = None
+    last_email_click_at: datetime | None = None
+    last_sms_click_at: datetime | None = None
+    email_bounced: bool = False
+    email_marked_spam: bool = False
+
+
+class Profile(_Model):
+    """Everything Evergreen knows about one customer of one shop."""
+
+    shop: str
+    customer_id: str | None = None
+    """Shopify customer id as a string (exact for 64-bit ids). None for a guest keyed by email."""
+    email: str | None = None
+    """As given, for display."""
+    email_normalized: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    klaviyo_profile_id: str | None = None
+
+    customer_state: str | None = None
+    customer_tags: list[str] = Field(default_factory=list)
+    customer_created_at: datetime | None = None
+    customer_updated_at: datetime | None = None
+    deleted: bool = False
+
+    email_consent: Consent = Field(default_factory=Consent)
+    sms_consent: Consent = Field(default_factory=Consent)
+
+    orders: dict[str, OrderRecord] = Field(default_factory=dict)
+    refunds: dict[str, RefundRecord] = Field(default_factory=dict)
+    open_checkout_at: datetime | None = None
+    """Last checkout started and not followed by an order (abandoned until an order arrives)."""
+    open_checkout_token: str | None = None
+
+    engagement: Engagement = Field(default_factory=Engagement)
+
+    membership: dict[str, datetime] = Field(default_factory=dict)
+    """Current segments, each with the instant the profile entered it."""
+    version: int = 0
+    next_transition_at: datetime | None = None
+    definitions_hash: str | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The profile's sort key inside its shop."""
+        if self.customer_id is not None:
+            return f"customer#{self.customer_id}"
+        return f"guest#{self.email_normalized}"
+
+    def has_seen(self, event_id: str | None) -> bool:
+        return event_id is not None and event_id in self.seen_event_ids
+
+    def remember(self, event_id: str | None) -> Profile:
+        """A copy that remembers a delivery id (bounded, most recent kept)."""
+        if event_id is None or event_id in self.seen_event_ids:
+            return self
+        kept = [*self.seen_event_ids, event_id][-SEEN_EVENTS_KEPT:]
+        return self.model_copy(update={"seen_event_ids": kept})
+
+    def facts(self) -> dict[str, Any]:
+        """The flat facts the segment engine evaluates. See docs/facts.md."""
+        return profile_facts(self)

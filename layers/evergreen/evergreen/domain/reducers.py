@@ -1,0 +1,400 @@
+"""Pure reducers: `apply(profile, event) -> profile`, never mutating the input.
+
+Every rule is a merge that does not care about delivery order or repetition:
+- orders are kept per order id, last writer wins on the order's own `updated_at`
+  (ties prefer the cancelled, then the further-along record, so the result is deterministic);
+- refunds are kept per refund id; a refund seen again keeps the larger amount (a pending
+  refund transaction can only later succeed), so a refund before its order, or twice, is exact;
+- consents keep the newest observation per channel (ties prefer the more restrictive state),
+  which is also what keeps a Klaviyo unsubscribe until Shopify reports a newer consent;
+- engagement keeps the latest instants; bounce and spam flags only ever turn on.
+
+Membership, version, next_transition_at and definitions_hash belong to the service layer and
+are never touched here. Neither is the profile's key (`customer_id`, and a guest's email).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, assert_never
+
+from evergreen.domain.events import (
+    CUSTOMER_TAGS_KEPT,
+    ORDER_DETAILS_KEPT,
+    CheckoutObserved,
+    ConsentChanged,
+    CustomerDeleted,
+    CustomerRedactRequested,
+    CustomerUpserted,
+    DataRequested,
+    DomainEvent,
+    EngagementRecorded,
+    OrderObserved,
+    PurchasingSummary,
+    RefundObserved,
+    ShopRedactRequested,
+)
+from evergreen.domain.profile import (
+    SEEN_EVENTS_KEPT,
+    Consent,
+    Engagement,
+    OrderRecord,
+    Profile,
+    RefundRecord,
+    normalise_email,
+)
+
+_CONSENT_TIE_RANK: dict[str, int] = {
+    "unknown": 0,
+    "subscribed": 1,
+    "pending": 2,
+    "not_subscribed": 3,
+    "invalid": 4,
+    "redacted": 5,
+    "unsubscribed": 6,
+}
+"""Between two consents stamped with the same instant, the more restrictive one wins."""
+
+_FINANCIAL_RANK: dict[str, int] = {
+    "pending": 1,
+    "authorized": 2,
+    "partially_paid": 3,
+    "paid": 4,
+    "partially_refunded": 5,
+    "refunded": 6,
+    "expired": 7,
+    "voided": 8,
+}
+"""Between two snapshots of an order stamped with the same instant, the further-along one wins."""
+
+
+def apply(profile: Profile, event: DomainEvent) -> Profile:
+    """The profile after `event`. Applying the same event again changes nothing."""
+    match event:
+        case CustomerUpserted():
+            return _apply_customer(profile, event)
+        case CustomerDeleted():
+            return profile if profile.deleted else profile.model_copy(update={"deleted": True})
+        case ConsentChanged():
+            return _apply_consent(profile, event)
+        case OrderObserved():
+            return _apply_order(profile, event)
+        case RefundObserved():
+            return _apply_refunds(profile, [event])
+        case CheckoutObserved():
+            return _apply_checkout(profile, event)
+        case EngagementRecorded():
+            return _apply_engagement(profile, event)
+        case PurchasingSummary() | DataRequested() | CustomerRedactRequested() | ShopRedactRequested():
+            return profile
+        case _:
+            assert_never(event)
+
+
+def merge_guest(customer: Profile, guest: Profile) -> Profile:
+    """The customer profile after absorbing a guest profile (same shop, keyed by email).
+
+    Orders, refunds, checkouts and engagement are unioned with the same merges `apply` uses;
+    consents keep the newest per channel; the customer's identity wins and the guest only
+    fills gaps; delivery ids are unioned (bounded). Service-owned fields stay the customer's.
+    """
+    if customer.shop != guest.shop:
+        raise ValueError("cannot merge profiles of different shops")
+    if guest.customer_id is not None:
+        raise ValueError("only a guest profile (no customer id) can be merged into a customer")
+    merged = _apply_records(customer, list(guest.orders.values()), list(guest.refunds.values()))
+    if guest.open_checkout_at is not None and guest.open_checkout_token is not None:
+        merged = _open_checkout(merged, guest.open_checkout_token, guest.open_checkout_at)
+    seen = [*merged.seen_event_ids, *(i for i in guest.seen_event_ids if i not in merged.seen_event_ids)]
+    update: dict[str, Any] = {
+        **_fill_identity(
+            merged,
+            email=guest.email,
+            phone=guest.phone,
+            first_name=guest.first_name,
+            last_name=guest.last_name,
+            klaviyo_profile_id=guest.klaviyo_profile_id,
+        ),
+        "email_consent": _newer_consent(merged.email_consent, guest.email_consent).model_copy(),
+        "sms_consent": _newer_consent(merged.sms_consent, guest.sms_consent).model_copy(),
+        "engagement": _merge_engagement(merged.engagement, guest.engagement),
+        "seen_event_ids": seen[-SEEN_EVENTS_KEPT:],
+    }
+    return merged.model_copy(update=update)
+
+
+# --- customers and consent -----------------------------------------------------------------------
+
+
+def _is_not_older(new: datetime | None, current: datetime | None) -> bool:
+    """True when `new` is at least as recent as `current` (an unknown instant counts as oldest)."""
+    if current is None:
+        return True
+    return new is not None and new >= current
+
+
+def _identity(
+    profile: Profile,
+    *,
+    overwrite: bool,
+    email: str | None = None,
+    phone: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    klaviyo_profile_id: str | None = None,
+) -> dict[str, Any]:
+    """Identity changes: known values overwrite (or only fill gaps); None never erases.
+
+    A guest's email is its key, so a guest profile's email is only ever filled, never changed.
+    """
+    update: dict[str, Any] = {}
+    candidates = {
+        "phone": phone,
+        "first_name": first_name,
+        "last_name": last_name,
+        "klaviyo_profile_id": klaviyo_profile_id,
+    }
+    for field, value in candidates.items():
+        if value is not None and (overwrite or getattr(profile, field) is None):
+            update[field] = value
+    normalized = normalise_email(email)
+    guest_key_fixed = profile.customer_id is None and profile.email_normalized is not None
+    if normalized is None:
+        return update
+    same_address_undisplayed = profile.email is None and normalized == profile.email_normalized
+    if profile.email_normalized is None or same_address_undisplayed or (overwrite and not guest_key_fixed):
+        update["email"] = email
+        update["email_normalized"] = normalized
+    return update
+
+
+def _fill_identity(profile: Profile, **values: str | None) -> dict[str, Any]:
+    return _identity(profile, overwrite=False, **values)
+
+
+def _newer_stamp(current: datetime | None, observed: datetime | None) -> bool | None:
+    """Whether `observed` is strictly newer (True), strictly older (False) or a tie (None).
+
+    An unknown instant is older than any known one.
+    """
+    if current == observed:
+        return None
+    if current is None or observed is None:
+        return current is None
+    return observed > current
+
+
+def _newer_consent(current: Consent, observed: Consent | None) -> Consent:
+    """The consent to keep: the newer observation; an undated one never beats a dated one."""
+    if observed is None:
+        return current
+    newer = _newer_stamp(current.updated_at, observed.updated_at)
+    if newer is None:
+        newer = _CONSENT_TIE_RANK.get(observed.state, 0) > _CONSENT_TIE_RANK.get(current.state, 0)
+    return observed if newer else current
+
+
+def _consents(profile: Profile, email: Consent | None, sms: Consent | None) -> dict[str, Any]:
+    update: dict[str, Any] = {}
+    kept_email = _newer_consent(profile.email_consent, email)
+    if kept_email is not profile.email_consent:
+        update["email_consent"] = kept_email.model_copy()
+    kept_sms = _newer_consent(profile.sms_consent, sms)
+    if kept_sms is not profile.sms_consent:
+        update["sms_consent"] = kept_sms.model_copy()
+    return update
+
+
+def _apply_customer(profile: Profile, event: CustomerUpserted) -> Profile:
+    update = _consents(profile, event.email_consent, event.sms_consent)
+    if _is_not_older(event.updated_at, profile.customer_updated_at):
+        update |= _identity(
+            profile,
+            overwrite=True,
+            email=event.email,
+            phone=event.phone,
+            first_name=event.first_name,
+            last_name=event.last_name,
+        )
+        if event.state is not None:
+            update["customer_state"] = event.state
+        if event.tags is not None:
+            update["customer_tags"] = list(event.tags[:CUSTOMER_TAGS_KEPT])
+        if event.created_at is not None:
+            update["customer_created_at"] = event.created_at
+        if event.updated_at is not None:
+            update["customer_updated_at"] = event.updated_at
+    return profile.model_copy(update=update) if update else profile
+
+
+def _apply_consent(profile: Profile, event: ConsentChanged) -> Profile:
+    observed = Consent(state=event.state, updated_at=event.updated_at)
+    email, sms = (observed, None) if event.channel == "email" else (None, observed)
+    update = _consents(profile, email, sms)
+    update |= _fill_identity(profile, email=event.email, phone=event.phone)
+    return profile.model_copy(update=update) if update else profile
+
+
+# --- orders, refunds, checkouts ------------------------------------------------------------------
+
+
+def _tie_key(record: OrderRecord) -> tuple[bool, int, str]:
+    return (record.cancelled, _FINANCIAL_RANK.get(record.financial_status or "", 0), record.model_dump_json())
+
+
+def _newer_order(current: OrderRecord, observed: OrderRecord) -> OrderRecord:
+    """Last writer wins on the order's `updated_at`; ties resolve deterministically."""
+    newer = _newer_stamp(current.updated_at, observed.updated_at)
+    if newer is None:
+        newer = _tie_key(observed) > _tie_key(current)
+    return observed if newer else current
+
+
+def _merge_refund(current: RefundRecord, observed: RefundRecord) -> RefundRecord:
+    """One refund seen twice: keep the larger amount and the earliest known creation time."""
+    created = [at for at in (current.created_at, observed.created_at) if at is not None]
+    merged = RefundRecord(
+        refund_id=current.refund_id,
+        order_id=min(current.order_id, observed.order_id),
+        amount=max(current.amount, observed.amount),
+        created_at=min(created) if created else None,
+    )
+    return current if merged == current else merged
+
+
+def _order_record(event: OrderObserved) -> OrderRecord:
+    return OrderRecord(
+        order_id=event.order_id,
+        created_at=event.created_at,
+        updated_at=event.updated_at,
+        total=event.total,
+        currency=event.currency,
+        financial_status=event.financial_status,
+        cancelled=event.cancelled,
+        test=event.test,
+        checkout_token=event.checkout_token,
+        product_types=list(event.product_types[:ORDER_DETAILS_KEPT]),
+        tags=list(event.tags[:ORDER_DETAILS_KEPT]),
+    )
+
+
+def _refund_record(event: RefundObserved) -> RefundRecord:
+    return RefundRecord(
+        refund_id=event.refund_id,
+        order_id=event.order_id,
+        amount=max(event.amount, Decimal(0)),
+        created_at=event.created_at,
+    )
+
+
+def _closes_checkout(order: OrderRecord, token: str | None, opened_at: datetime) -> bool:
+    """An order ends a checkout when it came from it or was placed at or after its last activity."""
+    return (token is not None and order.checkout_token == token) or order.created_at >= opened_at
+
+
+def _apply_records(profile: Profile, orders: list[OrderRecord], refunds: list[RefundRecord]) -> Profile:
+    """Merge order and refund records into the profile; orders may close the open checkout."""
+    kept_orders = dict(profile.orders)
+    for record in orders:
+        existing = kept_orders.get(record.order_id)
+        kept_orders[record.order_id] = record if existing is None else _newer_order(existing, record)
+    kept_refunds = dict(profile.refunds)
+    for refund in refunds:
+        existing_refund = kept_refunds.get(refund.refund_id)
+        kept_refunds[refund.refund_id] = refund if existing_refund is None else _merge_refund(existing_refund, refund)
+    update: dict[str, Any] = {}
+    if kept_orders != profile.orders:
+        update["orders"] = kept_orders
+    if kept_refunds != profile.refunds:
+        update["refunds"] = kept_refunds
+    opened_at = profile.open_checkout_at
+    if opened_at is not None and any(
+        _closes_checkout(order, profile.open_checkout_token, opened_at) for order in orders
+    ):
+        update["open_checkout_at"] = None
+        update["open_checkout_token"] = None
+    return profile.model_copy(update=update) if update else profile
+
+
+def _apply_order(profile: Profile, event: OrderObserved) -> Profile:
+    merged = _apply_records(profile, [_order_record(event)], [_refund_record(refund) for refund in event.refunds])
+    identity = _fill_identity(
+        merged,
+        email=event.email,
+        phone=event.phone,
+        first_name=event.first_name,
+        last_name=event.last_name,
+    )
+    return merged.model_copy(update=identity) if identity else merged
+
+
+def _apply_refunds(profile: Profile, events: list[RefundObserved]) -> Profile:
+    return _apply_records(profile, [], [_refund_record(event) for event in events])
+
+
+def _open_checkout(profile: Profile, token: str, at: datetime) -> Profile:
+    """Open (or move) the open checkout, unless an order already ended it or a later one is open."""
+    if any(_closes_checkout(order, token, at) for order in profile.orders.values()):
+        return profile
+    current = profile.open_checkout_at
+    if current is not None and (at, token) <= (current, profile.open_checkout_token or ""):
+        return profile
+    return profile.model_copy(update={"open_checkout_at": at, "open_checkout_token": token})
+
+
+def _apply_checkout(profile: Profile, event: CheckoutObserved) -> Profile:
+    identity = _fill_identity(profile, email=event.email, phone=event.phone)
+    updated = profile.model_copy(update=identity) if identity else profile
+    if event.completed_at is not None:
+        if updated.open_checkout_token == event.token:
+            return updated.model_copy(update={"open_checkout_at": None, "open_checkout_token": None})
+        return updated
+    at = event.last_activity_at
+    return updated if at is None else _open_checkout(updated, event.token, at)
+
+
+# --- engagement ----------------------------------------------------------------------------------
+
+
+def _latest(current: datetime | None, observed: datetime | None) -> datetime | None:
+    if current is None:
+        return observed
+    if observed is None:
+        return current
+    return max(current, observed)
+
+
+def _merge_engagement(current: Engagement, observed: Engagement) -> Engagement:
+    return Engagement(
+        last_email_open_at=_latest(current.last_email_open_at, observed.last_email_open_at),
+        last_email_click_at=_latest(current.last_email_click_at, observed.last_email_click_at),
+        last_sms_click_at=_latest(current.last_sms_click_at, observed.last_sms_click_at),
+        email_bounced=current.email_bounced or observed.email_bounced,
+        email_marked_spam=current.email_marked_spam or observed.email_marked_spam,
+    )
+
+
+_ENGAGEMENT_FIELD = {
+    "email_open": "last_email_open_at",
+    "email_click": "last_email_click_at",
+    "sms_click": "last_sms_click_at",
+}
+
+
+def _apply_engagement(profile: Profile, event: EngagementRecorded) -> Profile:
+    update: dict[str, Any] = {}
+    if event.kind in _ENGAGEMENT_FIELD:
+        observed = Engagement.model_validate({_ENGAGEMENT_FIELD[event.kind]: event.occurred_at})
+    else:
+        observed = Engagement(email_bounced=event.kind == "email_bounce", email_marked_spam=event.kind == "email_spam")
+    engagement = _merge_engagement(profile.engagement, observed)
+    if engagement != profile.engagement:
+        update["engagement"] = engagement
+    unsubscribed = Consent(state="unsubscribed", updated_at=event.occurred_at)
+    if event.kind == "email_unsubscribe":
+        update |= _consents(profile, unsubscribed, None)
+    elif event.kind == "sms_unsubscribe":
+        update |= _consents(profile, None, unsubscribed)
+    update |= _fill_identity(profile, email=event.email, phone=event.phone, klaviyo_profile_id=event.klaviyo_profile_id)
+    return profile.model_copy(update=update) if update else profile

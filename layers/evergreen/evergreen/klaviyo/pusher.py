@@ -1,0 +1,333 @@
+"""Turns a batch of `SegmentChange` into Klaviyo calls and says which changes must be retried.
+
+Trickle (fewer than `bulk_threshold` changes):
+  1. one POST /api/profile-import per profile (its answer gives the Klaviyo profile id);
+  2. one POST /api/events per entered/exited segment;
+  3. list additions/removals, batched per list in calls of at most 1,000 profile ids.
+Flood:
+  1. profiles whose list removals need a Klaviyo id we do not have are resolved by external id
+     (GET /api/profiles, 50 per call); those still unknown go through a single profile-import;
+  2. everyone else goes in bulk profile import jobs (10,000 profiles / 5 MB each), grouped by the
+     lists they join, which the job's list relationship adds them to;
+  3. bulk event jobs of at most 1,000 events;
+  4. list calls as in a trickle for what the jobs did not cover.
+
+Failures are per call: only the changes a failed call carried are reported, and everything is
+idempotent on retry (profile upserts, events keyed by `unique_id`, list membership).
+Several versions of one profile in a batch are upserted once, from the newest snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.klaviyo import requests as kr
+from evergreen.klaviyo.client import KlaviyoError, KlaviyoThrottled, KlaviyoUnavailable
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class KlaviyoSender(Protocol):
+    def send(self, request: kr.KlaviyoRequest) -> httpx.Response: ...
+
+
+@dataclass
+class PushResult:
+    """What a push did. `failed` holds indexes into the pushed changes that must be retried."""
+
+    mode: Literal["trickle", "flood"] = "trickle"
+    failed: set[int] = field(default_factory=set)
+    klaviyo_profile_ids: dict[int, str] = field(default_factory=dict)
+    """Klaviyo profile ids learned in this push (profile-import answers, lookups) per change index,
+    reported even for a change that failed later on: the id itself is a fact worth keeping."""
+    errors: dict[int, str] = field(default_factory=dict)
+    """Why each failed change failed: operation and status, never PII."""
+    profiles_upserted: int = 0
+    bulk_profile_jobs: int = 0
+    events_sent: int = 0
+    bulk_event_jobs: int = 0
+    list_additions: int = 0
+    list_removals: int = 0
+    requests: int = 0
+    gave_up: set[str] = field(default_factory=set)
+    """Operations abandoned for the rest of this push after retries ran out on a 429 or a 5xx, so a
+    Klaviyo outage costs one exhausted call per endpoint rather than one per change."""
+
+
+@dataclass
+class _Profile:
+    """All changes of one profile in the batch; `rep` is the newest, whose snapshot is upserted."""
+
+    external_id: str
+    indexes: list[int]
+    rep: int
+    list_adds: set[str] = field(default_factory=set)
+    list_removes: set[str] = field(default_factory=set)
+    klaviyo_id: str | None = None
+    learned_id: bool = False
+    failed: bool = False
+
+
+class KlaviyoPusher:
+    """Pushes segment changes to Klaviyo through a `KlaviyoSender` (normally `KlaviyoClient`)."""
+
+    def __init__(
+        self,
+        client: KlaviyoSender,
+        list_ids: Mapping[str, str],
+        bulk_threshold: int = 50,
+        *,
+        reconcile_lists: bool = False,
+    ) -> None:
+        """`list_ids` maps segment name to Klaviyo list id. By default only lists whose segment a change
+        entered or exited are touched; `reconcile_lists` sets every mapped list from the snapshot instead
+        (repairs drift, e.g. after a superseded version was skipped, at up to 2 list calls per list).
+        """
+        if bulk_threshold < 1:
+            raise ValueError("bulk_threshold must be at least 1")
+        self._client = client
+        self._list_ids = dict(list_ids)
+        self._bulk_threshold = bulk_threshold
+        self._reconcile_lists = reconcile_lists
+
+    def push(self, changes: Sequence[SegmentChange]) -> PushResult:
+        result = PushResult(mode="flood" if len(changes) >= self._bulk_threshold else "trickle")
+        if not changes:
+            return result
+        profiles = self._profiles(changes)
+        if result.mode == "trickle":
+            self._import_singly(profiles, changes, result)
+            self._send_events_singly(profiles, changes, result)
+            self._update_lists(profiles, result, adds_done_by_jobs=set())
+        else:
+            needs_id = [p for p in profiles if p.list_removes and p.klaviyo_id is None]
+            self._look_up_ids(needs_id, changes, result)
+            singles = [p for p in needs_id if p.klaviyo_id is None and not p.failed]
+            single_ids = {id(p) for p in singles}
+            bulk = [p for p in profiles if id(p) not in single_ids]
+            self._import_singly(singles, changes, result)
+            self._import_in_bulk(bulk, changes, result)
+            self._send_events_in_bulk(profiles, changes, result)
+            self._update_lists(profiles, result, adds_done_by_jobs={id(p) for p in bulk})
+        for profile in profiles:
+            if profile.learned_id and profile.klaviyo_id:
+                for index in profile.indexes:
+                    result.klaviyo_profile_ids[index] = profile.klaviyo_id
+        return result
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def _profiles(self, changes: Sequence[SegmentChange]) -> list[_Profile]:
+        by_external_id: dict[str, list[int]] = defaultdict(list)
+        for index, change in enumerate(changes):
+            by_external_id[change.external_id].append(index)
+        profiles: list[_Profile] = []
+        for external_id, indexes in by_external_id.items():
+            rep = max(indexes, key=lambda i: (changes[i].version, i))
+            profile = _Profile(external_id=external_id, indexes=indexes, rep=rep)
+            profile.klaviyo_id = next(
+                (changes[i].klaviyo_profile_id for i in sorted(indexes, reverse=True) if changes[i].klaviyo_profile_id),
+                None,
+            )
+            self._plan_lists(profile, changes)
+            profiles.append(profile)
+        return profiles
+
+    def _plan_lists(self, profile: _Profile, changes: Sequence[SegmentChange]) -> None:
+        """Lists whose membership this batch touched (or all, reconciling), set to the newest snapshot's."""
+        if self._reconcile_lists:
+            touched = set(self._list_ids)
+        else:
+            touched = {
+                segment
+                for index in profile.indexes
+                for segment in (*changes[index].entered, *changes[index].exited)
+                if segment in self._list_ids
+            }
+        current = set(changes[profile.rep].segments)
+        for list_id in {self._list_ids[segment] for segment in touched}:
+            member = any(self._list_ids.get(segment) == list_id for segment in current)
+            (profile.list_adds if member else profile.list_removes).add(list_id)
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _send(self, request: kr.KlaviyoRequest, result: PushResult) -> httpx.Response:
+        """Send, unless Klaviyo already kept refusing this operation in this push (then fail fast)."""
+        if request.operation in result.gave_up:
+            raise KlaviyoThrottled(operation=request.operation, retry_after_s=None)
+        result.requests += 1
+        try:
+            return self._client.send(request)
+        except (KlaviyoThrottled, KlaviyoUnavailable):
+            result.gave_up.add(request.operation)
+            raise
+
+    @staticmethod
+    def _fail(profiles: Iterable[_Profile], error: KlaviyoError | str, result: PushResult) -> None:
+        reason = (
+            error
+            if isinstance(error, str)
+            else f"{error.operation}: {error.status if error.status is not None else type(error).__name__}"
+        )
+        for profile in profiles:
+            profile.failed = True
+            for index in profile.indexes:
+                result.failed.add(index)
+                result.errors.setdefault(index, reason)
+
+    @staticmethod
+    def _fail_change(index: int, error: KlaviyoError, result: PushResult) -> None:
+        result.failed.add(index)
+        result.errors.setdefault(index, f"{error.operation}: {error.status or type(error).__name__}")
+
+    def _import_singly(
+        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
+    ) -> None:
+        for profile in profiles:
+            try:
+                response = self._send(kr.profile_import(changes[profile.rep]), result)
+            except KlaviyoError as error:
+                self._fail([profile], error, result)
+                continue
+            result.profiles_upserted += 1
+            klaviyo_id = _profile_id(response)
+            if klaviyo_id:
+                profile.klaviyo_id = klaviyo_id
+                profile.learned_id = True
+
+    def _look_up_ids(self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult) -> None:
+        lookable = [p for p in profiles if kr.filterable_external_id(p.external_id)]
+        for chunk in kr.pack(lookable, max_count=kr.MAX_PROFILE_LOOKUP):
+            try:
+                response = self._send(kr.profile_lookup([p.external_id for p in chunk]), result)
+            except KlaviyoError:
+                continue  # those profiles fall back to a single profile-import
+            found = _ids_by_external_id(response)
+            for profile in chunk:
+                if profile.external_id in found:
+                    profile.klaviyo_id = found[profile.external_id]
+                    profile.learned_id = True
+
+    def _import_in_bulk(
+        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
+    ) -> None:
+        by_lists: dict[frozenset[str], list[_Profile]] = defaultdict(list)
+        for profile in profiles:
+            by_lists[frozenset(profile.list_adds)].append(profile)
+        for list_ids, group in sorted(by_lists.items(), key=lambda item: sorted(item[0])):
+            reps = [changes[p.rep] for p in group]
+            for job in kr.plan_bulk_profile_jobs(reps):
+                members = [group[i] for i in job]
+                try:
+                    self._send(kr.profile_bulk_import([reps[i] for i in job], list_ids), result)
+                except KlaviyoError as error:
+                    self._fail(members, error, result)
+                    continue
+                result.bulk_profile_jobs += 1
+                result.profiles_upserted += len(members)
+
+    def _events_of(
+        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange]
+    ) -> list[tuple[int, kr.ProfileEvents]]:
+        """(change index, its events) for every change of a profile that has not failed."""
+        entries: list[tuple[int, kr.ProfileEvents]] = []
+        for profile in profiles:
+            if profile.failed:
+                continue
+            for index in sorted(profile.indexes):
+                events = kr.segment_events(changes[index])
+                if events:
+                    entries.append((index, kr.ProfileEvents(changes[index], events, profile.klaviyo_id)))
+        return entries
+
+    def _send_events_singly(
+        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
+    ) -> None:
+        for index, entry in self._events_of(profiles, changes):
+            for event in entry.events:
+                try:
+                    self._send(kr.create_event(entry.change, event, entry.klaviyo_profile_id), result)
+                except KlaviyoError as error:
+                    self._fail_change(index, error, result)
+                    continue
+                result.events_sent += 1
+
+    def _send_events_in_bulk(
+        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
+    ) -> None:
+        entries = self._events_of(profiles, changes)
+        indexes_of: dict[int, list[int]] = defaultdict(list)
+        for index, entry in entries:
+            indexes_of[id(entry.change)].append(index)
+        for job in kr.plan_bulk_event_jobs([entry for _, entry in entries]):
+            try:
+                self._send(kr.bulk_create_events(job), result)
+            except KlaviyoError as error:
+                for entry in job:
+                    for index in indexes_of[id(entry.change)]:
+                        self._fail_change(index, error, result)
+                continue
+            result.bulk_event_jobs += 1
+            result.events_sent += sum(len(entry.events) for entry in job)
+
+    def _update_lists(self, profiles: Sequence[_Profile], result: PushResult, adds_done_by_jobs: set[int]) -> None:
+        adds: dict[str, list[_Profile]] = defaultdict(list)
+        removes: dict[str, list[_Profile]] = defaultdict(list)
+        for profile in profiles:
+            if profile.failed:
+                continue
+            wanted_adds = set() if id(profile) in adds_done_by_jobs else profile.list_adds
+            if (wanted_adds or profile.list_removes) and not profile.klaviyo_id:
+                self._fail([profile], "lists: no Klaviyo profile id", result)
+                continue
+            for list_id in wanted_adds:
+                adds[list_id].append(profile)
+            for list_id in profile.list_removes:
+                removes[list_id].append(profile)
+        for direction, plan in (("add", adds), ("remove", removes)):
+            for list_id in sorted(plan):
+                for chunk in kr.pack(plan[list_id], max_count=kr.MAX_LIST_PROFILES):
+                    ids = [p.klaviyo_id for p in chunk if p.klaviyo_id]
+                    build = kr.add_profiles_to_list if direction == "add" else kr.remove_profiles_from_list
+                    try:
+                        self._send(build(list_id, ids), result)
+                    except KlaviyoError as error:
+                        self._fail(chunk, error, result)
+                        continue
+                    if direction == "add":
+                        result.list_additions += len(ids)
+                    else:
+                        result.list_removals += len(ids)
+
+
+def _profile_id(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    klaviyo_id = data.get("id") if isinstance(data, dict) else None
+    return klaviyo_id if isinstance(klaviyo_id, str) and klaviyo_id else None
+
+
+def _ids_by_external_id(response: httpx.Response) -> dict[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    data = body.get("data") if isinstance(body, dict) else None
+    found: dict[str, str] = {}
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        attributes = item.get("attributes")
+        external_id = attributes.get("external_id") if isinstance(attributes, dict) else None
+        klaviyo_id = item.get("id")
+        if isinstance(external_id, str) and isinstance(klaviyo_id, str) and klaviyo_id:
+            found[external_id] = klaviyo_id
+    return found

@@ -1,0 +1,230 @@
+"""The staleness sweep: re-evaluate only the profiles whose next transition is due."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from evergreen.clock import Clock
+from evergreen.domain.changes import SegmentChange
+from evergreen.domain.membership import reevaluate
+from evergreen.domain.profile import Profile
+from evergreen.segments import Definitions
+from evergreen.service.ports import ChangePublisher, PageLike
+from evergreen.storage.profiles import VersionConflict
+
+logger = Logger(child=True)
+
+
+class SweepRequest(BaseModel):
+    """What the schedule or an operator asks for. The scheduled event carries none of these fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dry_run: bool = False
+    segments: list[str] | None = Field(default=None, min_length=1)
+    full: bool = False
+
+
+class SweepStore(Protocol):
+    def load(self, shop: str, profile_key: str) -> Profile | None: ...
+    def due(self, shard: int, until: datetime, start: dict[str, Any] | None = None) -> PageLike[Profile]: ...
+    def unsynced(
+        self, shard: int, since_before: datetime, start: dict[str, Any] | None = None
+    ) -> PageLike[SegmentChange]: ...
+    def scan(self, segment: int, total_segments: int, start: dict[str, Any] | None = None) -> PageLike[Profile]: ...
+    def save(self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime) -> None: ...
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
+    def swept_definitions_hash(self) -> str | None: ...
+    def record_swept_definitions_hash(self, definitions_hash: str) -> None: ...
+
+
+@dataclass
+class SweepReport:
+    mode: str
+    dry_run: bool
+    segments: list[str] | None
+    due: int = 0
+    read: int = 0
+    evaluated: int = 0
+    written: int = 0
+    conflicts: int = 0
+    entered: Counter[str] = field(default_factory=Counter)
+    exited: Counter[str] = field(default_factory=Counter)
+    enqueued: int = 0
+    repaired: int = 0
+    oldest_overdue_seconds: float = 0.0
+    complete: bool = True
+    duration_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "segments": self.segments,
+            "due": self.due,
+            "read": self.read,
+            "evaluated": self.evaluated,
+            "written": self.written,
+            "conflicts": self.conflicts,
+            "entered": dict(sorted(self.entered.items())),
+            "exited": dict(sorted(self.exited.items())),
+            "enqueued": self.enqueued,
+            "repaired": self.repaired,
+            "oldest_overdue_seconds": round(self.oldest_overdue_seconds, 3),
+            "complete": self.complete,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+class StalenessSweep:
+    """Re-evaluates due profiles (or all, in full mode), writes with the version condition, enqueues changes."""
+
+    def __init__(
+        self,
+        store: SweepStore,
+        publisher: ChangePublisher,
+        definitions: Definitions,
+        clock: Clock,
+        shards: int,
+        sync_grace: timedelta,
+        scan_segments: int = 4,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._definitions = definitions
+        self._clock = clock
+        self._shards = shards
+        self._grace = sync_grace
+        self._scan_segments = scan_segments
+
+    def run(self, request: SweepRequest, time_left: Callable[[], bool] = lambda: True) -> SweepReport:
+        """Sweep until done or until `time_left()` says stop; the next run continues where due work remains."""
+        started = time.perf_counter()
+        now = self._clock.now()
+        only = frozenset(request.segments) if request.segments else None
+        full = request.full or self._definitions_changed(request)
+        report = SweepReport("full" if full else "due", request.dry_run, request.segments)
+        pages = self._full_pages() if full else self._due_pages(now)
+        for profiles in pages:
+            for profile in profiles:
+                report.read += 1
+                if not full:
+                    report.due += 1
+                    if profile.next_transition_at is not None:
+                        overdue = (now - profile.next_transition_at).total_seconds()
+                        report.oldest_overdue_seconds = max(report.oldest_overdue_seconds, overdue)
+                self._sweep_one(profile, now, only, request, report, full)
+            if not time_left():
+                report.complete = False
+                break
+        if full and report.complete and only is None and not request.dry_run:
+            self._store.record_swept_definitions_hash(self._definitions.hash)
+        if not request.dry_run and report.complete:
+            report.repaired = self._repair_outbox(now, time_left)
+        report.duration_ms = (time.perf_counter() - started) * 1000
+        return report
+
+    def _definitions_changed(self, request: SweepRequest) -> bool:
+        """A scheduled run after a definitions change becomes a full re-evaluation, until one completes."""
+        if request.full or request.dry_run or request.segments:
+            return False
+        swept = self._store.swept_definitions_hash()
+        if swept is None:  # a new table: every profile is written under the definitions deployed with it
+            self._store.record_swept_definitions_hash(self._definitions.hash)
+            return False
+        return swept != self._definitions.hash
+
+    def _sweep_one(
+        self,
+        profile: Profile,
+        now: datetime,
+        only: frozenset[str] | None,
+        request: SweepRequest,
+        report: SweepReport,
+        full: bool,
+    ) -> None:
+        current: Profile | None = profile
+        while current is not None:
+            result = reevaluate(current, self._definitions, now, current.version + 1, only)
+            report.evaluated += 1
+            if _settled(current, result.profile) and result.change is None:
+                return
+            if request.dry_run:
+                report.entered.update(result.entered)
+                report.exited.update(result.exited)
+                return
+            try:
+                self._store.save(result.profile, current.version, result.change, now)
+            except VersionConflict:
+                report.conflicts += 1
+                current = self._store.load(current.shop, current.key)
+                if current is not None and not (full or _is_due(current, now)):
+                    return
+                continue
+            report.written += 1
+            report.entered.update(result.entered)
+            report.exited.update(result.exited)
+            if result.change is not None and self._publish([result.change]):
+                report.enqueued += 1
+            return
+
+    def _due_pages(self, now: datetime) -> Iterable[list[Profile]]:
+        for shard in range(self._shards):
+            start: dict[str, Any] | None = None
+            while True:
+                page = self._store.due(shard, now, start)
+                yield page.items
+                start = page.next_key
+                if not start:
+                    break
+
+    def _full_pages(self) -> Iterable[list[Profile]]:
+        for segment in range(self._scan_segments):
+            start: dict[str, Any] | None = None
+            while True:
+                page = self._store.scan(segment, self._scan_segments, start)
+                yield page.items
+                start = page.next_key
+                if not start:
+                    break
+
+    def _repair_outbox(self, now: datetime, time_left: Callable[[], bool]) -> int:
+        """Re-send changes still unsynced after the grace period (the table write landed, the send did not)."""
+        repaired = 0
+        for shard in range(self._shards):
+            start: dict[str, Any] | None = None
+            while time_left():
+                page = self._store.unsynced(shard, now - self._grace, start)
+                if page.items and self._publish(page.items):
+                    for change in page.items:
+                        self._store.touch_unsynced(change, now)
+                    repaired += len(page.items)
+                start = page.next_key
+                if not start:
+                    break
+        return repaired
+
+    def _publish(self, changes: Sequence[SegmentChange]) -> bool:
+        try:
+            self._publisher.publish(changes)
+        except Exception:
+            logger.exception("Enqueue failed; the outbox keeps the change")
+            return False
+        return True
+
+
+def _settled(before: Profile, after: Profile) -> bool:
+    """Nothing worth a write: same transition time and definitions hash (membership is checked apart)."""
+    return before.next_transition_at == after.next_transition_at and before.definitions_hash == after.definitions_hash
+
+
+def _is_due(profile: Profile, now: datetime) -> bool:
+    return profile.next_transition_at is not None and profile.next_transition_at <= now

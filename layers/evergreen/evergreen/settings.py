@@ -1,0 +1,48 @@
+"""All configuration, read once from the environment through one model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SHOPIFY_API_VERSION = "2025-10"
+"""The Shopify Admin API version whose webhook payloads Evergreen models."""
+KLAVIYO_REVISION = "2026-07-15"
+"""The Klaviyo API revision sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
+
+
+class Settings(BaseModel):
+    """Environment variables, by name. Unset optional ones fall back to the defaults here."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    profiles_table: str = Field("evergreen-profiles", alias="PROFILES_TABLE")
+    segment_changes_queue_url: str = Field("", alias="SEGMENT_CHANGES_QUEUE_URL")
+    shopify_secrets_id: str = Field("evergreen/shopify-webhook-secrets", alias="SHOPIFY_SECRETS_ID")
+    klaviyo_secrets_id: str = Field("evergreen/klaviyo", alias="KLAVIYO_SECRETS_ID")
+    exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
+    sweep_function_name: str = Field("", alias="SWEEP_FUNCTION_NAME")
+    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
+    shopify_api_version: str = Field(SHOPIFY_API_VERSION, alias="SHOPIFY_API_VERSION")
+    klaviyo_base_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_BASE_URL")
+    klaviyo_revision: str = Field(KLAVIYO_REVISION, alias="KLAVIYO_REVISION")
+    segments_file: str | None = Field(None, alias="SEGMENTS_FILE")
+    sync_grace_seconds: int = Field(900, alias="SYNC_GRACE_SECONDS", ge=0)
+    secrets_cache_seconds: int = Field(300, alias="SECRETS_CACHE_SECONDS", ge=0)
+    sweep_safety_ms: int = Field(20_000, alias="SWEEP_SAFETY_MS", ge=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if environ is None else environ
+        aliases = {field.alias for field in cls.model_fields.values() if field.alias}
+        return cls.model_validate({name: value for name, value in source.items() if name in aliases})
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read on first use."""
+    return Settings.from_env()

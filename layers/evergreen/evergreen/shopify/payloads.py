@@ -1,0 +1,330 @@
+"""Pydantic models of the Shopify webhook payloads Evergreen reads (Admin API 2025-10).
+
+Tolerant by design: unknown fields are ignored, and both current and older field sets parse
+(ids as big integers or strings, `accepts_marketing` next to `email_marketing_consent`,
+money as strings, numbers or `*_set` bags). What a topic truly needs is required, so a
+payload without it fails validation and the translator reports it as malformed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_ABS_AMOUNT = Decimal(10) ** 15
+"""Amounts at or beyond this are rejected as garbage rather than carried into sums."""
+MIN_AMOUNT_EXPONENT = -12
+GID_PREFIX = "gid://"
+
+
+def _to_id(value: Any) -> str:
+    """Exact string form of a Shopify id: big ints stay exact, GraphQL gids lose their prefix."""
+    if isinstance(value, bool):
+        raise ValueError("an id must be an integer or a string")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("an id must not be negative")
+        return str(value)
+    if isinstance(value, str):
+        cleaned = value.strip()
+        if cleaned.startswith(GID_PREFIX):
+            cleaned = cleaned.rsplit("/", 1)[-1].split("?", 1)[0]
+        if not cleaned:
+            raise ValueError("an id must not be blank")
+        return cleaned
+    raise ValueError("an id must be an integer or a string")
+
+
+def _to_amount(value: Any) -> Decimal:
+    """Exact Decimal from a JSON string or number (floats go through their shortest repr)."""
+    if isinstance(value, bool):
+        raise ValueError("an amount must be a number or a numeric string")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("an amount must be finite")
+        value = repr(value)
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation as error:
+            raise ValueError("an amount must be a number or a numeric string") from error
+    elif isinstance(value, Decimal):
+        amount = value
+    else:
+        raise ValueError("an amount must be a number or a numeric string")
+    if not amount.is_finite() or abs(amount) >= MAX_ABS_AMOUNT:
+        raise ValueError("an amount must be finite and of a sensible size")
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < MIN_AMOUNT_EXPONENT:
+        raise ValueError("an amount has too many decimal places")
+    return amount
+
+
+def _to_utc(value: datetime) -> datetime:
+    """UTC instant; a timestamp without offset is read as UTC."""
+    try:
+        if value.tzinfo is None or value.utcoffset() is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("timestamp out of range") from error
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _tag_list(value: Any) -> Any:
+    """Shopify sends tags as one comma-separated string; accept a list too."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [tag.strip() for tag in value.split(",") if tag.strip()]
+    if isinstance(value, list):
+        return [tag.strip() for tag in value if isinstance(tag, str) and tag.strip()]
+    raise ValueError("tags must be a string or a list of strings")
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _none_to_empty(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _none_to_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+ShopifyId = Annotated[str, BeforeValidator(_to_id)]
+Amount = Annotated[Decimal, BeforeValidator(_to_amount)]
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+Text = Annotated[str | None, BeforeValidator(_blank_to_none)]
+"""Optional free text; blank becomes None."""
+LowerText = Annotated[str | None, BeforeValidator(_lower), BeforeValidator(_blank_to_none)]
+Tags = Annotated[list[str] | None, BeforeValidator(_tag_list)]
+Flag = Annotated[bool, BeforeValidator(_none_to_false)]
+
+
+class Payload(BaseModel):
+    """Base for every payload model: unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class Money(Payload):
+    amount: Amount
+    currency_code: Text = Field(None, validation_alias=AliasChoices("currency_code", "currencyCode", "currency"))
+
+
+class MoneyBag(Payload):
+    """Shopify's `*_set`: the same amount in shop and presentment currency."""
+
+    shop_money: Money | None = None
+    presentment_money: Money | None = None
+
+
+class MarketingConsent(Payload):
+    """`email_marketing_consent` / `sms_marketing_consent` objects."""
+
+    state: LowerText = None
+    opt_in_level: LowerText = None
+    consent_updated_at: UtcDatetime | None = None
+
+
+class CustomerPayload(Payload):
+    """customers/create|update|enable|disable. Pre-2025-01 shapes add tags and consents."""
+
+    id: ShopifyId
+    email: Text = None
+    phone: Text = None
+    first_name: Text = None
+    last_name: Text = None
+    state: LowerText = None
+    tags: Tags = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    email_marketing_consent: MarketingConsent | None = None
+    sms_marketing_consent: MarketingConsent | None = None
+    accepts_marketing: bool | None = None
+    """Legacy (removed in 2024-01): email marketing as a boolean."""
+    accepts_marketing_updated_at: UtcDatetime | None = None
+
+
+class CustomerRef(Payload):
+    """A customer embedded in an order or checkout; may be absent, empty or redacted."""
+
+    id: ShopifyId | None = None
+    email: Text = None
+    phone: Text = None
+    first_name: Text = None
+    last_name: Text = None
+
+
+class CustomerDeletePayload(Payload):
+    id: ShopifyId
+
+
+class EmailConsentUpdatePayload(Payload):
+    """customers_email_marketing_consent/update."""
+
+    customer_id: ShopifyId = Field(validation_alias=AliasChoices("customer_id", "id"))
+    email_address: Text = None
+    email_marketing_consent: MarketingConsent
+
+
+class SmsConsentUpdatePayload(Payload):
+    """customers_marketing_consent/update (SMS)."""
+
+    id: ShopifyId = Field(validation_alias=AliasChoices("id", "customer_id"))
+    phone: Text = None
+    sms_marketing_consent: MarketingConsent
+
+
+class PurchasingSummaryPayload(Payload):
+    """customers/purchasing_summary (2025-01+): GraphQL-style camelCase with gids."""
+
+    customer_id: ShopifyId = Field(validation_alias=AliasChoices("customerId", "customer_id"))
+    number_of_orders: int | None = Field(None, validation_alias=AliasChoices("numberOfOrders", "number_of_orders"))
+    amount_spent: Money | None = Field(None, validation_alias=AliasChoices("amountSpent", "amount_spent"))
+    last_order_id: ShopifyId | None = Field(None, validation_alias=AliasChoices("lastOrderId", "last_order_id"))
+    occurred_at: UtcDatetime | None = Field(None, validation_alias=AliasChoices("occurredAt", "occurred_at"))
+
+
+class LineItemPayload(Payload):
+    """Order line items carry product_id, vendor and title; `product_type` is usually absent."""
+
+    product_id: ShopifyId | None = None
+    product_type: Text = None
+    vendor: Text = None
+    title: Text = None
+
+
+class TransactionPayload(Payload):
+    id: ShopifyId | None = None
+    kind: LowerText = None
+    status: LowerText = None
+    amount: Amount | None = None
+    amount_set: MoneyBag | None = None
+    currency: Text = None
+
+    @property
+    def money(self) -> tuple[Decimal, str | None]:
+        """Shop money when the payload gives it, else the plain amount and its currency."""
+        shop = self.amount_set.shop_money if self.amount_set else None
+        if shop is not None:
+            return shop.amount, shop.currency_code
+        return self.amount or Decimal(0), self.currency
+
+    @property
+    def is_successful_refund(self) -> bool:
+        return self.kind == "refund" and self.status == "success"
+
+
+class RefundPayload(Payload):
+    """refunds/create, and the `refunds[]` embedded in order payloads."""
+
+    id: ShopifyId
+    order_id: ShopifyId | None = None
+    created_at: UtcDatetime | None = None
+    processed_at: UtcDatetime | None = None
+    transactions: Annotated[list[TransactionPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+
+    def refunded(self) -> tuple[Decimal, str | None]:
+        """Money that went back: the sum of successful refund transactions."""
+        total = Decimal(0)
+        currency: str | None = None
+        for transaction in self.transactions:
+            if transaction.is_successful_refund:
+                amount, transaction_currency = transaction.money
+                total += amount
+                currency = currency or transaction_currency
+        return total, currency
+
+
+class OrderPayload(Payload):
+    """orders/create|paid|updated|cancelled|fulfilled."""
+
+    id: ShopifyId
+    email: Text = None
+    contact_email: Text = None
+    phone: Text = None
+    customer: CustomerRef | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime | None = None
+    cancelled_at: UtcDatetime | None = None
+    financial_status: LowerText = None
+    test: Flag = False
+    checkout_token: Text = None
+    currency: Text = None
+    total_price: Amount | None = None
+    total_price_set: MoneyBag | None = None
+    tags: Tags = None
+    line_items: Annotated[list[LineItemPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    refunds: Annotated[list[RefundPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+
+    def total(self) -> tuple[Decimal, str | None] | None:
+        """The original order total in shop money, else `total_price` in `currency`."""
+        shop = self.total_price_set.shop_money if self.total_price_set else None
+        if shop is not None:
+            return shop.amount, shop.currency_code or self.currency
+        if self.total_price is not None:
+            return self.total_price, self.currency
+        return None
+
+
+class CheckoutPayload(Payload):
+    """checkouts/create|update (abandoned-checkout objects)."""
+
+    token: Annotated[str, BeforeValidator(_to_id)]
+    email: Text = None
+    phone: Text = None
+    customer: CustomerRef | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+
+
+class ComplianceCustomer(Payload):
+    id: ShopifyId | None = None
+    email: Text = None
+    phone: Text = None
+
+
+class DataRequest(Payload):
+    id: ShopifyId | None = None
+
+
+class DataRequestPayload(Payload):
+    """customers/data_request."""
+
+    shop_id: ShopifyId | None = None
+    shop_domain: Text = None
+    customer: ComplianceCustomer
+    orders_requested: Annotated[list[ShopifyId], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    data_request: DataRequest | None = None
+
+
+class CustomerRedactPayload(Payload):
+    """customers/redact."""
+
+    shop_id: ShopifyId | None = None
+    shop_domain: Text = None
+    customer: ComplianceCustomer
+    orders_to_redact: Annotated[list[ShopifyId], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+
+
+class ShopRedactPayload(Payload):
+    """shop/redact."""
+
+    shop_id: ShopifyId | None = None
+    shop_domain: Text = None

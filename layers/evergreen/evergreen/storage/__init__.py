@@ -1,0 +1,1 @@
+"""Adapters at the edge: DynamoDB, SQS, Secrets Manager and S3 behind small interfaces."""

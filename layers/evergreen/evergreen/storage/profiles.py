@@ -1,0 +1,365 @@
+"""The profiles table: one item per (shop, profile key), written with optimistic concurrency.
+
+An item holds the profile as JSON plus the attributes its indexes need:
+`due_pk`/`next_transition_at` (sparse `due` index), `unsynced_pk`/`unsynced_since` and
+`pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index) and
+`synced_version`, which only the sync function writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.domain.profile import Profile
+from evergreen.storage import keys
+
+Item = dict[str, Any]
+PageKey = dict[str, Any] | None
+
+
+META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
+"""The one item that is not a profile: which definitions every profile has been evaluated under."""
+
+
+class VersionConflict(Exception):
+    """Another writer changed the profile since it was read."""
+
+
+@dataclass(frozen=True)
+class Page[T]:
+    items: list[T]
+    next_key: PageKey
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = error.response.get("CancellationReasons", [])
+        return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+    return False
+
+
+def profile_from_item(item: Item) -> Profile:
+    profile = Profile.model_validate_json(item["profile"]["S"])
+    klaviyo_id = item.get("klaviyo_profile_id", {}).get("S")
+    if klaviyo_id and profile.klaviyo_profile_id != klaviyo_id:
+        profile = profile.model_copy(update={"klaviyo_profile_id": klaviyo_id})
+    return profile
+
+
+class DynamoProfileStore:
+    """Profiles in DynamoDB through a low-level client created once by the caller."""
+
+    def __init__(self, client: Any, table_name: str, shards: int) -> None:
+        self._client = client
+        self._table = table_name
+        self._shards = shards
+
+    # reads ---------------------------------------------------------------
+    def load(self, shop: str, profile_key: str) -> Profile | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return profile_from_item(item) if item else None
+
+    def customer_key_for_email(self, shop: str, email_normalized: str) -> str | None:
+        """The key of the shop's customer profile with this email, if one exists (eventually consistent)."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName="by_email",
+            KeyConditionExpression="email_pk = :e",
+            ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
+        )
+        found = sorted(item["sk"]["S"] for item in response.get("Items", []))
+        customers = [key for key in found if key.startswith("customer#")]
+        return customers[0] if customers else None
+
+    def keys_with_email(self, shop: str, email_normalized: str) -> list[str]:
+        response = self._client.query(
+            TableName=self._table,
+            IndexName="by_email",
+            KeyConditionExpression="email_pk = :e",
+            ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
+        )
+        return [item["sk"]["S"] for item in response.get("Items", [])]
+
+    def keys_in_shop(self, shop: str) -> Iterator[str]:
+        start: PageKey = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": _s(keys.shop_pk(shop))},
+                "ProjectionExpression": "sk",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._client.query(**kwargs)
+            yield from (item["sk"]["S"] for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def due(self, shard: int, until: datetime, start: PageKey = None, limit: int = 200) -> Page[Profile]:
+        """Profiles in one shard whose next transition is at or before `until`, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "due",
+            "KeyConditionExpression": "due_pk = :d AND next_transition_at <= :t",
+            "ExpressionAttributeValues": {":d": _s(keys.due_pk(shard)), ":t": _s(keys.instant(until))},
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = self._client.query(**kwargs)
+        profiles = [profile_from_item(item) for item in response.get("Items", [])]
+        return Page(profiles, response.get("LastEvaluatedKey"))
+
+    def unsynced(self, shard: int, since_before: datetime, start: PageKey = None) -> Page[SegmentChange]:
+        """Pending changes in one shard that have waited since before `since_before`."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "unsynced",
+            "KeyConditionExpression": "unsynced_pk = :u AND unsynced_since <= :t",
+            "ExpressionAttributeValues": {":u": _s(keys.unsynced_pk(shard)), ":t": _s(keys.instant(since_before))},
+            "ProjectionExpression": "pending_change",
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = self._client.query(**kwargs)
+        changes = [
+            SegmentChange.model_validate_json(item["pending_change"]["S"])
+            for item in response.get("Items", [])
+            if "pending_change" in item
+        ]
+        return Page(changes, response.get("LastEvaluatedKey"))
+
+    def scan(self, segment: int, total_segments: int, start: PageKey = None) -> Page[Profile]:
+        """One page of one parallel-scan segment: the full re-evaluation's read."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "FilterExpression": "attribute_exists(profile)",
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = self._client.scan(**kwargs)
+        return Page([profile_from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey"))
+
+    def synced_versions(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The last synced version of each (shop, profile key); absent when never synced or deleted."""
+        found: dict[tuple[str, str], int] = {}
+        unique = list(dict.fromkeys(refs))
+        for offset in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [
+                        {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)} for shop, key in unique[offset : offset + 100]
+                    ],
+                    "ProjectionExpression": "pk, sk, synced_version",
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    shop = item["pk"]["S"].removeprefix(keys.SHOP_PREFIX)
+                    found[(shop, item["sk"]["S"])] = int(item.get("synced_version", {"N": "0"})["N"])
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def swept_definitions_hash(self) -> str | None:
+        """The definitions hash the last complete full sweep applied to every profile."""
+        response = self._client.get_item(TableName=self._table, Key=META_KEY, ConsistentRead=True)
+        found: str | None = response.get("Item", {}).get("definitions_hash", {}).get("S")
+        return found
+
+    def record_swept_definitions_hash(self, definitions_hash: str) -> None:
+        self._client.put_item(TableName=self._table, Item={**META_KEY, "definitions_hash": _s(definitions_hash)})
+
+    # writes --------------------------------------------------------------
+    def save(self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime) -> None:
+        """Write the profile if its stored version is still `expected_version` (0: must not exist)."""
+        try:
+            self._client.update_item(**self._update(profile, expected_version, pending, now))
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise VersionConflict(profile.key) from error
+            raise
+
+    def save_merged(
+        self, profile: Profile, expected_version: int, guest: Profile, pending: SegmentChange | None, now: datetime
+    ) -> None:
+        """Write the customer profile and delete the guest profile merged into it, atomically."""
+        update = self._update(profile, expected_version, pending, now)
+        update.pop("ReturnValues", None)
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Update": update},
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": {"pk": _s(keys.shop_pk(guest.shop)), "sk": _s(guest.key)},
+                            "ConditionExpression": "version = :gv",
+                            "ExpressionAttributeValues": {":gv": _n(guest.version)},
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise VersionConflict(profile.key) from error
+            raise
+
+    def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None:
+        """Record that `version` reached Klaviyo; clear the outbox entry unless a newer change waits.
+
+        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself.
+        """
+        key = {"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}
+        values: dict[str, Any] = {":v": _n(version)}
+        sets = "SET synced_version = :v"
+        if klaviyo_profile_id:
+            sets += ", klaviyo_profile_id = :k"
+            values[":k"] = _s(klaviyo_profile_id)
+        newer = "(attribute_not_exists(synced_version) OR synced_version < :v) AND attribute_exists(pk)"
+        outbox = "REMOVE unsynced_pk, unsynced_since, pending_change, pending_version"
+        attempts = (
+            (f"{sets} {outbox}", f"{newer} AND (attribute_not_exists(pending_version) OR pending_version <= :v)"),
+            (sets, newer),
+        )
+        for expression, condition in attempts:
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+                return
+            except ClientError as error:
+                if not _is_conditional_failure(error):
+                    raise
+
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None:
+        """Restart the grace period of a re-sent change, unless a newer one replaced it."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(keys.shop_pk(change.shop)), "sk": _s(change.profile_key)},
+                UpdateExpression="SET unsynced_since = :now",
+                ConditionExpression="pending_version = :v",
+                ExpressionAttributeValues={":now": _s(keys.instant(now)), ":v": _n(change.version)},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
+    def delete(self, shop: str, profile_keys: Sequence[str]) -> int:
+        """Delete these profiles of a shop; returns how many delete requests were sent."""
+        unique = list(dict.fromkeys(profile_keys))
+        for offset in range(0, len(unique), 25):
+            request: dict[str, Any] = {
+                self._table: [
+                    {"DeleteRequest": {"Key": {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)}}}
+                    for key in unique[offset : offset + 25]
+                ]
+            }
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+        return len(unique)
+
+    def backfill(self, profiles: Sequence[Profile], now: datetime) -> int:
+        """Put profiles unconditionally, 25 per request: the initial import of a store's customers."""
+        for offset in range(0, len(profiles), 25):
+            request: dict[str, Any] = {
+                self._table: [
+                    {"PutRequest": {"Item": self._item(profile, None, now)}}
+                    for profile in profiles[offset : offset + 25]
+                ]
+            }
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+        return len(profiles)
+
+    def _attributes(
+        self, profile: Profile, pending: SegmentChange | None, now: datetime
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The item's attributes to set, and the index attributes to remove, for this profile."""
+        shard = keys.shard_of(profile.shop, profile.key, self._shards)
+        values: dict[str, Any] = {
+            "profile": _s(profile.model_dump_json(exclude_defaults=True)),
+            "version": _n(profile.version),
+        }
+        removes: list[str] = []
+        if profile.definitions_hash:
+            values["definitions_hash"] = _s(profile.definitions_hash)
+        if profile.next_transition_at is not None:
+            values["due_pk"] = _s(keys.due_pk(shard))
+            values["next_transition_at"] = _s(keys.instant(profile.next_transition_at))
+        else:
+            removes += ["due_pk", "next_transition_at"]
+        if profile.email_normalized:
+            values["email_pk"] = _s(keys.email_pk(profile.shop, profile.email_normalized))
+        else:
+            removes.append("email_pk")
+        if pending is not None:
+            values["pending_change"] = _s(pending.model_dump_json())
+            values["pending_version"] = _n(pending.version)
+            values["unsynced_pk"] = _s(keys.unsynced_pk(shard))
+            values["unsynced_since"] = _s(keys.instant(now))
+        return values, removes
+
+    def _key(self, profile: Profile) -> dict[str, Any]:
+        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+
+    def _item(self, profile: Profile, pending: SegmentChange | None, now: datetime) -> Item:
+        values, _ = self._attributes(profile, pending, now)
+        return {**self._key(profile), **values}
+
+    def _update(
+        self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime
+    ) -> dict[str, Any]:
+        values, removes = self._attributes(profile, pending, now)
+        names = {f"#{name}": name for name in values}
+        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        placeholders = {f":{name}": value for name, value in values.items()}
+        if expected_version == 0:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition = "#version = :expected"
+            placeholders[":expected"] = _n(expected_version)
+        return {
+            "TableName": self._table,
+            "Key": self._key(profile),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": placeholders,
+        }

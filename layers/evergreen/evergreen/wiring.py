@@ -1,0 +1,90 @@
+"""Builds the edges (AWS clients, stores, publishers) from settings. Handlers call it once, at module scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.config import Config
+
+from evergreen.clock import Clock, SystemClock
+from evergreen.segments import Definitions, default_definitions, load_definitions
+from evergreen.service.profile_writer import ProfileWriter
+from evergreen.service.sweep import StalenessSweep
+from evergreen.settings import Settings
+from evergreen.storage.orders import DynamoOrderLinks
+from evergreen.storage.profiles import DynamoProfileStore
+from evergreen.storage.queue import SqsChangePublisher
+from evergreen.storage.secrets import ShopSecrets
+
+AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+
+
+def definitions_for(settings: Settings) -> Definitions:
+    return load_definitions(Path(settings.segments_file)) if settings.segments_file else default_definitions()
+
+
+@dataclass
+class Edges:
+    """One process's AWS clients and the adapters over them, each created on first use."""
+
+    settings: Settings
+    clock: Clock = SystemClock()  # noqa: RUF009 - stateless
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        return definitions_for(self.settings)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=AWS_CONFIG)
+
+    @cached_property
+    def sqs(self) -> Any:
+        return boto3.client("sqs", config=AWS_CONFIG)
+
+    @cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3", config=AWS_CONFIG)
+
+    @cached_property
+    def store(self) -> DynamoProfileStore:
+        return DynamoProfileStore(self.dynamodb, self.settings.profiles_table, self.settings.due_shards)
+
+    @cached_property
+    def order_links(self) -> DynamoOrderLinks:
+        return DynamoOrderLinks(self.dynamodb, self.settings.profiles_table)
+
+    @cached_property
+    def publisher(self) -> SqsChangePublisher:
+        return SqsChangePublisher(self.sqs, self.settings.segment_changes_queue_url)
+
+    @cached_property
+    def secrets(self) -> ShopSecrets:
+        provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+        return ShopSecrets(
+            provider,
+            self.settings.shopify_secrets_id,
+            self.settings.klaviyo_secrets_id,
+            self.settings.secrets_cache_seconds,
+        )
+
+    @cached_property
+    def writer(self) -> ProfileWriter:
+        return ProfileWriter(self.store, self.publisher, self.definitions, self.clock)
+
+    @cached_property
+    def sweep(self) -> StalenessSweep:
+        return StalenessSweep(
+            self.store,
+            self.publisher,
+            self.definitions,
+            self.clock,
+            shards=self.settings.due_shards,
+            sync_grace=timedelta(seconds=self.settings.sync_grace_seconds),
+        )

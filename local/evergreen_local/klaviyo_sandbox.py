@@ -1,0 +1,466 @@
+"""A local stand-in for the Klaviyo API (127.0.0.1:3100 in the local stack).
+
+It answers as Klaviyo does for the calls sync makes (201/200 profile-import, 202 bulk jobs and events,
+204 list relationships, 200 profile lookups), keeps a little state (profiles, list members, events
+de-duplicated by unique_id), and records every request, checked against Klaviyo's OpenAPI spec.
+
+Control endpoints (not Klaviyo's):
+- GET /_sandbox/requests: the recorded requests (Authorization redacted), oldest first;
+- DELETE /_sandbox/requests: forget recorded requests and state;
+- POST /_sandbox/fail {"status": 429, "count": N, "retry_after": 1}: the next N API requests answer
+  that status (429 with Retry-After), to exercise back-off and retries;
+- GET /_sandbox/state: profiles, list members and accepted events.
+
+Run standalone: `python -m evergreen_local.klaviyo_sandbox --port 3100`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import re
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
+
+JSON_API = "application/vnd.api+json"
+_LIST_MEMBERS = re.compile(r"^/api/lists/(?P<list_id>[^/]+)/relationships/profiles/?$")
+_FILTER_VALUES = re.compile(r'"([^"]*)"')
+_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "ABCDEFGHJKMNPQRSTVWXYZ0123456789")
+
+
+def fake_profile_id(identity: str) -> str:
+    """A stable, Klaviyo-looking (26-character ULID-like) profile id for an identity."""
+    digest = hashlib.sha256(identity.encode("utf-8")).digest()
+    encoded = base64.b32encode(digest).decode("ascii").translate(_CROCKFORD)
+    return "01" + encoded[:24]
+
+
+def _errors(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
+    return {
+        "errors": [
+            {
+                "id": fake_profile_id(f"{code}:{detail}"),
+                "status": status,
+                "code": code,
+                "title": title,
+                "detail": detail,
+                "source": {"pointer": "/data/"},
+            }
+        ]
+    }
+
+
+class SandboxState:
+    """What the sandbox remembers. All access goes through `lock`."""
+
+    def __init__(self, spec: KlaviyoSpec | None, strict: bool) -> None:
+        self.lock = threading.Lock()
+        self.spec = spec
+        self.strict = strict
+        self.requests: list[dict[str, Any]] = []
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.lists: dict[str, list[str]] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        self.failures: list[tuple[int, float | None]] = []
+        self._ids = itertools.count(1)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.profiles.clear()
+            self.lists.clear()
+            self.events.clear()
+            self.failures.clear()
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    # --- Klaviyo behaviour (called with the lock held) -----------------------------------------
+
+    def upsert_profile(self, attributes: Mapping[str, Any]) -> tuple[str, bool]:
+        identity = next(
+            (
+                str(attributes[key]).lower() if key == "email" else str(attributes[key])
+                for key in ("external_id", "email", "phone_number")
+                if attributes.get(key)
+            ),
+            None,
+        )
+        if identity is None:
+            identity = f"anonymous:{self.next_id()}"
+        profile_id = fake_profile_id(identity)
+        created = profile_id not in self.profiles
+        stored = self.profiles.setdefault(profile_id, {"properties": {}})
+        for key, value in attributes.items():
+            if key == "properties" and isinstance(value, Mapping):
+                stored["properties"].update(value)
+            elif value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        return profile_id, created
+
+    def record_event(self, attributes: Mapping[str, Any], profile: Mapping[str, Any]) -> None:
+        profile_attributes = profile.get("attributes") if isinstance(profile.get("attributes"), Mapping) else {}
+        profile_id = profile.get("id") or self.upsert_profile(dict(profile_attributes or {}))[0]
+        metric = (((attributes.get("metric") or {}).get("data") or {}).get("attributes") or {}).get("name")
+        key = str(attributes.get("unique_id") or f"auto:{self.next_id()}")
+        self.events.setdefault(
+            key,
+            {
+                "unique_id": key,
+                "metric": metric,
+                "profile_id": profile_id,
+                "properties": attributes.get("properties"),
+                "time": attributes.get("time"),
+            },
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: GET /_sandbox/requests is the log
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _reply(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if status != HTTPStatus.NO_CONTENT:
+            self.send_header("Content-Type", JSON_API if self.path.startswith("/api/") else "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload and status != HTTPStatus.NO_CONTENT:
+            self.wfile.write(payload)
+
+    def _handle(self) -> None:
+        state = self.server.state
+        split = urlsplit(self.path)
+        path = split.path
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if path.startswith("/_sandbox/"):
+            self._control(state, path, body)
+            return
+        headers = {name: value for name, value in self.headers.items()}
+        errors: list[str] | None = None
+        if state.spec is not None and path.startswith("/api/"):
+            errors = state.spec.validate(self.command, path, query=query, headers=headers, body=raw or None)
+        with state.lock:
+            record: dict[str, Any] = {
+                "id": state.next_id(),
+                "received_at": datetime.now(UTC).isoformat(),
+                "method": self.command,
+                "path": path,
+                "query": query,
+                "headers": _redacted(headers),
+                "json": body,
+                "spec_checked": errors is not None,
+                "spec_valid": None if errors is None else not errors,
+                "spec_errors": errors or [],
+            }
+            state.requests.append(record)
+            status, answer, extra = self._answer(state, path, query, body, errors)
+            record["status"] = status
+        self._reply(status, answer, extra)
+
+    def _control(self, state: SandboxState, path: str, body: Any) -> None:
+        if path == "/_sandbox/requests" and self.command == "GET":
+            with state.lock:
+                snapshot = list(state.requests)
+            self._reply(HTTPStatus.OK, snapshot)
+        elif path == "/_sandbox/requests" and self.command == "DELETE":
+            state.clear()
+            self._reply(HTTPStatus.NO_CONTENT)
+        elif path == "/_sandbox/fail" and self.command == "POST" and isinstance(body, dict):
+            status = int(body.get("status", 429))
+            count = int(body.get("count", 1))
+            retry_after = body.get("retry_after")
+            with state.lock:
+                state.failures.extend([(status, retry_after)] * max(0, count))
+            self._reply(HTTPStatus.OK, {"status": status, "count": count, "retry_after": retry_after})
+        elif path == "/_sandbox/state" and self.command == "GET":
+            with state.lock:
+                current = {
+                    "profiles": state.profiles,
+                    "lists": state.lists,
+                    "events": list(state.events.values()),
+                }
+                encoded = json.loads(json.dumps(current))
+            self._reply(HTTPStatus.OK, encoded)
+        elif path == "/_sandbox/health":
+            self._reply(HTTPStatus.OK, {"ok": True, "spec": str(state.spec.path) if state.spec else None})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no sandbox control {self.command} {path}"})
+
+    # --- Klaviyo answers (lock held) ------------------------------------------------------------
+
+    def _answer(
+        self, state: SandboxState, path: str, query: Mapping[str, str], body: Any, errors: list[str] | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if state.failures and path.startswith("/api/"):
+            status, retry_after = state.failures.pop(0)
+            extra = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else {}
+            code = "throttled" if status == 429 else "error"
+            detail = (
+                f"Request was throttled. Expected available in {retry_after} second(s)."
+                if status == 429
+                else "A sandbox-injected failure."
+            )
+            return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra
+        if state.strict and errors:
+            return 400, _errors(400, "invalid", "Invalid input.", "; ".join(errors)[:2000]), {}
+        method = self.command
+        data = body.get("data") if isinstance(body, dict) else None
+        if method == "POST" and path == "/api/profile-import" and isinstance(data, dict):
+            raw_attributes = data.get("attributes")
+            attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
+            profile_id, created = state.upsert_profile(attributes)
+            stored = state.profiles[profile_id]
+            fields = [f for f in query.get("fields[profile]", "").split(",") if f]
+            shown = {key: stored.get(key) for key in fields} if fields else dict(stored)
+            answer = {
+                "data": {
+                    "type": "profile",
+                    "id": profile_id,
+                    "attributes": shown,
+                    "links": {"self": f"{self._base()}/api/profiles/{profile_id}/"},
+                },
+                "links": {"self": f"{self._base()}/api/profile-import"},
+            }
+            return (201 if created else 200), answer, {}
+        if method == "POST" and path == "/api/profile-bulk-import-jobs" and isinstance(data, dict):
+            attributes = data.get("attributes") or {}
+            profiles = ((attributes.get("profiles") or {}).get("data")) or []
+            list_ids = [
+                item.get("id")
+                for item in ((data.get("relationships") or {}).get("lists") or {}).get("data", [])
+                if isinstance(item, dict)
+            ]
+            for profile in profiles:
+                if isinstance(profile, dict):
+                    profile_id, _ = state.upsert_profile(profile.get("attributes") or {})
+                    for list_id in list_ids:
+                        _add_member(state, str(list_id), profile_id)
+            job_id = fake_profile_id(f"job:{state.next_id()}")
+            answer = {
+                "data": {
+                    "type": "profile-bulk-import-job",
+                    "id": job_id,
+                    "attributes": {
+                        "status": "queued",
+                        "created_at": datetime.now(UTC).isoformat(),
+                        "total_count": len(profiles),
+                        "completed_count": 0,
+                        "failed_count": 0,
+                        "completed_at": None,
+                        "expires_at": None,
+                        "started_at": None,
+                    },
+                    "links": {"self": f"{self._base()}/api/profile-bulk-import-jobs/{job_id}/"},
+                },
+                "links": {"self": f"{self._base()}/api/profile-bulk-import-jobs"},
+            }
+            return 202, answer, {}
+        if method == "POST" and path == "/api/events" and isinstance(data, dict):
+            attributes = data.get("attributes") or {}
+            state.record_event(attributes, (attributes.get("profile") or {}).get("data") or {})
+            return 202, None, {}
+        if method == "POST" and path == "/api/event-bulk-create-jobs" and isinstance(data, dict):
+            entries = ((data.get("attributes") or {}).get("events-bulk-create") or {}).get("data") or []
+            for entry in entries:
+                entry_attributes = (entry.get("attributes") or {}) if isinstance(entry, dict) else {}
+                profile = (entry_attributes.get("profile") or {}).get("data") or {}
+                for event in (entry_attributes.get("events") or {}).get("data") or []:
+                    state.record_event(event.get("attributes") or {}, profile)
+            return 202, None, {}
+        members = _LIST_MEMBERS.match(path)
+        if members and method in ("POST", "DELETE") and isinstance(data, list):
+            list_id = members.group("list_id")
+            for item in data:
+                if isinstance(item, dict) and item.get("id"):
+                    if method == "POST":
+                        _add_member(state, list_id, str(item["id"]))
+                    elif item["id"] in state.lists.get(list_id, []):
+                        state.lists[list_id].remove(item["id"])
+            return 204, None, {}
+        if method == "GET" and path.rstrip("/") == "/api/profiles":
+            wanted = set(_FILTER_VALUES.findall(query.get("filter", "")))
+            found = [
+                {
+                    "type": "profile",
+                    "id": profile_id,
+                    "attributes": {"external_id": stored.get("external_id")},
+                    "links": {"self": f"{self._base()}/api/profiles/{profile_id}/"},
+                }
+                for profile_id, stored in state.profiles.items()
+                if stored.get("external_id") in wanted
+            ]
+            return 200, {"data": found, "links": {"self": f"{self._base()}/api/profiles"}}, {}
+        if path.startswith("/api/") and method in ("POST", "DELETE", "PATCH") and body is None:
+            return 400, _errors(400, "invalid", "Invalid input.", "A JSON:API request body is required."), {}
+        return (
+            404,
+            _errors(404, "not_found", "Not found.", f"The sandbox does not serve {method} {path}."),
+            {},
+        )
+
+    def _base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+def _add_member(state: SandboxState, list_id: str, profile_id: str) -> None:
+    members = state.lists.setdefault(list_id, [])
+    if profile_id not in members:
+        members.append(profile_id)
+
+
+def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
+    shown: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.lower() == "authorization":
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            shown[name] = f"{scheme} <redacted>".strip()
+        else:
+            shown[name] = value
+    return shown
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class SandboxServer:
+    """A running sandbox. `url` is its base URL; `stop()` shuts it down."""
+
+    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.state = server.state
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        return f"http://{host}:{self.port}"
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The recorded requests (the same list GET /_sandbox/requests serves)."""
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def clear(self) -> None:
+        self.state.clear()
+
+    def wait(self) -> None:
+        """Block until the server stops (for the standalone command)."""
+        self._thread.join()
+
+    def fail_next(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
+        with self.state.lock:
+            self.state.failures.extend([(status, retry_after)] * count)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 3100,
+    spec_path: Path | None = None,
+    *,
+    validate: bool = True,
+    strict: bool = False,
+) -> SandboxServer:
+    """Start the sandbox in a daemon thread (port=0 picks a free port).
+
+    With `validate`, requests are checked against `spec_path`, or the default spec location
+    ($EVERGREEN_KLAVIYO_SPEC or ../shared/klaviyo/openapi/stable.json) when None; no spec found
+    means no checking (`spec_checked: false`). With `strict`, a request failing the spec gets a 400.
+    """
+    spec: KlaviyoSpec | None = None
+    if validate:
+        path = spec_path if spec_path is not None else default_spec_path()
+        if path is not None and Path(path).is_file():
+            spec = load_spec(path)
+    server = _Server((host, port), SandboxState(spec, strict))
+    thread = threading.Thread(target=server.serve_forever, name="klaviyo-sandbox", daemon=True)
+    thread.start()
+    return SandboxServer(server, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Local Klaviyo API sandbox")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3100)
+    parser.add_argument("--spec", type=Path, default=None, help="Klaviyo OpenAPI spec (stable.json)")
+    parser.add_argument("--no-validate", action="store_true", help="do not check requests against the spec")
+    parser.add_argument("--strict", action="store_true", help="answer 400 to requests that fail the spec")
+    args = parser.parse_args(argv)
+    sandbox = start_sandbox(args.host, args.port, args.spec, validate=not args.no_validate, strict=args.strict)
+    spec = sandbox.state.spec
+    print(f"Klaviyo sandbox on {sandbox.url} (spec: {spec.path if spec else 'none'})", flush=True)
+    try:
+        sandbox.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The environment the CLI talks to: the running local stack, or a deployed stack with --aws."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from evergreen_local.aws_stack import stack_outputs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_STATE = REPO_ROOT / ".local-stack" / "env.json"
+"""Written by `evergreen run` while it runs: the functions' environment against moto server."""
+
+
+class TargetUnavailable(Exception):
+    pass
+
+
+def local_environment(state: Path = LOCAL_STATE) -> dict[str, str]:
+    if not state.exists():
+        raise TargetUnavailable("the local stack is not running: start it with `make run` (or pass --aws)")
+    environment: dict[str, str] = json.loads(state.read_text())
+    return environment
+
+
+def aws_environment(stack: str, region: str | None) -> dict[str, str]:
+    outputs = stack_outputs(stack, region)
+    return {
+        "PROFILES_TABLE": outputs["ProfilesTableName"],
+        "SEGMENT_CHANGES_QUEUE_URL": outputs["SegmentChangesQueueUrl"],
+        "SWEEP_FUNCTION_NAME": outputs["StalenessSweepFunctionName"],
+    }
+
+
+def use_target(aws: bool, stack: str, region: str | None) -> dict[str, str]:
+    """Point this process's boto3 and settings at the target; returns the environment applied."""
+    environment = aws_environment(stack, region) if aws else local_environment()
+    os.environ.update(environment)
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = region
+    return environment

@@ -1,0 +1,112 @@
+"""Fixtures every test can use.
+
+- `repo_root`, `shared_dir` (skips when ../shared is absent), `template` (template.yaml, long-form intrinsics);
+- `free_port()` -> an unused TCP port on 127.0.0.1;
+- `aws_credentials`: dummy credentials and region in the environment (explicit, not autouse);
+- `moto_server`: one moto server per session, its endpoint URL (http://127.0.0.1:<port>);
+- `local_resources`: the template's table, queues, secrets and bucket provisioned on `moto_server` under a
+  prefix unique to the test (so tests never see each other's data);
+- `local_stack`: the whole local stack (HTTP API, SegmentSync poller, sandbox) on free ports, one per test module.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # imported inside the fixtures, so a broken module fails only the tests that use it
+    from evergreen_local.resources import LocalResources
+    from evergreen_local.stack import LocalStack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir(repo_root: Path) -> Path:
+    """<repo>/../shared, the read-only references; skips the test where it is absent."""
+    shared = repo_root.parent / "shared"
+    if not shared.is_dir():
+        pytest.skip(f"../shared is absent (user clone): {shared} holds the reference payloads and specs")
+    return shared
+
+
+@pytest.fixture(scope="session")
+def template(repo_root: Path) -> dict[str, Any]:
+    from evergreen_local.template import load_template  # noqa: PLC0415
+
+    return load_template(repo_root / "template.yaml")
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    return _free_port
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and us-east-1, so boto3 never reaches for real ones."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on a free port for the whole session (DynamoDB writes atomic); yields its endpoint URL."""
+    from evergreen_local.moto_server import MotoServer  # noqa: PLC0415 - only tests that need it pay for the import
+
+    server = MotoServer("127.0.0.1", 0).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def local_resources(template: dict[str, Any], moto_server: str) -> LocalResources:
+    """The template's resources on moto server, under a prefix unique to this test, with the default local secrets."""
+    from evergreen_local.resources import LocalSecrets, provision  # noqa: PLC0415
+
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return provision(template, moto_server, region="us-east-1", prefix=prefix, local_secrets=LocalSecrets())
+
+
+@pytest.fixture(scope="module")
+def local_stack(moto_server: str) -> Iterator[LocalStack]:
+    """The local stack on free ports with the Klaviyo sandbox (never the real Klaviyo) and no sweep timer.
+
+    One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
+    to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
+    """
+    from evergreen_local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+
+    options = LocalStackOptions(
+        port=0,
+        klaviyo_port=0,
+        moto_endpoint=moto_server,
+        sweep_every=None,
+        prefix=f"e2e{uuid.uuid4().hex[:10]}",
+        use_sandbox=True,
+        environ={},
+        state_file=None,
+    )
+    stack = LocalStack(options).start()
+    yield stack
+    stack.stop()

@@ -1,0 +1,139 @@
+"""The local Klaviyo sandbox answers like Klaviyo, records what it was sent, and fails on request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from klaviyo_fakes import API_KEY, FakeTime
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.klaviyo import requests as kr
+from evergreen.klaviyo.client import KlaviyoClient, KlaviyoRejected
+from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen_local.klaviyo_sandbox import SandboxServer, fake_profile_id, start_sandbox
+
+Factory = Callable[..., SegmentChange]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    server = start_sandbox(port=0, validate=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+    sandbox.clear()
+    with httpx.Client(base_url=sandbox.url) as client:
+        yield client
+
+
+@pytest.fixture
+def sandbox_client(sandbox: SandboxServer, fake_time: FakeTime, http: httpx.Client) -> KlaviyoClient:
+    return KlaviyoClient(
+        sandbox.url, API_KEY, http=http, sleep=fake_time.sleep, clock=fake_time.clock, jitter=lambda b: 0.0
+    )
+
+
+def test_a_push_is_answered_like_klaviyo_and_recorded(
+    sandbox_client: KlaviyoClient, http: httpx.Client, change_factory: Factory
+) -> None:
+    result = KlaviyoPusher(sandbox_client, {"vip": "LIST_VIP", "lapsed": "LIST_LAPSED"}).push([change_factory(1)])
+    assert result.failed == set()
+
+    records = http.get("/_sandbox/requests").json()
+    assert [(r["method"], r["path"], r["status"]) for r in records] == [
+        ("POST", "/api/profile-import", 201),
+        ("POST", "/api/events", 202),
+        ("POST", "/api/events", 202),
+        ("POST", "/api/lists/LIST_VIP/relationships/profiles", 204),
+        ("DELETE", "/api/lists/LIST_LAPSED/relationships/profiles", 204),
+    ]
+    first = records[0]
+    assert first["headers"]["Authorization"] == "Klaviyo-API-Key <redacted>"
+    assert API_KEY not in str(records)
+    assert first["query"] == {"fields[profile]": "external_id"}
+    assert first["json"]["data"]["attributes"]["properties"]["evergreen_segments"] == ["engaged", "repeat", "vip"]
+    assert first["spec_checked"] is False
+
+    state = http.get("/_sandbox/state").json()
+    profile_id = result.klaviyo_profile_ids[0]
+    assert state["lists"]["LIST_VIP"] == [profile_id]
+    assert state["lists"].get("LIST_LAPSED", []) == []
+    assert {e["metric"] for e in state["events"]} == {"Evergreen Entered Segment", "Evergreen Exited Segment"}
+
+
+def test_the_same_profile_gets_the_same_id_created_then_updated(
+    sandbox_client: KlaviyoClient, change_factory: Factory
+) -> None:
+    first = sandbox_client.send(kr.profile_import(change_factory(1)))
+    again = sandbox_client.send(kr.profile_import(change_factory(1, version=5)))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["data"]["id"] == again.json()["data"]["id"] == fake_profile_id(change_factory(1).external_id)
+    assert len(first.json()["data"]["id"]) == 26
+
+
+def test_a_retried_event_is_kept_once(
+    sandbox_client: KlaviyoClient, http: httpx.Client, change_factory: Factory
+) -> None:
+    change = change_factory(1)
+    event = kr.segment_events(change)[0]
+    sandbox_client.send(kr.create_event(change, event))
+    sandbox_client.send(kr.create_event(change, event))
+    assert len(http.get("/_sandbox/state").json()["events"]) == 1
+
+
+def test_injected_429s_are_waited_out_with_retry_after(
+    sandbox_client: KlaviyoClient, http: httpx.Client, fake_time: FakeTime, change_factory: Factory
+) -> None:
+    assert http.post("/_sandbox/fail", json={"status": 429, "count": 2, "retry_after": 1}).status_code == 200
+    response = sandbox_client.send(kr.profile_import(change_factory(1)))
+    assert response.status_code == 201
+    assert fake_time.sleeps == [1.0, 1.0]
+    assert sandbox_client.throttled_count == 2
+    assert [r["status"] for r in http.get("/_sandbox/requests").json()] == [429, 429, 201]
+
+
+def test_injected_5xx_are_retried(
+    sandbox: SandboxServer, sandbox_client: KlaviyoClient, fake_time: FakeTime, change_factory: Factory
+) -> None:
+    sandbox.fail_next(503, count=1)
+    assert sandbox_client.send(kr.profile_import(change_factory(1))).status_code == 201
+    assert fake_time.sleeps == [0.5]
+
+
+def test_an_unknown_path_is_a_json_api_404(sandbox_client: KlaviyoClient, http: httpx.Client) -> None:
+    with pytest.raises(KlaviyoRejected) as raised:
+        sandbox_client.send(kr.KlaviyoRequest("GET", "/api/nothing-here", operation="nothing"))
+    assert raised.value.status == 404
+    assert raised.value.errors[0].code == "not_found"
+    assert http.get("/api/nothing-here").json()["errors"][0]["status"] == 404
+
+
+def test_a_flood_lands_in_bulk_jobs_and_list_membership(
+    sandbox_client: KlaviyoClient, http: httpx.Client, change_factory: Factory
+) -> None:
+    changes = [change_factory(n, exited=[]) for n in range(60)]
+    result = KlaviyoPusher(sandbox_client, {"vip": "LIST_VIP"}).push(changes)
+    assert result.failed == set()
+    records = http.get("/_sandbox/requests").json()
+    assert [(r["path"], r["status"]) for r in records] == [
+        ("/api/profile-bulk-import-jobs", 202),
+        ("/api/event-bulk-create-jobs", 202),
+    ]
+    assert records[0]  # the job id is in the answer
+    state = http.get("/_sandbox/state").json()
+    assert len(state["lists"]["LIST_VIP"]) == 60
+    assert len(state["events"]) == 60
+
+
+def test_clearing_forgets_requests_and_state(
+    sandbox_client: KlaviyoClient, http: httpx.Client, change_factory: Factory
+) -> None:
+    sandbox_client.send(kr.profile_import(change_factory(1)))
+    assert http.delete("/_sandbox/requests").status_code == 204
+    assert http.get("/_sandbox/requests").json() == []
+    assert http.get("/_sandbox/state").json()["profiles"] == {}

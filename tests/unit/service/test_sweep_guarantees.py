@@ -1,0 +1,157 @@
+"""Guarantees of the staleness sweep: O(due) reads, exact timing, dry runs, no lost updates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from evergreen.domain.membership import reevaluate
+from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.service.sweep import SweepRequest
+
+SHOP = "evergreen-test.myshopify.com"
+
+
+def customer(number: int, last_order_at: datetime, total: str = "60.00") -> Profile:
+    return Profile(
+        shop=SHOP,
+        customer_id=str(number),
+        email=f"c{number}@example.com",
+        email_normalized=f"c{number}@example.com",
+        orders={"1": OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal(total))},
+    )
+
+
+def store_evaluated(edges, profile: Profile, at: datetime) -> Profile:
+    result = reevaluate(profile, edges.definitions, at, version=1)
+    edges.store.save(result.profile, 0, None, at)
+    return result.profile
+
+
+class ItemReads:
+    """Counts profile items DynamoDB returns to the client, with botocore's event hooks."""
+
+    def __init__(self, client: Any) -> None:
+        self.items = 0
+        self.calls: Counter[str] = Counter()
+        client.meta.events.register("after-call.dynamodb", self._count)
+
+    def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+        if model.name in ("Query", "Scan"):
+            self.items += len(parsed.get("Items", []))
+        elif model.name == "GetItem" and "Item" in parsed:
+            self.items += 1
+        elif model.name == "BatchGetItem":
+            self.items += sum(len(items) for items in parsed.get("Responses", {}).values())
+
+
+def test_a_sweep_over_20000_profiles_reads_only_the_due_ones(edges, clock):
+    now = clock.now()
+    profiles = []
+    for number in range(20_000):
+        # 1% of customers ordered 180 days ago minus a few minutes: lapsed becomes true before the sweep.
+        recent = number % 100 != 0
+        last_order = now - timedelta(days=20 if recent else 180) + timedelta(minutes=5)
+        profiles.append(reevaluate(customer(number, last_order), edges.definitions, now, version=1).profile)
+    edges.store.backfill(profiles, now)
+    due_count = sum(1 for number in range(20_000) if number % 100 == 0)
+    clock.advance(timedelta(minutes=10))
+    reads = ItemReads(edges.dynamodb)
+
+    report = edges.sweep.run(SweepRequest())
+
+    assert report.due == due_count == 200
+    assert reads.items <= 1.05 * due_count
+    assert report.entered["lapsed"] == due_count
+
+
+def test_a_profile_whose_lapsed_condition_flips_at_t_is_lapsed_and_enqueued_in_the_first_sweep_after_t(
+    edges, clock, world
+):
+    last_order = clock.now() - timedelta(days=179, hours=23)
+    profile = store_evaluated(edges, customer(1, last_order), clock.now())
+    flip = profile.next_transition_at
+    assert flip is not None and flip > clock.now()
+
+    clock.set(flip - timedelta(seconds=1))
+    edges.sweep.run(SweepRequest())
+    assert "lapsed" not in world.profile(1).membership
+
+    clock.set(flip)
+    report = edges.sweep.run(SweepRequest())
+
+    assert "lapsed" in world.profile(1).membership
+    assert report.entered["lapsed"] == 1
+    assert [change["entered"] for change in world.queued()] == [["lapsed"]]
+
+
+def test_a_dry_run_changes_nothing_and_sends_nothing(edges, clock, world):
+    store_evaluated(edges, customer(1, clock.now() - timedelta(days=179)), clock.now())
+    clock.advance(timedelta(days=5))
+    before = world.items()
+
+    report = edges.sweep.run(SweepRequest(dry_run=True))
+
+    assert report.entered["lapsed"] == 1
+    assert world.items() == before
+    assert world.queued() == []
+
+
+def test_a_sweep_limited_to_one_segment_leaves_the_others_due(edges, clock, world):
+    first_order = clock.now() - timedelta(days=29)
+    store_evaluated(edges, customer(1, first_order), clock.now())
+    clock.advance(timedelta(days=400))
+
+    edges.sweep.run(SweepRequest(segments=["lapsed"]))
+
+    membership = world.profile(1).membership
+    assert "lapsed" in membership
+    assert "new" in membership, "new is outside the requested segments, so it waits for the next full sweep"
+    edges.sweep.run(SweepRequest())
+    assert "new" not in world.profile(1).membership
+
+
+def test_a_full_sweep_re_evaluates_profiles_that_are_not_due(edges, clock, world):
+    profile = customer(1, clock.now() - timedelta(days=400))
+    stale = profile.model_copy(update={"membership": {}, "version": 1, "next_transition_at": None})
+    edges.store.save(stale, 0, None, clock.now())
+
+    assert edges.sweep.run(SweepRequest()).evaluated == 0
+    report = edges.sweep.run(SweepRequest(full=True))
+
+    assert report.evaluated == 1
+    assert "lapsed" in world.profile(1).membership
+
+
+def test_an_unsynced_change_is_re_enqueued_after_the_grace_period(edges, clock, world):
+    profile = customer(1, clock.now() - timedelta(days=3))
+    result = reevaluate(profile, edges.definitions, clock.now(), version=1)
+    assert result.change is not None
+    edges.store.save(result.profile, 0, result.change, clock.now())  # the write landed, the send did not
+
+    assert edges.sweep.run(SweepRequest()).repaired == 0
+    clock.advance(timedelta(seconds=edges.settings.sync_grace_seconds + 1))
+    report = edges.sweep.run(SweepRequest())
+
+    assert report.repaired == 1
+    assert [change["version"] for change in world.queued()] == [1]
+
+
+def test_after_a_definitions_change_the_scheduled_sweep_re_evaluates_everyone_once(edges, clock, world):
+    edges.sweep.run(SweepRequest())  # a new table records the deployed definitions
+    stale = customer(1, clock.now() - timedelta(days=400)).model_copy(
+        update={"version": 1, "definitions_hash": "an-older-pack", "next_transition_at": None}
+    )
+    edges.store.save(stale, 0, None, clock.now())
+    edges.store.record_swept_definitions_hash("an-older-pack")
+
+    first = edges.sweep.run(SweepRequest())
+    second = edges.sweep.run(SweepRequest())
+
+    assert first.mode == "full"
+    assert world.profile(1).definitions_hash == edges.definitions.hash
+    assert "lapsed" in world.profile(1).membership
+    assert second.mode == "due"
