@@ -47,7 +47,7 @@ ifneq ($(NEEDS_TOOLCHAIN),)
   export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
 endif
 
-.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy requirements clean
+.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy events requirements clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ bench:  ## run bench/bench_*.py into bench/results.json
 deploy: build  ## sam deploy --guided, then publish the sweep's console test events
 	$(SAM) deploy --guided
 	uv run evergreen console-events --aws
+
+events:  ## regenerate events/api and events/sqs (signed with the local default secret)
+	uv run python -m evergreen_local.sample_events
 
 requirements:  ## layers/evergreen/requirements.txt from uv.lock
 	$(UV_EXPORT) > $(LAYER_REQUIREMENTS)

@@ -17,7 +17,9 @@ class TargetUnavailable(Exception):
     pass
 
 
-def local_environment(state: Path = LOCAL_STATE) -> dict[str, str]:
+def local_environment(state: Path | None = None) -> dict[str, str]:
+    """The running local stack's environment (EVERGREEN_LOCAL_STATE names another state file)."""
+    state = state or Path(os.environ.get("EVERGREEN_LOCAL_STATE", LOCAL_STATE))
     if not state.exists():
         raise TargetUnavailable("the local stack is not running: start it with `make run` (or pass --aws)")
     environment: dict[str, str] = json.loads(state.read_text())

@@ -1,0 +1,108 @@
+"""Writes events/api and events/sqs: ready-made Lambda events for `sam local invoke -e` and the console.
+
+    uv run python -m evergreen_local.sample_events      (or: make events)
+
+HTTP API events are signed with the local stack's default Shopify secret, so they verify locally
+(`sam local invoke ShopifyWebhookFunction -e events/api/shopify_orders_create.json`) and fail with 401
+anywhere the real secret is set, as they should.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.shopify.hmac import sign_shopify_body
+from evergreen_local.http_api import build_http_api_v2_event
+from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_local.stack import sqs_record
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SHOP = "evergreen-demo.myshopify.com"
+AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:evergreen-segment-changes"
+
+SHOPIFY_EVENTS = {
+    "shopify_orders_create.json": ("orders/create", "orders_create.json"),
+    "shopify_orders_paid.json": ("orders/paid", "orders_paid.json"),
+    "shopify_refunds_create.json": ("refunds/create", "refunds_create.json"),
+    "shopify_customers_update.json": ("customers/update", "customers_update.json"),
+    "shopify_customers_redact.json": ("customers/redact", "customers_redact.json"),
+}
+
+
+def shopify_api_event(topic: str, payload: Path, number: int) -> dict[str, Any]:
+    body = payload.read_bytes()
+    headers = {
+        "content-type": "application/json",
+        "x-shopify-topic": topic,
+        "x-shopify-shop-domain": SHOP,
+        "x-shopify-hmac-sha256": sign_shopify_body(body, DEFAULT_LOCAL_SHOPIFY_SECRET),
+        "x-shopify-api-version": SHOPIFY_API_VERSION,
+        "x-shopify-webhook-id": f"00000000-0000-4000-8000-{number:012d}",
+        "x-shopify-event-id": f"00000000-0000-4000-9000-{number:012d}",
+    }
+    event = build_http_api_v2_event("POST", "/webhooks/shopify", headers, body, now=AT)
+    event["requestContext"]["requestId"] = f"sample-request-{number}"
+    return event
+
+
+def segment_changes_batch() -> dict[str, Any]:
+    changes = [
+        SegmentChange(
+            shop=SHOP,
+            profile_key="customer#115310627314723954",
+            version=1,
+            changed_at=AT,
+            segments=["new", "subscribed_email"],
+            entered=["new", "subscribed_email"],
+            customer_id="115310627314723954",
+            email="jon.snow@example.com",
+            first_name="Jon",
+            last_name="Snow",
+        ),
+        SegmentChange(
+            shop=SHOP,
+            profile_key="customer#706405506930370084",
+            version=7,
+            changed_at=AT,
+            segments=["lapsed", "repeat"],
+            entered=["lapsed"],
+            exited=["at_risk"],
+            customer_id="706405506930370084",
+            email="bob@biller.com",
+        ),
+    ]
+    records = []
+    for number, change in enumerate(changes):
+        message = {
+            "MessageId": f"0f1e2d3c-0000-4000-8000-{number:012d}",
+            "ReceiptHandle": f"local-receipt-{number}",
+            "Body": change.model_dump_json(),
+            "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(AT.timestamp() * 1000))},
+        }
+        records.append(sqs_record(message, QUEUE_ARN, "us-east-1"))
+    return {"Records": records}
+
+
+def build() -> dict[Path, Any]:
+    files: dict[Path, Any] = {}
+    for number, (name, (topic, payload)) in enumerate(SHOPIFY_EVENTS.items(), start=1):
+        files[EVENTS / "api" / name] = shopify_api_event(topic, EVENTS / "shopify" / payload, number)
+    files[EVENTS / "sqs" / "segment_changes.json"] = segment_changes_batch()
+    return files
+
+
+def main() -> None:
+    for path, content in build().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {path.relative_to(EVENTS.parent)}")
+
+
+if __name__ == "__main__":
+    main()
