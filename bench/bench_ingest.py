@@ -77,16 +77,6 @@ def _event(topic: str, body: bytes) -> dict[str, Any]:
     return build_http_api_v2_event("POST", "/webhooks/shopify", headers, body)
 
 
-class _Context:
-    function_name = "bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 def _vary(topic: str, body: dict[str, Any], n: int) -> bytes:
     """The sample for round n's customer and order, so every round is one customer's life, first deliveries."""
     varied = json.loads(json.dumps(body))
@@ -110,12 +100,15 @@ def run() -> dict[str, object]:
 
     with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
         from evergreen_local.inprocess import create_resources  # noqa: PLC0415
+        from evergreen_local.lambda_runtime import LambdaContext  # noqa: PLC0415
 
         os.environ.update(create_resources({SHOP: SECRET}, {}))
         handler = _load_handler()
         calls: Counter[str] = Counter()
         handler.edges.dynamodb.meta.events.register("after-call.dynamodb", lambda **kw: calls.update(["n"]))
-        context = _Context()
+        context = LambdaContext(
+            "bench", 512, "arn:aws:lambda:us-east-1:123456789012:function:bench", timeout_seconds=10
+        )
         requests: dict[str, list[int]] = {}
         timings: dict[str, list[float]] = {}
         for n in range(ROUNDS):

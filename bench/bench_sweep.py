@@ -10,35 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 PROFILES = 20_000
 DUE_EVERY = 100  # 1% due
-
-
-class ItemReads:
-    """Profile items DynamoDB returns, counted with botocore's event hooks."""
-
-    def __init__(self, client: Any) -> None:
-        self.items = 0
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("after-call.dynamodb", self._count)
-
-    def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-        if model.name in ("Query", "Scan"):
-            self.items += sum(1 for item in parsed.get("Items", []) if "profile" in item)
-        elif model.name == "GetItem" and "profile" in parsed.get("Item", {}):
-            self.items += 1
-        elif model.name == "BatchGetItem":
-            self.items += sum(len(items) for items in parsed.get("Responses", {}).values())
-
-    def reset(self) -> None:
-        self.items = 0
-        self.calls.clear()
 
 
 def run() -> dict[str, object]:
@@ -53,6 +29,7 @@ def run() -> dict[str, object]:
     from evergreen.settings import Settings  # noqa: PLC0415
     from evergreen.wiring import Edges  # noqa: PLC0415
     from evergreen_local.inprocess import create_resources  # noqa: PLC0415
+    from evergreen_local.metering import ProfileItemReads  # noqa: PLC0415
 
     with mock_aws():
         settings = Settings.from_env({**create_resources({}, {}), "DUE_SHARDS": "8"})
@@ -73,7 +50,7 @@ def run() -> dict[str, object]:
         edges.store.backfill(profiles, now)
         edges.sweep.run(SweepRequest(dry_run=True))  # warm up: definitions, imports
         clock.advance(timedelta(minutes=10))
-        reads = ItemReads(edges.dynamodb)
+        reads = ProfileItemReads(edges.dynamodb)
 
         report = edges.sweep.run(SweepRequest())
         due_reads = reads.items

@@ -8,6 +8,7 @@ from typing import Any
 
 from evergreen.domain.profile import Profile, normalise_email
 from evergreen.segments import evaluate
+from evergreen.service.routing import profile_for
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK
@@ -26,13 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def find_profile(edges: Edges, shop: str, email: str | None, customer_id: str | None) -> Profile | None:
-    if customer_id:
-        return edges.store.load(shop, Profile(shop=shop, customer_id=customer_id).key)
-    normalized = normalise_email(email)
-    if normalized is None:
-        return None
-    key = edges.store.customer_key_for_email(shop, normalized) or Profile(shop=shop, email_normalized=normalized).key
-    return edges.store.load(shop, key)
+    blank = profile_for(edges.store, shop, customer_id or None, normalise_email(email))
+    return edges.store.load(shop, blank.key) if blank else None
 
 
 def explanation(edges: Edges, profile: Profile) -> dict[str, Any]:

@@ -31,7 +31,6 @@ def aws_environment(stack: str, region: str | None) -> dict[str, str]:
     return {
         "PROFILES_TABLE": outputs["ProfilesTableName"],
         "SEGMENT_CHANGES_QUEUE_URL": outputs["SegmentChangesQueueUrl"],
-        "SWEEP_FUNCTION_NAME": outputs["StalenessSweepFunctionName"],
     }
 
 

@@ -104,7 +104,6 @@ def test_functions_see_the_template_environment_resolved_to_the_local_resources(
     assert env["SHOPIFY_SECRETS_ID"] == local_resources.shopify_secrets_id
     assert env["KLAVIYO_SECRETS_ID"] == local_resources.klaviyo_secrets_id
     assert env["EXPORTS_BUCKET"] == local_resources.exports_bucket
-    assert env["SWEEP_FUNCTION_NAME"] == f"{local_resources.prefix}-staleness-sweep"
     assert env["DUE_SHARDS"] == "8" and env["SYNC_GRACE_SECONDS"] == "900"
     assert env["AWS_ENDPOINT_URL"] == moto_server
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"

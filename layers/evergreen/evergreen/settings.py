@@ -24,7 +24,6 @@ class Settings(BaseModel):
     shopify_secrets_id: str = Field("evergreen/shopify-webhook-secrets", alias="SHOPIFY_SECRETS_ID")
     klaviyo_secrets_id: str = Field("evergreen/klaviyo", alias="KLAVIYO_SECRETS_ID")
     exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
-    sweep_function_name: str = Field("", alias="SWEEP_FUNCTION_NAME")
     due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     shopify_api_version: str = Field(SHOPIFY_API_VERSION, alias="SHOPIFY_API_VERSION")

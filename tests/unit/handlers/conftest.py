@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from evergreen_local.inprocess import create_resources
+from evergreen_local.lambda_runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOP = "handler-test.myshopify.com"
@@ -27,16 +28,6 @@ def load_function(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-class Context:
-    function_name = "test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "test-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture(scope="module")
@@ -65,5 +56,5 @@ def handlers() -> Iterator[dict[str, ModuleType]]:
 
 
 @pytest.fixture
-def context() -> Context:
-    return Context()
+def context() -> LambdaContext:
+    return LambdaContext("test", 512, "arn:aws:lambda:us-east-1:123456789012:function:test", timeout_seconds=60)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.service.sweep import SweepRequest
+from evergreen_local.metering import ProfileItemReads
 
 SHOP = "evergreen-test.myshopify.com"
 
@@ -30,24 +29,6 @@ def store_evaluated(edges, profile: Profile, at: datetime) -> Profile:
     return result.profile
 
 
-class ItemReads:
-    """Counts profile items DynamoDB returns to the client, with botocore's event hooks."""
-
-    def __init__(self, client: Any) -> None:
-        self.items = 0
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("after-call.dynamodb", self._count)
-
-    def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-        if model.name in ("Query", "Scan"):
-            self.items += len(parsed.get("Items", []))
-        elif model.name == "GetItem" and "Item" in parsed:
-            self.items += 1
-        elif model.name == "BatchGetItem":
-            self.items += sum(len(items) for items in parsed.get("Responses", {}).values())
-
-
 def test_a_sweep_over_20000_profiles_reads_only_the_due_ones(edges, clock):
     now = clock.now()
     profiles = []
@@ -59,7 +40,7 @@ def test_a_sweep_over_20000_profiles_reads_only_the_due_ones(edges, clock):
     edges.store.backfill(profiles, now)
     due_count = sum(1 for number in range(20_000) if number % 100 == 0)
     clock.advance(timedelta(minutes=10))
-    reads = ItemReads(edges.dynamodb)
+    reads = ProfileItemReads(edges.dynamodb)
 
     report = edges.sweep.run(SweepRequest())
 
@@ -155,3 +136,19 @@ def test_after_a_definitions_change_the_scheduled_sweep_re_evaluates_everyone_on
     assert world.profile(1).definitions_hash == edges.definitions.hash
     assert "lapsed" in world.profile(1).membership
     assert second.mode == "due"
+
+
+def test_a_sweep_out_of_time_stops_cleanly_and_the_next_run_finishes_the_rest(edges, clock, world):
+    for number in range(5):
+        store_evaluated(edges, customer(number, clock.now() - timedelta(days=179, hours=23)), clock.now())
+    clock.advance(timedelta(days=1))
+    budget = iter([True, True, False])
+
+    first = edges.sweep.run(SweepRequest(), time_left=lambda: next(budget, False))
+    second = edges.sweep.run(SweepRequest())
+
+    assert not first.complete
+    assert first.evaluated == 2
+    assert second.complete
+    assert second.evaluated == 3
+    assert all("lapsed" in world.profile(number).membership for number in range(5))

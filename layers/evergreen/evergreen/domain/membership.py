@@ -74,20 +74,3 @@ def reevaluate(
             klaviyo_profile_id=profile.klaviyo_profile_id,
         )
     return Reevaluation(updated, entered, exited, change)
-
-
-def snapshot(profile: Profile, now: datetime) -> SegmentChange:
-    """The current membership as a change message with nothing entered or exited (a re-sync)."""
-    return SegmentChange(
-        shop=profile.shop,
-        profile_key=profile.key,
-        version=profile.version,
-        changed_at=now,
-        segments=sorted(profile.membership),
-        customer_id=profile.customer_id,
-        email=profile.email,
-        phone=profile.phone,
-        first_name=profile.first_name,
-        last_name=profile.last_name,
-        klaviyo_profile_id=profile.klaviyo_profile_id,
-    )

@@ -18,23 +18,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from evergreen.domain.events import EngagementKind
 from evergreen.domain.profile import normalise_email
 
 SIGNATURE_HEADER = "Klaviyo-Signature"
 TIMESTAMP_HEADER = "Klaviyo-Timestamp"
 WEBHOOK_ID_HEADER = "Klaviyo-Webhook-Id"
-
-EngagementKind = Literal[
-    "email_open",
-    "email_click",
-    "sms_click",
-    "email_bounce",
-    "email_spam",
-    "email_unsubscribe",
-    "sms_unsubscribe",
-]
 
 TOPIC_KINDS: Mapping[str, EngagementKind] = {
     "event:klaviyo.opened_email": "email_open",

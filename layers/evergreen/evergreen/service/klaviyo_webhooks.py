@@ -14,6 +14,7 @@ from evergreen.domain.reducers import apply, merge_guest
 from evergreen.klaviyo.webhooks import MalformedKlaviyoWebhook, parse_webhook, verify_klaviyo_signature
 from evergreen.service.ports import ProfileStore
 from evergreen.service.profile_writer import ProfileWriter
+from evergreen.service.routing import profile_for
 from evergreen.service.shopify_webhooks import WebhookAnswer
 from evergreen.storage.secrets import WILDCARD, KlaviyoAccount
 
@@ -70,7 +71,7 @@ class KlaviyoWebhooks:
                 phone=engagement.phone,
                 klaviyo_profile_id=engagement.klaviyo_profile_id,
             )
-            blank = self._blank_for(shop, event.email_normalized)
+            blank = profile_for(self._store, shop, None, event.email_normalized)
             if blank is None:
                 outcomes["no_email"] += 1
                 continue
@@ -92,11 +93,3 @@ class KlaviyoWebhooks:
             if secret and verify_klaviyo_signature(body, headers, secret, now):
                 return shop_hint or shop
         return None
-
-    def _blank_for(self, shop: str, email: str | None) -> Profile | None:
-        if email is None:
-            return None
-        key = self._store.customer_key_for_email(shop, email)
-        if key is not None:
-            return Profile(shop=shop, customer_id=key.removeprefix("customer#"))
-        return Profile(shop=shop, email_normalized=email)

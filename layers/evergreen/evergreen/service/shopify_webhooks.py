@@ -23,6 +23,7 @@ from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, merge_guest
 from evergreen.service.ports import DataExporter, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
+from evergreen.service.routing import profile_for
 from evergreen.shopify.hmac import verify_shopify_hmac
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, translate
 from evergreen.storage.orders import OrderLink
@@ -128,7 +129,7 @@ class ShopifyWebhooks:
             case RefundObserved():
                 return self._refund(shop, topic, event, delivery_id)
             case _:
-                blank = self._blank_for(shop, event.customer_id, event.email_normalized)
+                blank = profile_for(self._store, shop, event.customer_id, event.email_normalized)
                 if blank is None:
                     logger.info("Event names no customer or email; nothing to attach", extra={"topic": topic})
                     return WebhookAnswer(200, {"status": "ignored", "reason": "no customer"}, topic, "ignored")
@@ -139,17 +140,6 @@ class ShopifyWebhooks:
 
     def _write(self, blank: Profile, event: ShopifyEvent | RefundObserved, delivery_id: str | None) -> WriteResult:
         return self._writer.write(blank, lambda profile: apply(profile, event), delivery_id, merge=merge_guest)
-
-    def _blank_for(self, shop: str, customer_id: str | None, email: str | None) -> Profile | None:
-        """The profile an event belongs to: the customer, the customer with that email, or a guest."""
-        if customer_id is not None:
-            return Profile(shop=shop, customer_id=customer_id)
-        if email is None:
-            return None
-        key = self._store.customer_key_for_email(shop, email)
-        if key is not None:
-            return Profile(shop=shop, customer_id=key.removeprefix("customer#"))
-        return Profile(shop=shop, email_normalized=email)
 
     def _link_order(self, shop: str, event: OrderObserved, result: WriteResult, delivery_id: str | None) -> WriteResult:
         """Record which profile owns a new order, then fold in refunds that arrived before it.

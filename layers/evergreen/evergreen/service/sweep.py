@@ -115,6 +115,9 @@ class StalenessSweep:
         pages = self._full_pages() if full else self._due_pages(now)
         for profiles in pages:
             for profile in profiles:
+                if not time_left():
+                    report.complete = False
+                    break
                 report.read += 1
                 if not full:
                     report.due += 1
@@ -122,8 +125,7 @@ class StalenessSweep:
                         overdue = (now - profile.next_transition_at).total_seconds()
                         report.oldest_overdue_seconds = max(report.oldest_overdue_seconds, overdue)
                 self._sweep_one(profile, now, only, request, report, full)
-            if not time_left():
-                report.complete = False
+            if not report.complete:
                 break
         if full and report.complete and only is None and not request.dry_run:
             self._store.record_swept_definitions_hash(self._definitions.hash)
