@@ -259,3 +259,13 @@ def test_a_profile_goes_lapsed_once_time_passes_and_the_sweep_runs(world):
     assert report.due >= 1
     assert "lapsed" in world.profile(CUSTOMER).membership
     assert any("lapsed" in change["entered"] for change in world.queued())
+
+
+def test_a_refund_whose_order_never_arrives_expires_and_an_arriving_order_keeps_its_link(world):
+    world.shopify("refunds/create", refund(501, 1001, "30.00"))
+    world.shopify("refunds/create", refund(502, 1002, "5.00"))
+    world.shopify("orders/create", order(1001, "100.00"))
+
+    links = {item["sk"]["S"]: item for item in world.items() if item["sk"]["S"].startswith("order#")}
+    assert "expires_at" not in links["order#1001"], "a linked order is kept"
+    assert int(links["order#1002"]["expires_at"]["N"]) > world.clock.now().timestamp(), "a parked refund expires"

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -65,7 +66,7 @@ class WebhookAnswer:
 class OrderLinks(Protocol):
     def get(self, shop: str, order_id: str) -> OrderLink | None: ...
     def link(self, shop: str, order_id: str, profile_key: str) -> OrderLink: ...
-    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any]) -> bool: ...
+    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any], now: datetime) -> bool: ...
     def keys_for(self, order_ids: list[str]) -> list[str]: ...
 
 
@@ -165,7 +166,8 @@ class ShopifyWebhooks:
     def _refund(self, shop: str, topic: str, event: RefundObserved, delivery_id: str | None) -> WebhookAnswer:
         link = self._links.get(shop, event.order_id)
         if link is None or link.profile_key is None:
-            if self._links.park_refund(shop, event.order_id, event.refund_id, event.model_dump(mode="json")):
+            parked = event.model_dump(mode="json")
+            if self._links.park_refund(shop, event.order_id, event.refund_id, parked, self._clock.now()):
                 return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
             link = self._links.get(shop, event.order_id)
         assert link is not None and link.profile_key is not None

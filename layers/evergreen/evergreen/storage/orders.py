@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,7 @@ from evergreen.storage import keys
 
 ORDER_PREFIX = "order#"
 PARKED_PREFIX = "parked_refund:"
+PARKED_REFUNDS_KEPT = timedelta(days=60)
 
 
 @dataclass(frozen=True)
@@ -52,22 +54,30 @@ class DynamoOrderLinks:
         response = self._client.update_item(
             TableName=self._table,
             Key=self._key(shop, order_id),
-            UpdateExpression="SET profile_key = :k",
+            UpdateExpression="SET profile_key = :k REMOVE expires_at",
             ExpressionAttributeValues={":k": {"S": profile_key}},
             ReturnValues="ALL_NEW",
         )
         return _link_from_item(response["Attributes"])
 
-    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any]) -> bool:
-        """Keep a refund for an order not seen yet; False when the order got linked meanwhile."""
+    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any], now: datetime) -> bool:
+        """Keep a refund for an order not seen yet; False when the order got linked meanwhile.
+
+        A link that only holds parked refunds expires (DynamoDB TTL) if its order never arrives,
+        for example an order with no customer and no email.
+        """
+        expires_at = int((now + PARKED_REFUNDS_KEPT).timestamp())
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key(shop, order_id),
-                UpdateExpression="SET #refund = :refund",
+                UpdateExpression="SET #refund = :refund, expires_at = if_not_exists(expires_at, :expires)",
                 ConditionExpression="attribute_not_exists(profile_key)",
                 ExpressionAttributeNames={"#refund": f"{PARKED_PREFIX}{refund_id}"},
-                ExpressionAttributeValues={":refund": {"S": json.dumps(refund, default=str)}},
+                ExpressionAttributeValues={
+                    ":refund": {"S": json.dumps(refund, default=str)},
+                    ":expires": {"N": str(expires_at)},
+                },
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
