@@ -152,3 +152,20 @@ def test_a_sweep_out_of_time_stops_cleanly_and_the_next_run_finishes_the_rest(ed
     assert second.complete
     assert second.evaluated == 3
     assert all("lapsed" in world.profile(number).membership for number in range(5))
+
+
+def test_a_full_sweep_out_of_time_resumes_from_its_cursors_instead_of_starting_over(edges, clock, world):
+    for number in range(30):
+        profile = customer(number, clock.now() - timedelta(days=400))
+        stale = profile.model_copy(update={"membership": {}, "version": 1, "next_transition_at": None})
+        edges.store.save(stale, 0, None, clock.now())
+    budget = iter([True] * 10)
+
+    first = edges.sweep.run(SweepRequest(full=True), time_left=lambda: next(budget, False))
+    second = edges.sweep.run(SweepRequest(full=True))
+
+    assert not first.complete
+    assert second.complete
+    assert first.written + second.written == 30
+    assert second.read < 30, "the second run resumed where the first stopped"
+    assert all("lapsed" in world.profile(number).membership for number in range(30))

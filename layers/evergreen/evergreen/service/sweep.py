@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -33,6 +34,20 @@ class SweepRequest(BaseModel):
     full: bool = False
 
 
+Cursor = dict[str, Any] | str
+FRESH = "fresh"
+"""A lane that starts at the beginning."""
+DONE = "done"
+"""A scan segment a resumed full sweep has already finished."""
+
+
+@dataclass(frozen=True)
+class _Lane:
+    number: int
+    """The due shard, or the parallel Scan segment."""
+    cursor: Cursor
+
+
 class SweepStore(Protocol):
     def load(self, shop: str, profile_key: str) -> Profile | None: ...
     def due(self, shard: int, until: datetime, start: dict[str, Any] | None = None) -> PageLike[Profile]: ...
@@ -44,6 +59,10 @@ class SweepStore(Protocol):
     def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
     def swept_definitions_hash(self) -> str | None: ...
     def record_swept_definitions_hash(self, definitions_hash: str) -> None: ...
+    def position_after(self, profile: Profile) -> dict[str, Any]: ...
+    def full_sweep_cursors(self, definitions_hash: str) -> dict[int, Cursor]: ...
+    def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, Cursor]) -> None: ...
+    def finish_full_sweep(self, definitions_hash: str) -> None: ...
 
 
 @dataclass
@@ -63,6 +82,19 @@ class SweepReport:
     oldest_overdue_seconds: float = 0.0
     complete: bool = True
     duration_ms: float = 0.0
+
+    def absorb(self, lane: SweepReport) -> None:
+        """Add one lane's counts (lanes run in parallel, each with its own report)."""
+        self.due += lane.due
+        self.read += lane.read
+        self.evaluated += lane.evaluated
+        self.written += lane.written
+        self.conflicts += lane.conflicts
+        self.entered.update(lane.entered)
+        self.exited.update(lane.exited)
+        self.enqueued += lane.enqueued
+        self.oldest_overdue_seconds = max(self.oldest_overdue_seconds, lane.oldest_overdue_seconds)
+        self.complete = self.complete and lane.complete
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +128,7 @@ class StalenessSweep:
         shards: int,
         sync_grace: timedelta,
         scan_segments: int = 4,
+        workers: int = 4,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -104,20 +137,73 @@ class StalenessSweep:
         self._shards = shards
         self._grace = sync_grace
         self._scan_segments = scan_segments
+        self._workers = workers
 
     def run(self, request: SweepRequest, time_left: Callable[[], bool] = lambda: True) -> SweepReport:
-        """Sweep until done or until `time_left()` says stop; the next run continues where due work remains."""
+        """Sweep until done or until `time_left()` says stop; the next run continues where work remains.
+
+        Work is split in lanes (the due index's shards, or the parallel Scan's segments) that run on
+        `workers` threads. A due lane resumes by itself (what is still due stays due, oldest first); a full
+        sweep that runs out of time saves each segment's cursor and the next full run resumes from it.
+        """
         started = time.perf_counter()
         now = self._clock.now()
         only = frozenset(request.segments) if request.segments else None
         full = request.full or self._definitions_changed(request)
         report = SweepReport("full" if full else "due", request.dry_run, request.segments)
-        pages = self._full_pages() if full else self._due_pages(now)
-        for profiles in pages:
-            for profile in profiles:
+        tracks_progress = full and only is None and not request.dry_run
+        if full:
+            cursors = self._store.full_sweep_cursors(self._definitions.hash) if tracks_progress else {}
+            lanes = [
+                _Lane(segment, cursors.get(segment, FRESH))
+                for segment in range(self._scan_segments)
+                if cursors.get(segment, FRESH) != DONE
+            ]
+        else:
+            lanes = [_Lane(shard, FRESH) for shard in range(self._shards)]
+
+        def sweep_lane(lane: _Lane) -> tuple[SweepReport, _Lane]:
+            return self._sweep_lane(lane, full, now, only, request, time_left)
+
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            finished = list(pool.map(sweep_lane, lanes))
+        for lane_report, _ in finished:
+            report.absorb(lane_report)
+        if tracks_progress:
+            if report.complete:
+                self._store.finish_full_sweep(self._definitions.hash)
+            else:
+                self._store.save_full_sweep_cursors(
+                    self._definitions.hash, {lane.number: lane.cursor for _, lane in finished}
+                )
+        if not request.dry_run and report.complete:
+            report.repaired = self._repair_outbox(now, time_left)
+        report.duration_ms = (time.perf_counter() - started) * 1000
+        return report
+
+    def _sweep_lane(
+        self,
+        lane: _Lane,
+        full: bool,
+        now: datetime,
+        only: frozenset[str] | None,
+        request: SweepRequest,
+        time_left: Callable[[], bool],
+    ) -> tuple[SweepReport, _Lane]:
+        """Page through one shard or scan segment; returns its counts and where it stopped."""
+        report = SweepReport("full" if full else "due", request.dry_run, request.segments)
+        start = lane.cursor if isinstance(lane.cursor, dict) else None
+        while True:
+            page = (
+                self._store.scan(lane.number, self._scan_segments, start)
+                if full
+                else self._store.due(lane.number, now, start)
+            )
+            resume: Cursor = start if start is not None else FRESH
+            for profile in page.items:
                 if not time_left():
                     report.complete = False
-                    break
+                    return report, _Lane(lane.number, resume)
                 report.read += 1
                 if not full:
                     report.due += 1
@@ -125,14 +211,10 @@ class StalenessSweep:
                         overdue = (now - profile.next_transition_at).total_seconds()
                         report.oldest_overdue_seconds = max(report.oldest_overdue_seconds, overdue)
                 self._sweep_one(profile, now, only, request, report, full)
-            if not report.complete:
-                break
-        if full and report.complete and only is None and not request.dry_run:
-            self._store.record_swept_definitions_hash(self._definitions.hash)
-        if not request.dry_run and report.complete:
-            report.repaired = self._repair_outbox(now, time_left)
-        report.duration_ms = (time.perf_counter() - started) * 1000
-        return report
+                resume = self._store.position_after(profile)
+            start = page.next_key
+            if not start:
+                return report, _Lane(lane.number, DONE)
 
     def _definitions_changed(self, request: SweepRequest) -> bool:
         """A scheduled run after a definitions change becomes a full re-evaluation, until one completes."""
@@ -177,26 +259,6 @@ class StalenessSweep:
             if result.change is not None and self._publish([result.change]):
                 report.enqueued += 1
             return
-
-    def _due_pages(self, now: datetime) -> Iterable[list[Profile]]:
-        for shard in range(self._shards):
-            start: dict[str, Any] | None = None
-            while True:
-                page = self._store.due(shard, now, start)
-                yield page.items
-                start = page.next_key
-                if not start:
-                    break
-
-    def _full_pages(self) -> Iterable[list[Profile]]:
-        for segment in range(self._scan_segments):
-            start: dict[str, Any] | None = None
-            while True:
-                page = self._store.scan(segment, self._scan_segments, start)
-                yield page.items
-                start = page.next_key
-                if not start:
-                    break
 
     def _repair_outbox(self, now: datetime, time_left: Callable[[], bool]) -> int:
         """Re-send changes still unsynced after the grace period (the table write landed, the send did not)."""

@@ -8,6 +8,7 @@ An item holds the profile as JSON plus the attributes its indexes need:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,9 @@ PageKey = dict[str, Any] | None
 
 
 META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
-"""The one item that is not a profile: which definitions every profile has been evaluated under."""
+"""Which definitions every profile has been evaluated under (not a profile)."""
+PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
+"""Where an unfinished full sweep stopped, per scan segment (not a profile)."""
 
 
 class VersionConflict(Exception):
@@ -196,6 +199,36 @@ class DynamoProfileStore:
 
     def record_swept_definitions_hash(self, definitions_hash: str) -> None:
         self._client.put_item(TableName=self._table, Item={**META_KEY, "definitions_hash": _s(definitions_hash)})
+
+    def position_after(self, profile: Profile) -> dict[str, Any]:
+        """A scan's ExclusiveStartKey that resumes right after this profile."""
+        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+
+    def full_sweep_cursors(self, definitions_hash: str) -> dict[int, dict[str, Any] | str]:
+        """Where an unfinished full sweep under these definitions stopped, per scan segment."""
+        response = self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True)
+        item = response.get("Item", {})
+        if item.get("definitions_hash", {}).get("S") != definitions_hash:
+            return {}
+        cursors: dict[str, dict[str, Any] | str] = json.loads(item["cursors"]["S"])
+        return {int(segment): cursor for segment, cursor in cursors.items()}
+
+    def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, dict[str, Any] | str]) -> None:
+        previous = self.full_sweep_cursors(definitions_hash)
+        merged = {**previous, **cursors}
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                **PROGRESS_KEY,
+                "definitions_hash": _s(definitions_hash),
+                "cursors": _s(json.dumps({str(segment): cursor for segment, cursor in merged.items()})),
+            },
+        )
+
+    def finish_full_sweep(self, definitions_hash: str) -> None:
+        """Every profile is evaluated under these definitions: record it, forget the cursors."""
+        self.record_swept_definitions_hash(definitions_hash)
+        self._client.delete_item(TableName=self._table, Key=PROGRESS_KEY)
 
     # writes --------------------------------------------------------------
     def save(self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime) -> None:
