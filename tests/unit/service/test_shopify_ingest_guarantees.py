@@ -269,3 +269,16 @@ def test_a_refund_whose_order_never_arrives_expires_and_an_arriving_order_keeps_
     links = {item["sk"]["S"]: item for item in world.items() if item["sk"]["S"].startswith("order#")}
     assert "expires_at" not in links["order#1001"], "a linked order is kept"
     assert int(links["order#1002"]["expires_at"]["N"]) > world.clock.now().timestamp(), "a parked refund expires"
+
+
+def test_a_customer_deleted_in_shopify_exits_every_segment_and_is_never_due(world):
+    world.shopify("orders/create", order(1001, "600.00"))
+    world.queued()
+
+    world.shopify("customers/delete", {"id": CUSTOMER})
+
+    profile = world.profile(CUSTOMER)
+    assert profile.membership == {}
+    assert profile.next_transition_at is None
+    [change] = world.queued()
+    assert set(change["exited"]) >= {"new", "big_spender"}

@@ -34,19 +34,21 @@ def reevaluate(
     """Evaluate `profile` at `now` for writing as `version`.
 
     With `only`, membership changes outside those segments are left as they were, and the profile
-    stays due at its old transition time so that a later unrestricted sweep applies them.
+    stays due at its old transition time so that a later unrestricted sweep applies them. A customer
+    deleted in Shopify belongs to no segment and has no next transition.
     """
     evaluation = evaluate(profile.facts(), definitions, now)
     current = set(profile.membership)
-    target = set(evaluation.segments)
+    segments = frozenset() if profile.deleted else evaluation.segments
+    target = set(segments)
     if only is not None:
         target = (target & only) | (current - only)
     entered = tuple(sorted(target - current))
     exited = tuple(sorted(current - target))
     membership = {name: at for name, at in profile.membership.items() if name in target}
     membership.update({name: now for name in entered})
-    next_transition_at = evaluation.next_transition_at
-    if only is not None and target != set(evaluation.segments):
+    next_transition_at = None if profile.deleted else evaluation.next_transition_at
+    if only is not None and target != set(segments):
         next_transition_at = profile.next_transition_at or now
     updated = profile.model_copy(
         update={
