@@ -145,6 +145,10 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
             ]
         )
     ),
+    "trickle updating a known Klaviyo profile, and a 409's duplicate": lambda: [
+        *capture(lambda p: p.push([change(1, klaviyo_profile_id="01KNOWNPROFILE0000000000001")])),
+        *capture_built([kr.profile_import(change(2), "01DUPLICATEPROFILE00000000002")]),
+    ],
     "trickle where the profile left every segment": lambda: capture(
         lambda p: p.push([change(1, segments=[], entered=[], exited=["vip", "repeat"])])
     ),

@@ -317,3 +317,27 @@ def test_a_flood_with_failing_lookups_falls_back_to_single_upserts(
 def test_a_bulk_threshold_below_one_is_refused(client: KlaviyoClient, threshold: int) -> None:
     with pytest.raises(ValueError):
         KlaviyoPusher(client, {}, bulk_threshold=threshold)
+
+
+def test_a_409_duplicate_profile_is_resolved_by_updating_the_profile_klaviyo_names(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo, change_factory: Factory
+) -> None:
+    conflict = [{"status": 409, "code": "duplicate_profile", "meta": {"duplicate_profile_id": "01EXISTING"}}]
+    klaviyo.fail(
+        409, lambda sent: sent.path == "/api/profile-import" and "id" not in sent.json["data"], times=1, errors=conflict
+    )
+
+    result = KlaviyoPusher(client, {}).push([change_factory(1)])
+
+    imports = klaviyo.calls("POST", "/api/profile-import")
+    assert result.failed == set()
+    assert [sent.json["data"].get("id") for sent in imports] == [None, "01EXISTING"]
+
+
+def test_a_known_klaviyo_id_is_sent_so_the_same_profile_is_updated(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo, change_factory: Factory
+) -> None:
+    KlaviyoPusher(client, {}).push([change_factory(1, klaviyo_profile_id="01KNOWN")])
+
+    [sent] = klaviyo.calls("POST", "/api/profile-import")
+    assert sent.json["data"]["id"] == "01KNOWN"

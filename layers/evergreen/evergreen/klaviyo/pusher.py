@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
-from evergreen.klaviyo.client import KlaviyoError, KlaviyoThrottled, KlaviyoUnavailable
+from evergreen.klaviyo.client import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -189,8 +189,16 @@ class KlaviyoPusher:
         self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
     ) -> None:
         for profile in profiles:
+            change = changes[profile.rep]
             try:
-                response = self._send(kr.profile_import(changes[profile.rep]), result)
+                try:
+                    response = self._send(kr.profile_import(change), result)
+                except KlaviyoRejected as error:
+                    duplicate = _duplicate_profile_id(error)
+                    if duplicate is None:
+                        raise
+                    # 409: the email or phone already belongs to another Klaviyo profile; update that one.
+                    response = self._send(kr.profile_import(change, duplicate), result)
             except KlaviyoError as error:
                 self._fail([profile], error, result)
                 continue
@@ -303,6 +311,17 @@ class KlaviyoPusher:
                         result.list_additions += len(ids)
                     else:
                         result.list_removals += len(ids)
+
+
+def _duplicate_profile_id(error: KlaviyoRejected) -> str | None:
+    """The existing profile Klaviyo names in a 409 conflict (errors[].meta.duplicate_profile_id)."""
+    if error.status != 409:
+        return None
+    for info in error.errors:
+        duplicate = info.meta.get("duplicate_profile_id")
+        if isinstance(duplicate, str) and duplicate:
+            return duplicate
+    return None
 
 
 def _profile_id(response: httpx.Response) -> str | None:

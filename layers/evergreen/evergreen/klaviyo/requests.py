@@ -160,19 +160,24 @@ def profile_attributes(change: SegmentChange) -> JsonObject:
     return attributes
 
 
-def profile_resource(change: SegmentChange) -> JsonObject:
-    return {"type": "profile", "attributes": profile_attributes(change)}
+def profile_resource(change: SegmentChange, klaviyo_profile_id: str | None = None) -> JsonObject:
+    """The profile as Klaviyo upserts it; with a known Klaviyo id, that very profile is updated."""
+    resource: JsonObject = {"type": "profile", "attributes": profile_attributes(change)}
+    known_id = klaviyo_profile_id or change.klaviyo_profile_id
+    if known_id:
+        resource["id"] = known_id
+    return resource
 
 
 # --- profiles -----------------------------------------------------------------------------------
 
 
-def profile_import(change: SegmentChange) -> KlaviyoRequest:
+def profile_import(change: SegmentChange, klaviyo_profile_id: str | None = None) -> KlaviyoRequest:
     """POST /api/profile-import: upsert one profile; the response's data.id is its Klaviyo id."""
     return KlaviyoRequest(
         method="POST",
         path="/api/profile-import",
-        json={"data": profile_resource(change)},
+        json={"data": profile_resource(change, klaviyo_profile_id)},
         # Sparse fieldset: the answer carries the id without echoing PII or subscriptions back.
         query={"fields[profile]": "external_id"},
         operation=OP_PROFILE_IMPORT,
