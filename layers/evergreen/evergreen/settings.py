@@ -26,7 +26,6 @@ class Settings(BaseModel):
     exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
     due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
-    shopify_api_version: str = Field(SHOPIFY_API_VERSION, alias="SHOPIFY_API_VERSION")
     klaviyo_base_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_BASE_URL")
     klaviyo_revision: str = Field(KLAVIYO_REVISION, alias="KLAVIYO_REVISION")
     segments_file: str | None = Field(None, alias="SEGMENTS_FILE")

@@ -33,9 +33,6 @@ class WriteResult:
     profile: Profile | None = None
     entered: tuple[str, ...] = ()
     exited: tuple[str, ...] = ()
-    attempts: int = 1
-    enqueued: bool = False
-    merged_guest: bool = False
     before: Profile | None = None
     """The profile as it was stored before this write (None when it is new)."""
 
@@ -71,14 +68,14 @@ class ProfileWriter:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             loaded = self._store.load(blank.shop, blank.key)
             if loaded is not None and loaded.has_seen(delivery_id):
-                return WriteResult(Outcome.DUPLICATE, loaded, attempts=attempt)
+                return WriteResult(Outcome.DUPLICATE, loaded)
             base = loaded or blank
             applied = reducer(base)
             guest = self._guest_to_merge(loaded, applied) if merge else None
             if guest is not None and merge is not None:
                 applied = merge(applied, guest)
             if loaded is not None and applied == loaded and guest is None:
-                return WriteResult(Outcome.UNCHANGED, loaded, attempts=attempt)
+                return WriteResult(Outcome.UNCHANGED, loaded)
             expected = loaded.version if loaded else 0
             result = reevaluate(applied.remember(delivery_id), self._definitions, self._clock.now(), expected + 1)
             try:
@@ -89,17 +86,8 @@ class ProfileWriter:
             except VersionConflict:
                 logger.info("Profile changed concurrently; retrying", extra={"attempt": attempt})
                 continue
-            enqueued = self.enqueue(result.change)
-            return WriteResult(
-                Outcome.WRITTEN,
-                result.profile,
-                result.entered,
-                result.exited,
-                attempts=attempt,
-                enqueued=enqueued,
-                merged_guest=guest is not None,
-                before=loaded,
-            )
+            self.enqueue(result.change)
+            return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
         raise ConflictsExhausted(blank.key)
 
     def enqueue(self, change: SegmentChange | None) -> bool:

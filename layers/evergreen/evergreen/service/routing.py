@@ -6,6 +6,7 @@ from evergreen.domain.profile import Profile
 from evergreen.service.ports import ProfileStore
 
 CUSTOMER_PREFIX = "customer#"
+GUEST_PREFIX = "guest#"
 
 
 def profile_for(store: ProfileStore, shop: str, customer_id: str | None, email: str | None) -> Profile | None:

@@ -24,7 +24,7 @@ from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, merge_guest
 from evergreen.service.ports import DataExporter, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
-from evergreen.service.routing import profile_for
+from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
 from evergreen.shopify.hmac import verify_shopify_hmac
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, translate
 from evergreen.storage.orders import OrderLink
@@ -171,8 +171,9 @@ class ShopifyWebhooks:
                 return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
             link = self._links.get(shop, event.order_id)
         assert link is not None and link.profile_key is not None
-        customer_id = link.profile_key.removeprefix("customer#") if link.profile_key.startswith("customer#") else None
-        email = link.profile_key.removeprefix("guest#") if customer_id is None else None
+        owner = link.profile_key
+        customer_id = owner.removeprefix(CUSTOMER_PREFIX) if owner.startswith(CUSTOMER_PREFIX) else None
+        email = owner.removeprefix(GUEST_PREFIX) if customer_id is None else None
         blank = Profile(shop=shop, customer_id=customer_id, email_normalized=email)
         return _answer(topic, self._write(blank, event, delivery_id))
 

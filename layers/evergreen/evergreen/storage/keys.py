@@ -33,7 +33,3 @@ def email_pk(shop: str, email_normalized: str) -> str:
 def instant(at: datetime) -> str:
     """A sortable UTC timestamp, to the second, used as an index sort key."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_instant(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
