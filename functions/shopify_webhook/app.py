@@ -23,7 +23,7 @@ metrics = Metrics()
 
 edges = Edges(Settings.from_env())
 webhooks = ShopifyWebhooks(
-    secret_for_shop=edges.secrets.shopify_webhook_secret,
+    secrets_for_shop=edges.secrets.shopify_webhook_secrets,
     writer=edges.writer,
     store=edges.store,
     order_links=edges.order_links,

@@ -63,7 +63,7 @@ class World:
         self.edges = edges
         self.clock = clock
         self.webhooks = ShopifyWebhooks(
-            secret_for_shop=edges.secrets.shopify_webhook_secret,
+            secrets_for_shop=edges.secrets.shopify_webhook_secrets,
             writer=edges.writer,
             store=edges.store,
             order_links=edges.order_links,

@@ -89,7 +89,6 @@ class KlaviyoWebhooks:
         for shop, account in self._accounts().items():
             if shop_hint and shop not in (shop_hint, WILDCARD):
                 continue
-            secret = account.webhook_secret
-            if secret and verify_klaviyo_signature(body, headers, secret, now):
+            if any(verify_klaviyo_signature(body, headers, secret, now) for secret in account.webhook_secrets):
                 return shop_hint or shop
         return None

@@ -80,7 +80,7 @@ def fingerprint(value: str | None) -> str | None:
 class ShopifyWebhooks:
     def __init__(
         self,
-        secret_for_shop: Callable[[str], str | None],
+        secrets_for_shop: Callable[[str], tuple[str, ...]],
         writer: ProfileWriter,
         store: ProfileStore,
         order_links: OrderLinks,
@@ -88,7 +88,7 @@ class ShopifyWebhooks:
         clock: Clock,
         max_body_bytes: int,
     ) -> None:
-        self._secret_for_shop = secret_for_shop
+        self._secrets_for_shop = secrets_for_shop
         self._writer = writer
         self._store = store
         self._links = order_links
@@ -100,8 +100,8 @@ class ShopifyWebhooks:
         topic = delivery.topic or "unknown"
         if len(delivery.body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes}, topic)
-        secret = self._secret_for_shop(delivery.shop) if delivery.shop else None
-        if secret is None or not verify_shopify_hmac(delivery.body, delivery.hmac, secret):
+        secrets = self._secrets_for_shop(delivery.shop) if delivery.shop else ()
+        if not any(verify_shopify_hmac(delivery.body, delivery.hmac, secret) for secret in secrets):
             return WebhookAnswer(401, {"error": "invalid signature"}, topic, "signature_failed")
         if topic not in SUPPORTED_TOPICS:
             logger.info("Ignoring unsupported topic", extra={"topic": topic, "shop": delivery.shop})

@@ -1,12 +1,17 @@
 """Per-shop secrets from Secrets Manager, cached by Powertools parameters.
 
-Shopify secret: {"<shop>.myshopify.com": "<signing secret>", "*": "<app-wide secret>"}.
-Klaviyo secret: {"<shop>" or "*": {"api_key": ..., "webhook_secret": ..., "account_id": ...}}.
-A missing secret or entry yields None, and callers fail closed.
+Shopify secret: {"<shop>.myshopify.com": "<signing secret>" | ["<current>", "<previous>"], "*": ...}.
+Klaviyo secret: {"<shop>" or "*": {"api_key", "webhook_secret" (a string or a list), "previous_webhook_secret",
+"account_id"}}.
+
+Tenant rule: a shop's own entry is the only one that applies to it; "*" applies only to shops with no entry
+of their own. A secret listed twice (current and previous) verifies during a rotation. A missing secret or
+entry yields nothing, and callers fail closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -15,16 +20,31 @@ from pydantic import BaseModel, ConfigDict
 WILDCARD = "*"
 
 
+def _secrets_of(value: object) -> tuple[str, ...]:
+    """The non-empty secrets in a string or a list of strings, in order, without repeats."""
+    listed = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(dict.fromkeys(item for item in listed if isinstance(item, str) and item))
+
+
+def entry_for[T](entries: Mapping[str, T], shop: str) -> T | None:
+    """The shop's own entry, else the wildcard's: "*" never applies to a shop that has an entry of its own."""
+    if shop in entries:
+        return entries[shop]
+    return entries.get(WILDCARD)
+
+
 class KlaviyoAccount(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     api_key: str | None = None
-    webhook_secret: str | None = None
+    webhook_secret: str | list[str] | None = None
+    previous_webhook_secret: str | None = None
     account_id: str | None = None
 
-
-class SecretNotFound(Exception):
-    """The secret itself does not exist."""
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every secret that verifies this account's deliveries: current first, then the one being rotated out."""
+        return _secrets_of([*_secrets_of(self.webhook_secret), *_secrets_of(self.previous_webhook_secret)])
 
 
 class ShopSecrets:
@@ -45,10 +65,9 @@ class ShopSecrets:
             raise
         return value if isinstance(value, dict) else {}
 
-    def shopify_webhook_secret(self, shop: str) -> str | None:
-        document = self._document(self._shopify_id)
-        secret = document.get(shop) or document.get(WILDCARD)
-        return secret if isinstance(secret, str) and secret else None
+    def shopify_webhook_secrets(self, shop: str) -> tuple[str, ...]:
+        """The secrets that may sign `shop`'s Shopify deliveries (empty: refuse them all)."""
+        return _secrets_of(entry_for(self._document(self._shopify_id), shop))
 
     def klaviyo_accounts(self) -> dict[str, KlaviyoAccount]:
         """Every configured Klaviyo account by shop ("*" for the default)."""
@@ -58,5 +77,4 @@ class ShopSecrets:
         }
 
     def klaviyo_account(self, shop: str) -> KlaviyoAccount | None:
-        accounts = self.klaviyo_accounts()
-        return accounts.get(shop) or accounts.get(WILDCARD)
+        return entry_for(self.klaviyo_accounts(), shop)
