@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
 JSON_API = "application/vnd.api+json"
+_ONE_PROFILE = re.compile(r"^/api/profiles/(?P<profile_id>[A-Za-z0-9]+)/?$")
 _LIST_MEMBERS = re.compile(r"^/api/lists/(?P<list_id>[^/]+)/relationships/profiles/?$")
 _FILTER_VALUES = re.compile(r'"([^"]*)"')
 _CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "ABCDEFGHJKMNPQRSTVWXYZ0123456789")
@@ -333,6 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if stored.get("external_id") in wanted
             ]
             return 200, {"data": found, "links": {"self": f"{self._base()}/api/profiles"}}, {}
+        one = _ONE_PROFILE.match(path)
+        if one and method == "GET":
+            return self._one_profile(state, one.group("profile_id"), query)
         if path.startswith("/api/") and method in ("POST", "DELETE", "PATCH") and body is None:
             return 400, _errors(400, "invalid", "Invalid input.", "A JSON:API request body is required."), {}
         return (
@@ -340,6 +344,18 @@ class _Handler(BaseHTTPRequestHandler):
             _errors(404, "not_found", "Not found.", f"The sandbox does not serve {method} {path}."),
             {},
         )
+
+    def _one_profile(
+        self, state: SandboxState, profile_id: str, query: Mapping[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """GET /api/profiles/{id}: the stored profile, limited to `fields[profile]`; a JSON:API 404 if unknown."""
+        if profile_id not in state.profiles:
+            return 404, _errors(404, "not_found", "Not found.", f"A profile with id {profile_id} does not exist."), {}
+        stored = state.profiles[profile_id]
+        fields = [f for f in query.get("fields[profile]", "").split(",") if f]
+        shown = {key: stored.get(key) for key in fields} if fields else dict(stored)
+        link = f"{self._base()}/api/profiles/{profile_id}/"
+        return 200, {"data": {"type": "profile", "id": profile_id, "attributes": shown, "links": {"self": link}}}, {}
 
     def _base(self) -> str:
         host, port = self.server.server_address[:2]

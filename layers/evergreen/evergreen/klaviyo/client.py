@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from evergreen.klaviyo.requests import RATE_LIMITS, KlaviyoRequest, RateLimit
+from evergreen.klaviyo.requests import RATE_LIMITS, KlaviyoRequest, RateLimit, get_profile
 from evergreen.settings import KLAVIYO_REVISION
 
 JSON_API = "application/vnd.api+json"
@@ -305,3 +305,21 @@ class KlaviyoClient:
                 continue
             raise KlaviyoRejected(operation=operation, status=status, errors=error_infos(response))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_profile(self, klaviyo_profile_id: str) -> dict[str, Any] | None:
+        """The JSON:API profile resource (`id`, `attributes.external_id/email/phone_number`), or None on 404.
+
+        Goes through `send`, so the per-endpoint rate limiter and retries apply.
+        """
+        try:
+            response = self.send(get_profile(klaviyo_profile_id))
+        except KlaviyoRejected as error:
+            if error.status == 404:
+                return None
+            raise
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else None

@@ -49,6 +49,7 @@ OP_BULK_EVENTS = "bulk_create_events"
 OP_LIST_ADD = "add_profiles_to_list"
 OP_LIST_REMOVE = "remove_profiles_from_list"
 OP_GET_PROFILES = "get_profiles"
+OP_GET_PROFILE = "get_profile"
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,13 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_LIST_ADD: RateLimit(10, 150),
     OP_LIST_REMOVE: RateLimit(10, 150),
     OP_GET_PROFILES: RateLimit(75, 750),
+    OP_GET_PROFILE: RateLimit(75, 750),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _SAFE_FILTER_VALUE = re.compile(r'^[^"\\]+$')
+_KLAVIYO_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,23 @@ def profile_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
         },
         operation=OP_GET_PROFILES,
     )
+
+
+def get_profile(klaviyo_profile_id: str) -> KlaviyoRequest:
+    """GET /api/profiles/{id}: who a Klaviyo profile is (external_id, email, phone), nothing else."""
+    if not _KLAVIYO_ID.match(klaviyo_profile_id):
+        raise ValueError("a Klaviyo profile id is 1 to 64 letters and digits")
+    return KlaviyoRequest(
+        method="GET",
+        path=f"/api/profiles/{klaviyo_profile_id}",
+        query={"fields[profile]": "external_id,email,phone_number"},
+        operation=OP_GET_PROFILE,
+    )
+
+
+def klaviyo_profile_id_usable(klaviyo_profile_id: str) -> bool:
+    """Whether `get_profile` can carry this id (letters and digits only, so it stays one path segment)."""
+    return bool(_KLAVIYO_ID.match(klaviyo_profile_id))
 
 
 def filterable_external_id(external_id: str) -> bool:

@@ -2,7 +2,11 @@
 
 Signature (docs/klaviyo.md says where this comes from): `Klaviyo-Signature` carries the lowercase hex
 HMAC-SHA256, keyed with the webhook's secret, of the raw body followed by the `Klaviyo-Timestamp` header
-value. The timestamp also bounds replays: a delivery outside `tolerance_s` of now is refused.
+value exactly as sent. Klaviyo sends that header as an HTTP date (IMF-fixdate, RFC 9110:
+`Thu, 04 Jan 2024 18:05:25 GMT`); epoch seconds, epoch milliseconds and ISO 8601 are understood too.
+The timestamp also bounds replays: a delivery older than `max_age_s` (25 hours by default, so a retry
+Klaviyo sends up to 24 hours later with its first timestamp still verifies) or more than `max_future_s`
+ahead of now is refused. An accepted replay is a no-op: deliveries are de-duplicated on `data[].external_id`.
 
 Body: `{"data": [{"external_id", "topic", "payload"}], "meta": {...}}` where each payload has the shape of
 a Get Event (GET /api/events/{id}) response.
@@ -18,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from evergreen.domain.events import EngagementKind
@@ -55,8 +60,25 @@ METRIC_KINDS: Mapping[str, EngagementKind] = {
 }
 """Fallback on the included metric's name (lower-cased) when the topic is not one we know."""
 
+REPLAY_WINDOW_S = 25 * 3600
+"""How old a signed timestamp may be: Klaviyo retries for up to 24 hours, plus an hour of slack."""
+CLOCK_SKEW_S = 300
+"""How far in the future a signed timestamp may be (the sender's clock running ahead of ours)."""
+
+MAX_EVENTS = 1_000
+"""Events per delivery: Klaviyo batches at most 1,000."""
+MAX_EMAIL_CHARS = 254
+"""The longest usable address (RFC 5321 path limit); it also keeps profile keys far below DynamoDB's 1 KB."""
+MAX_PHONE_CHARS = 64
+MAX_ID_CHARS = 256
+"""external_id, topic, event, profile and metric ids: Klaviyo's are 26-character ULIDs or short names."""
+
 _HEX_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
 _MILLISECONDS_FROM = 100_000_000_000  # a bigger epoch number is in milliseconds
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_IMF_FIXDATE = re.compile(
+    r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (" + "|".join(_MONTHS) + r") (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$"
+)
 
 
 class MalformedKlaviyoWebhook(ValueError):
@@ -115,11 +137,31 @@ def _digest(body: bytes, timestamp: str, secret: str) -> str:
     return mac.hexdigest()
 
 
-def parse_signature_timestamp(value: str) -> datetime | None:
-    """`Klaviyo-Timestamp` as an aware UTC datetime: epoch seconds, epoch milliseconds or ISO 8601."""
-    text = value.strip()
-    if not text:
+def _parse_http_date(text: str) -> datetime | None:
+    """An IMF-fixdate (RFC 9110 section 5.6.7), e.g. `Thu, 04 Jan 2024 18:05:25 GMT`; None otherwise."""
+    match = _IMF_FIXDATE.match(text)
+    if match is None:
         return None
+    day, month, year, hour, minute, second = match.groups()
+    try:
+        return datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def http_date(moment: datetime) -> str:
+    """`moment` as an IMF-fixdate, the form Klaviyo sends in `Klaviyo-Timestamp`."""
+    return format_datetime(_as_utc(moment).replace(microsecond=0), usegmt=True)
+
+
+def parse_signature_timestamp(value: str) -> datetime | None:
+    """`Klaviyo-Timestamp` as an aware UTC datetime: IMF-fixdate, epoch seconds, epoch milliseconds or ISO 8601."""
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    http = _parse_http_date(text)
+    if http is not None:
+        return http
     try:
         number = float(text)
     except ValueError:
@@ -134,9 +176,15 @@ def parse_signature_timestamp(value: str) -> datetime | None:
 
 
 def verify_klaviyo_signature(
-    body: bytes, headers: Mapping[str, str], secret: str, now: datetime, tolerance_s: int = 300
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    now: datetime,
+    max_age_s: int = REPLAY_WINDOW_S,
+    max_future_s: int = CLOCK_SKEW_S,
 ) -> bool:
-    """True when the signature matches the raw body and the timestamp is within `tolerance_s` of now."""
+    """True when the signature matches the raw body and the timestamp is at most `max_age_s` old
+    and at most `max_future_s` ahead of now."""
     signature = _header(headers, SIGNATURE_HEADER)
     timestamp = _header(headers, TIMESTAMP_HEADER)
     if not secret or not signature or timestamp is None:
@@ -147,16 +195,16 @@ def verify_klaviyo_signature(
     sent_at = parse_signature_timestamp(timestamp)
     if sent_at is None:
         return False
-    fresh = abs((_as_utc(now) - sent_at).total_seconds()) <= tolerance_s
-    return matches and fresh
+    age_s = (_as_utc(now) - sent_at).total_seconds()
+    return matches and -max_future_s <= age_s <= max_age_s
 
 
 def sign_klaviyo_body(body: bytes, secret: str, timestamp: datetime | int | str) -> dict[str, str]:
     """The signature headers Klaviyo would send for `body` (for the local CLI and tests).
 
-    A datetime or int becomes epoch seconds; a string is used as given.
+    A datetime becomes an IMF-fixdate, as Klaviyo sends it; an int becomes epoch seconds; a string is used as given.
     """
-    stamp = str(int(_as_utc(timestamp).timestamp())) if isinstance(timestamp, datetime) else str(timestamp)
+    stamp = http_date(timestamp) if isinstance(timestamp, datetime) else str(timestamp)
     return {SIGNATURE_HEADER: _digest(body, stamp, secret), TIMESTAMP_HEADER: stamp}
 
 
@@ -173,14 +221,32 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _parse_iso(value: str) -> datetime | None:
+    if len(value) > 64:
+        return None
     try:
         return _as_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
 def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _bounded(value: str | None, limit: int, where: str) -> str | None:
+    """`value` when it fits in `limit` characters and is valid Unicode; else the delivery is refused.
+
+    These values become DynamoDB keys or stay on the profile, so an unbounded one would fail every write.
+    """
+    if value is None:
+        return None
+    if len(value) > limit:
+        raise MalformedKlaviyoWebhook(f"{where} is longer than {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise MalformedKlaviyoWebhook(f"{where} is not valid Unicode") from error
+    return value
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -196,6 +262,8 @@ def parse_envelope(body: bytes, headers: Mapping[str, str] | None = None) -> Kla
     """The whole delivery. With `headers`, a `Klaviyo-Webhook-Id` that differs from meta is refused."""
     try:
         document = json.loads(body)
+    except RecursionError as error:
+        raise MalformedKlaviyoWebhook("body is nested too deeply") from error
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedKlaviyoWebhook("body is not JSON") from error
     if not isinstance(document, dict):
@@ -203,6 +271,8 @@ def parse_envelope(body: bytes, headers: Mapping[str, str] | None = None) -> Kla
     data = document.get("data")
     if not isinstance(data, list):
         raise MalformedKlaviyoWebhook("data is not a list")
+    if len(data) > MAX_EVENTS:
+        raise MalformedKlaviyoWebhook(f"data has more than {MAX_EVENTS} events")
     meta = _obj(document.get("meta"))
     webhook_id = _text(meta.get("klaviyo_webhook_id"))
     header_id = _header(headers, WEBHOOK_ID_HEADER) if headers is not None else None
@@ -221,8 +291,9 @@ def parse_envelope(body: bytes, headers: Mapping[str, str] | None = None) -> Kla
 def _engagement(item: object, position: int, sent_at: datetime | None) -> KlaviyoEngagement:
     if not isinstance(item, dict):
         raise MalformedKlaviyoWebhook(f"data[{position}] is not an object")
-    external_id = _text(item.get("external_id"))
-    topic = _text(item.get("topic"))
+    where = f"data[{position}]"
+    external_id = _bounded(_text(item.get("external_id")), MAX_ID_CHARS, f"{where}.external_id")
+    topic = _bounded(_text(item.get("topic")), MAX_ID_CHARS, f"{where}.topic")
     if external_id is None:
         raise MalformedKlaviyoWebhook(f"data[{position}].external_id is missing")
     if topic is None:
@@ -261,10 +332,10 @@ def _engagement(item: object, position: int, sent_at: datetime | None) -> Klaviy
         topic=topic,
         kind=kind,
         occurred_at=occurred_at,
-        email=normalise_email(email),
-        phone=phone,
-        klaviyo_profile_id=profile_id,
-        event_id=_text(event.get("id")),
+        email=_bounded(normalise_email(email), MAX_EMAIL_CHARS, f"{where} email"),
+        phone=_bounded(phone, MAX_PHONE_CHARS, f"{where} phone number"),
+        klaviyo_profile_id=_bounded(profile_id, MAX_ID_CHARS, f"{where} profile id"),
+        event_id=_bounded(_text(event.get("id")), MAX_ID_CHARS, f"{where} event id"),
         metric_name=metric_name,
         bounce_type=_first_text(properties, "Bounce Type", "bounce_type", "$bounce_type")
         if kind == "email_bounce"

@@ -1,24 +1,68 @@
-"""Receiving one Klaviyo system webhook: verify, parse, apply each engagement to its profile."""
+"""Receiving one Klaviyo system webhook: verify, parse, apply each engagement to its profile.
+
+Tenant rule: a delivery to `?shop=X` verifies only with the secrets of X's own account, or the wildcard
+account's when X has none (`storage.secrets.entry_for`). When the account names its Klaviyo `account_id`,
+the body's `meta.klaviyo_account_id` must match it, so a body signed for one account cannot be replayed
+under another shop that happens to share the secret.
+
+Routing: the engagement's email (included profile or event properties) finds the profile as before.
+An engagement that names only a Klaviyo profile id is routed by the id sync stored (`by_klaviyo` index),
+else by asking Klaviyo for that profile's external_id, email and phone. One that still resolves nowhere
+is parked (see storage/parked_engagements.py), counted and logged without PII, and applied when a later
+engagement for the same Klaviyo profile resolves.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
 from evergreen.domain.events import EngagementRecorded
-from evergreen.domain.profile import Profile
+from evergreen.domain.profile import Profile, normalise_email
 from evergreen.domain.reducers import apply, merge_guest
-from evergreen.klaviyo.webhooks import MalformedKlaviyoWebhook, parse_webhook, verify_klaviyo_signature
+from evergreen.klaviyo.requests import klaviyo_profile_id_usable
+from evergreen.klaviyo.webhooks import (
+    MAX_EMAIL_CHARS,
+    MAX_PHONE_CHARS,
+    KlaviyoEngagement,
+    KlaviyoWebhook,
+    MalformedKlaviyoWebhook,
+    parse_envelope,
+    verify_klaviyo_signature,
+)
 from evergreen.service.ports import ProfileStore
 from evergreen.service.profile_writer import ProfileWriter
-from evergreen.service.routing import profile_for
-from evergreen.service.shopify_webhooks import WebhookAnswer
-from evergreen.storage.secrets import WILDCARD, KlaviyoAccount
+from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
+from evergreen.service.shopify_webhooks import WebhookAnswer, fingerprint
+from evergreen.storage.parked_engagements import ParkedEngagement
+from evergreen.storage.secrets import WILDCARD, KlaviyoAccount, entry_for
 
 logger = Logger(child=True)
+
+MAX_KLAVIYO_LOOKUPS = 10
+"""Klaviyo profile lookups per delivery; the rest of an id-only batch is parked, so a delivery stays fast."""
+LOOKUP_BUDGET_S = 4.0
+"""Time a delivery may spend asking Klaviyo (the function has 10 s); after it, unresolved ones are parked."""
+
+
+class KlaviyoProfileIndex(Protocol):
+    def key_for_klaviyo_profile(self, shop: str, klaviyo_profile_id: str) -> str | None: ...
+
+
+class KlaviyoProfileReader(Protocol):
+    def get_profile(self, klaviyo_profile_id: str) -> dict[str, Any] | None: ...
+
+
+class ParkedEngagements(Protocol):
+    def park(self, shop: str, delivery_id: str, event: EngagementRecorded, now: datetime) -> None: ...
+    def parked(self, shop: str, klaviyo_profile_id: str) -> list[ParkedEngagement]: ...
+    def release(self, shop: str, klaviyo_profile_id: str, delivery_id: str) -> None: ...
 
 
 def applying(event: EngagementRecorded) -> Callable[[Profile], Profile]:
@@ -28,8 +72,58 @@ def applying(event: EngagementRecorded) -> Callable[[Profile], Profile]:
     return reducer
 
 
+def profile_at(shop: str, profile_key: str) -> Profile | None:
+    """A blank profile with this stored key (`customer#<id>` or `guest#<email>`), or None for any other key."""
+    if profile_key.startswith(CUSTOMER_PREFIX) and len(profile_key) > len(CUSTOMER_PREFIX):
+        return Profile(shop=shop, customer_id=profile_key.removeprefix(CUSTOMER_PREFIX))
+    if profile_key.startswith(GUEST_PREFIX) and len(profile_key) > len(GUEST_PREFIX):
+        return Profile(shop=shop, email_normalized=profile_key.removeprefix(GUEST_PREFIX))
+    return None
+
+
+@dataclass(frozen=True)
+class KlaviyoIdentity:
+    """What Klaviyo says a profile is: the external id sync gave it, and its email and phone."""
+
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+def identity_of(resource: Mapping[str, Any]) -> KlaviyoIdentity:
+    """The identifiers of a JSON:API profile resource; over-long or non-text values are ignored."""
+    attributes = resource.get("attributes")
+    values = attributes if isinstance(attributes, dict) else {}
+
+    def text(name: str, limit: int) -> str | None:
+        value = values.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            return None
+        return value.strip()
+
+    return KlaviyoIdentity(
+        external_id=text("external_id", 1024),
+        email=text("email", MAX_EMAIL_CHARS),
+        phone=text("phone_number", MAX_PHONE_CHARS),
+    )
+
+
+@dataclass
+class _Delivery:
+    """Per-delivery state: answers so far and how much of Klaviyo's time it has used."""
+
+    shop: str
+    started: datetime
+    outcomes: Counter[str] = field(default_factory=Counter)
+    entered: list[str] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)
+    lookups: int = 0
+    klaviyo_down: bool = False
+    resolved: dict[str, tuple[Profile | None, KlaviyoIdentity | None]] = field(default_factory=dict)
+
+
 class KlaviyoWebhooks:
-    """Each configured Klaviyo account signs with its own secret; the one that verifies names the shop."""
+    """Verifies a delivery against the shop's own Klaviyo account and applies its engagement."""
 
     def __init__(
         self,
@@ -38,57 +132,187 @@ class KlaviyoWebhooks:
         store: ProfileStore,
         clock: Clock,
         max_body_bytes: int,
+        klaviyo_index: KlaviyoProfileIndex | None = None,
+        klaviyo_api: Callable[[str], KlaviyoProfileReader | None] | None = None,
+        parked: ParkedEngagements | None = None,
     ) -> None:
         self._accounts = accounts
         self._writer = writer
         self._store = store
         self._clock = clock
         self._max_body_bytes = max_body_bytes
+        self._index = klaviyo_index
+        self._klaviyo_api = klaviyo_api
+        self._parked = parked
 
     def receive(self, body: bytes, headers: Mapping[str, str], shop_hint: str | None) -> WebhookAnswer:
         if len(body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes})
-        shop = self._verified_shop(body, headers, shop_hint)
-        if shop is None:
+        verified = self._verified_account(body, headers, shop_hint)
+        if verified is None:
             return WebhookAnswer(401, {"error": "invalid signature"}, outcome="signature_failed")
+        shop, account = verified
         if shop == WILDCARD:
             return WebhookAnswer(400, {"error": "add ?shop=<shop>.myshopify.com to this webhook's URL"})
         try:
-            engagements = parse_webhook(body, headers)
+            delivery = parse_envelope(body, headers)
         except MalformedKlaviyoWebhook as error:
             return WebhookAnswer(400, {"error": "malformed payload", "reason": error.reason}, outcome="malformed")
-        outcomes: Counter[str] = Counter()
-        entered: list[str] = []
-        exited: list[str] = []
-        for engagement in engagements:
-            if engagement.kind is None:
-                outcomes["ignored"] += 1
-                continue
-            event = EngagementRecorded(
-                kind=engagement.kind,
-                occurred_at=engagement.occurred_at,
-                email=engagement.email,
-                phone=engagement.phone,
-                klaviyo_profile_id=engagement.klaviyo_profile_id,
-            )
-            blank = profile_for(self._store, shop, None, event.email_normalized)
-            if blank is None:
-                outcomes["no_email"] += 1
-                continue
-            result = self._writer.write(blank, applying(event), f"klaviyo:{engagement.external_id}", merge_guest)
-            outcomes[result.outcome.value] += 1
-            entered += result.entered
-            exited += result.exited
-        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": dict(outcomes)})
+        if not self._same_account(account, delivery):
+            # The signature is good but the body was sent by another Klaviyo account than this shop's.
+            return WebhookAnswer(401, {"error": "invalid signature"}, outcome="signature_failed")
+        state = _Delivery(shop=shop, started=self._clock.now())
+        for engagement in delivery.engagements:
+            self._handle(state, engagement)
+        outcomes = dict(state.outcomes)
+        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": outcomes})
         return WebhookAnswer(
-            200, {"status": "ok", "outcomes": dict(outcomes)}, "klaviyo", "written", tuple(entered), tuple(exited)
+            200,
+            {"status": "ok", "outcomes": outcomes},
+            "klaviyo",
+            "written",
+            tuple(state.entered),
+            tuple(state.exited),
         )
 
-    def _verified_shop(self, body: bytes, headers: Mapping[str, str], shop_hint: str | None) -> str | None:
+    # --- applying ------------------------------------------------------------------------------------------
+
+    def _handle(self, state: _Delivery, engagement: KlaviyoEngagement) -> None:
+        if engagement.kind is None:
+            state.outcomes["ignored"] += 1
+            return
+        event = EngagementRecorded(
+            kind=engagement.kind,
+            occurred_at=engagement.occurred_at,
+            email=engagement.email,
+            phone=engagement.phone,
+            klaviyo_profile_id=engagement.klaviyo_profile_id,
+        )
+        delivery_id = f"klaviyo:{engagement.external_id}"
+        blank = profile_for(self._store, state.shop, None, event.email_normalized)
+        by_id_only = blank is None
+        if blank is None and event.klaviyo_profile_id is not None:
+            blank, event = self._resolve(state, event)
+        if blank is None:
+            self._unresolved(state, engagement, event, delivery_id)
+            return
+        self._write(state, blank, event, delivery_id)
+        if by_id_only and event.klaviyo_profile_id is not None:
+            self._apply_parked(state, blank, event.klaviyo_profile_id)
+
+    def _write(self, state: _Delivery, blank: Profile, event: EngagementRecorded, delivery_id: str) -> None:
+        result = self._writer.write(blank, applying(event), delivery_id, merge_guest)
+        state.outcomes[result.outcome.value] += 1
+        state.entered += result.entered
+        state.exited += result.exited
+
+    def _apply_parked(self, state: _Delivery, blank: Profile, klaviyo_profile_id: str) -> None:
+        """Engagements parked for this Klaviyo profile now have a home: apply each once, then forget it."""
+        if self._parked is None:
+            return
+        for parked in self._parked.parked(state.shop, klaviyo_profile_id):
+            self._write(state, blank, parked.event, parked.delivery_id)
+            self._parked.release(state.shop, klaviyo_profile_id, parked.delivery_id)
+            state.outcomes["unparked"] += 1
+
+    def _unresolved(
+        self, state: _Delivery, engagement: KlaviyoEngagement, event: EngagementRecorded, delivery_id: str
+    ) -> None:
+        """Nothing names a profile we can find: keep it if it names a Klaviyo profile, count it either way."""
+        if event.klaviyo_profile_id is not None and self._parked is not None:
+            self._parked.park(state.shop, delivery_id, event, self._clock.now())
+            state.outcomes["parked"] += 1
+            outcome = "parked until its Klaviyo profile resolves"
+        else:
+            state.outcomes["unidentified"] += 1
+            outcome = "dropped: it names no email and no Klaviyo profile"
+        logger.warning(
+            f"Klaviyo engagement resolves to no profile; {outcome}",
+            extra={
+                "shop": state.shop,
+                "topic": engagement.topic,
+                "klaviyo_profile_hash": fingerprint(event.klaviyo_profile_id),
+                "phone_hash": fingerprint(event.phone),
+            },
+        )
+
+    # --- resolving a Klaviyo profile id -----------------------------------------------------------------------
+
+    def _resolve(self, state: _Delivery, event: EngagementRecorded) -> tuple[Profile | None, EngagementRecorded]:
+        """The profile an id-only engagement belongs to, and the event with what Klaviyo told us filled in."""
+        klaviyo_id = event.klaviyo_profile_id
+        assert klaviyo_id is not None
+        if klaviyo_id not in state.resolved:
+            state.resolved[klaviyo_id] = self._look_up(state, klaviyo_id)
+        blank, identity = state.resolved[klaviyo_id]
+        if identity is not None:
+            update = {"email": event.email or identity.email, "phone": event.phone or identity.phone}
+            event = event.model_copy(update=update)
+        return blank, event
+
+    def _look_up(self, state: _Delivery, klaviyo_id: str) -> tuple[Profile | None, KlaviyoIdentity | None]:
+        if self._index is not None:
+            key = self._index.key_for_klaviyo_profile(state.shop, klaviyo_id)
+            blank = profile_at(state.shop, key) if key else None
+            if blank is not None:
+                return blank, None
+        identity = self._ask_klaviyo(state, klaviyo_id)
+        if identity is None:
+            return None, None
+        prefix = f"{state.shop}/"
+        if identity.external_id and identity.external_id.startswith(prefix):
+            blank = profile_at(state.shop, identity.external_id.removeprefix(prefix))
+            if blank is not None:
+                return blank, identity
+        email = normalise_email(identity.email)
+        return profile_for(self._store, state.shop, None, email), identity
+
+    def _ask_klaviyo(self, state: _Delivery, klaviyo_id: str) -> KlaviyoIdentity | None:
+        """GET /api/profiles/{id}, within this delivery's budget; any failure leaves the engagement unresolved."""
+        if self._klaviyo_api is None or state.klaviyo_down or not klaviyo_profile_id_usable(klaviyo_id):
+            return None
+        spent = (self._clock.now() - state.started).total_seconds()
+        if state.lookups >= MAX_KLAVIYO_LOOKUPS or spent > LOOKUP_BUDGET_S:
+            return None
+        reader = self._klaviyo_api(state.shop)
+        if reader is None:
+            return None
+        state.lookups += 1
+        try:
+            resource = reader.get_profile(klaviyo_id)
+        except Exception as error:  # KlaviyoError or transport: park instead of failing the delivery
+            state.klaviyo_down = True
+            logger.warning("Klaviyo profile lookup failed", extra={"shop": state.shop, "error": type(error).__name__})
+            return None
+        return identity_of(resource) if resource is not None else None
+
+    # --- authenticity --------------------------------------------------------------------------------------
+
+    def _verified_account(
+        self, body: bytes, headers: Mapping[str, str], shop_hint: str | None
+    ) -> tuple[str, KlaviyoAccount] | None:
+        """The shop this delivery is for and its account, or None when no applicable secret verifies it.
+
+        With `?shop=X`, only X's own account (or the wildcard's, when X has none) may verify it. Without
+        it, exactly one shop's own account must verify it (the wildcard alone names no shop).
+        """
         now = self._clock.now()
-        for shop, account in self._accounts().items():
-            if shop_hint and shop not in (shop_hint, WILDCARD):
-                continue
-            if any(verify_klaviyo_signature(body, headers, secret, now) for secret in account.webhook_secrets):
-                return shop_hint or shop
+        accounts = self._accounts()
+
+        def verifies(account: KlaviyoAccount) -> bool:
+            return any(verify_klaviyo_signature(body, headers, secret, now) for secret in account.webhook_secrets)
+
+        if shop_hint:
+            account = entry_for(accounts, shop_hint)
+            return (shop_hint, account) if account is not None and verifies(account) else None
+        own = [(shop, account) for shop, account in accounts.items() if shop != WILDCARD and verifies(account)]
+        if len(own) == 1:
+            return own[0]
+        if len(own) > 1 or (WILDCARD in accounts and verifies(accounts[WILDCARD])):
+            return WILDCARD, accounts.get(WILDCARD) or own[0][1]
         return None
+
+    @staticmethod
+    def _same_account(account: KlaviyoAccount, delivery: KlaviyoWebhook) -> bool:
+        """The body's `meta.klaviyo_account_id` agrees with the account's, when both are known."""
+        return account.account_id is None or delivery.account_id is None or delivery.account_id == account.account_id

@@ -2,8 +2,9 @@
 
 An item holds the profile as JSON plus the attributes its indexes need:
 `due_pk`/`next_transition_at` (sparse `due` index), `unsynced_pk`/`unsynced_since` and
-`pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index) and
-`synced_version`, which only the sync function writes.
+`pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index),
+`klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known) and `synced_version`,
+which only the sync function writes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
 """Which definitions every profile has been evaluated under (not a profile)."""
 PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 """Where an unfinished full sweep stopped, per scan segment (not a profile)."""
+
+
+def klaviyo_pk(shop: str, klaviyo_profile_id: str) -> str:
+    """The `by_klaviyo` index key: a shop's profile by the Klaviyo profile id sync learned for it."""
+    return f"{shop}#{klaviyo_profile_id}"
 
 
 class VersionConflict(Exception):
@@ -95,6 +101,23 @@ class DynamoProfileStore:
         found = sorted(item["sk"]["S"] for item in response.get("Items", []))
         customers = [key for key in found if key.startswith("customer#")]
         return customers[0] if customers else None
+
+    def key_for_klaviyo_profile(self, shop: str, klaviyo_profile_id: str) -> str | None:
+        """The key of the shop's profile linked to this Klaviyo profile id (a customer before a guest), if any.
+
+        One query on the sparse `by_klaviyo` index (eventually consistent), never a scan.
+        """
+        response = self._client.query(
+            TableName=self._table,
+            IndexName="by_klaviyo",
+            KeyConditionExpression="klaviyo_pk = :k",
+            ExpressionAttributeValues={":k": _s(klaviyo_pk(shop, klaviyo_profile_id))},
+        )
+        shop_pk = keys.shop_pk(shop)
+        found = sorted(str(item["sk"]["S"]) for item in response.get("Items", []) if item["pk"]["S"] == shop_pk)
+        customers = [key for key in found if key.startswith("customer#")]
+        ranked = customers or found
+        return ranked[0] if ranked else None
 
     def keys_with_email(self, shop: str, email_normalized: str) -> list[str]:
         response = self._client.query(
@@ -274,8 +297,9 @@ class DynamoProfileStore:
         values: dict[str, Any] = {":v": _n(version)}
         sets = "SET synced_version = :v"
         if klaviyo_profile_id:
-            sets += ", klaviyo_profile_id = :k"
+            sets += ", klaviyo_profile_id = :k, klaviyo_pk = :kp"
             values[":k"] = _s(klaviyo_profile_id)
+            values[":kp"] = _s(klaviyo_pk(shop, klaviyo_profile_id))
         newer = "(attribute_not_exists(synced_version) OR synced_version < :v) AND attribute_exists(pk)"
         outbox = "REMOVE unsynced_pk, unsynced_since, pending_change, pending_version"
         attempts = (
@@ -360,6 +384,8 @@ class DynamoProfileStore:
             values["email_pk"] = _s(keys.email_pk(profile.shop, profile.email_normalized))
         else:
             removes.append("email_pk")
+        if profile.klaviyo_profile_id:
+            values["klaviyo_pk"] = _s(klaviyo_pk(profile.shop, profile.klaviyo_profile_id))
         if pending is not None:
             values["pending_change"] = _s(pending.model_dump_json())
             values["pending_version"] = _n(pending.version)
