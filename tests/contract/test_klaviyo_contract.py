@@ -169,6 +169,9 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
         lambda p: p.push([change(n, entered=[], exited=[]) for n in range(2_000)])
     ),
     "flood resolving Klaviyo ids by external id": _lookup_flood,
+    "webhook resolving an engagement's Klaviyo profile id": lambda: capture_built(
+        [kr.get_profile("01KPROFILEONLY00000000000A")]
+    ),
     "list calls and bulk events at their limits": lambda: capture_built(
         [
             kr.add_profiles_to_list("Y6nRLr", [f"01KP{n:022d}" for n in range(1_000)]),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+
+import pytest
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen_local.http_api import build_http_api_v2_event
@@ -54,3 +57,83 @@ def test_a_klaviyo_webhook_with_a_wrong_signature_gets_401(handlers, context):
     answer = handlers["klaviyo_webhook"].lambda_handler(klaviyo_event("email_opened.json", "wrong"), context)
 
     assert answer["statusCode"] == 401
+
+
+# --- real senders, and poison: a clear 4xx once, never a 5xx, never a write -------------------------------
+
+
+def item_count(handlers) -> int:
+    edges = handlers["klaviyo_webhook"].edges
+    return int(edges.dynamodb.scan(TableName=edges.settings.profiles_table, Select="COUNT")["Count"])
+
+
+def signed_event(body: bytes, *, stamp: str | None = None, shop: str = SHOP) -> dict:
+    headers = {"content-type": "application/json", **sign_klaviyo_body(body, SECRET, stamp or datetime.now(UTC))}
+    return build_http_api_v2_event("POST", "/webhooks/klaviyo", headers, body, query={"shop": shop})
+
+
+def test_a_delivery_signed_as_klaviyos_documented_example_moves_its_profile_into_engaged(handlers, context):
+    now = datetime.now(UTC)
+    document = json.loads((ROOT / "events" / "klaviyo" / "email_opened.json").read_bytes())
+    document["data"][0]["external_id"] = f"01KENGAGED{now.timestamp():.0f}"
+    document["data"][0]["payload"]["data"]["attributes"]["datetime"] = (now - timedelta(minutes=1)).isoformat()
+    body = json.dumps(document).encode()
+    stamp = format_datetime(now, usegmt=True)  # e.g. "Thu, 04 Jan 2024 18:05:25 GMT", as Klaviyo sends it
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(signed_event(body, stamp=stamp), context)
+
+    assert answer["statusCode"] == 200
+    assert "engaged" in stored(handlers, "jon.snow@example.com").membership
+
+
+def test_a_body_marked_base64_that_is_not_base64_gets_400_and_writes_nothing(handlers, context):
+    event = klaviyo_event("email_opened.json")
+    event["isBase64Encoded"] = True
+    event["body"] = "this is {not} base64!"
+    before = item_count(handlers)
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(event, context)
+
+    assert answer["statusCode"] == 400
+    assert item_count(handlers) == before
+
+
+def _open_with(**profile_attributes: object) -> bytes:
+    document = json.loads((ROOT / "events" / "klaviyo" / "email_opened.json").read_bytes())
+    for entry in document["data"][0]["payload"]["included"]:
+        if entry["type"] == "profile":
+            entry["attributes"].update(profile_attributes)
+    return json.dumps(document).encode()
+
+
+POISON = {
+    "nested 100,000 deep": b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "an email of 2,003 characters": _open_with(email="a" * 1_991 + "@example.com"),
+    "a phone of 2,000 digits": _open_with(phone_number="+" + "1" * 2_000),
+    "a lone surrogate in the email": _open_with(email="\ud800@example.com"),
+    "an event with no time at all": json.dumps(
+        {"data": [{"external_id": "x", "topic": "event:klaviyo.opened_email", "payload": {}}], "meta": {}}
+    ).encode(),
+    "not JSON": b"\xff\xfe\x00",
+}
+
+
+@pytest.mark.parametrize("body", list(POISON.values()), ids=list(POISON))
+def test_signed_poison_gets_a_4xx_with_a_reason_never_a_5xx_and_writes_nothing(handlers, context, body):
+    before = item_count(handlers)
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(signed_event(body), context)
+
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["reason"]
+    assert item_count(handlers) == before
+
+
+def test_an_oversized_delivery_gets_413_and_writes_nothing(handlers, context):
+    before = item_count(handlers)
+    body = b'{"data": [], "pad": "' + b"x" * 1_100_000 + b'"}'
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(signed_event(body), context)
+
+    assert answer["statusCode"] == 413
+    assert item_count(handlers) == before

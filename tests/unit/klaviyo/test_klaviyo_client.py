@@ -214,3 +214,33 @@ def test_endpoints_have_separate_buckets(fake_time: FakeTime) -> None:
     for _ in range(75):
         limiter.acquire(kr.OP_PROFILE_IMPORT)
     assert fake_time.sleeps == []
+
+
+# --- GET /api/profiles/{id}: who a Klaviyo profile is, for engagement that names only its id -----------------
+
+
+def test_get_profile_asks_for_identifiers_only_and_answers_none_for_an_unknown_profile(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    assert client.get_profile("01KUNKNOWN0000000000000000") is None
+    [sent] = klaviyo.sent
+    assert (sent.method, sent.path) == ("GET", "/api/profiles/01KUNKNOWN0000000000000000")
+    assert sent.query == {"fields[profile]": "external_id,email,phone_number"}
+
+
+def test_get_profile_is_rate_limited_like_every_call(client: KlaviyoClient, fake_time: FakeTime) -> None:
+    for _ in range(kr.RATE_LIMITS[kr.OP_GET_PROFILE].burst_per_second + 1):
+        client.get_profile("01KUNKNOWN0000000000000000")
+    assert fake_time.sleeps, "the burst bucket made the call past the limit wait"
+
+
+def test_get_profile_raises_on_other_failures(client: KlaviyoClient, klaviyo: FakeKlaviyo) -> None:
+    klaviyo.fail(401)
+    with pytest.raises(KlaviyoRejected):
+        client.get_profile("01KPROFILE")
+
+
+@pytest.mark.parametrize("bad", ["", "../lists/X", "01K/1", "a" * 65, "é"])
+def test_a_profile_id_that_is_not_one_path_segment_is_never_sent(bad: str) -> None:
+    with pytest.raises(ValueError):
+        kr.get_profile(bad)
