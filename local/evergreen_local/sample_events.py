@@ -2,9 +2,11 @@
 
     uv run python -m evergreen_local.sample_events      (or: make events)
 
-HTTP API events are signed with the local stack's default Shopify secret, so they verify locally
-(`sam local invoke ShopifyWebhookFunction -e events/api/shopify_orders_create.json`) and fail with 401
-anywhere the real secret is set, as they should.
+HTTP API events are signed with the local stack's default Shopify and Klaviyo secrets, so they verify
+locally (`sam local invoke ShopifyWebhookFunction -e events/api/shopify_orders_create.json`) and fail with 401
+anywhere the real secret is set, as they should. Klaviyo events carry `Klaviyo-Timestamp` as an HTTP date, as
+Klaviyo sends it; their fixed time is older than the 25-hour replay window, so re-sign them (`evergreen
+send-webhook --klaviyo`) to see a 200.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_local.http_api import build_http_api_v2_event
-from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
 from evergreen_local.stack import sqs_record
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -48,6 +51,24 @@ def shopify_api_event(topic: str, payload: Path, number: int) -> dict[str, Any]:
     }
     event = build_http_api_v2_event("POST", "/webhooks/shopify", headers, body, now=AT)
     event["requestContext"]["requestId"] = f"sample-request-{number}"
+    return event
+
+
+KLAVIYO_EVENTS = {
+    "klaviyo_email_opened.json": "email_opened.json",
+    "klaviyo_email_opened_profile_id_only.json": "email_opened_profile_id_only.json",
+}
+
+
+def klaviyo_api_event(payload: Path, number: int) -> dict[str, Any]:
+    body = payload.read_bytes()
+    headers = {
+        "content-type": "application/json",
+        "klaviyo-webhook-id": "01J0WEBHOOK",
+        **{name.lower(): value for name, value in sign_klaviyo_body(body, DEFAULT_LOCAL_KLAVIYO_SECRET, AT).items()},
+    }
+    event = build_http_api_v2_event("POST", "/webhooks/klaviyo", headers, body, query={"shop": SHOP}, now=AT)
+    event["requestContext"]["requestId"] = f"sample-request-klaviyo-{number}"
     return event
 
 
@@ -93,6 +114,8 @@ def build() -> dict[Path, Any]:
     files: dict[Path, Any] = {}
     for number, (name, (topic, payload)) in enumerate(SHOPIFY_EVENTS.items(), start=1):
         files[EVENTS / "api" / name] = shopify_api_event(topic, EVENTS / "shopify" / payload, number)
+    for number, (name, payload) in enumerate(KLAVIYO_EVENTS.items(), start=1):
+        files[EVENTS / "api" / name] = klaviyo_api_event(EVENTS / "klaviyo" / payload, number)
     files[EVENTS / "sqs" / "segment_changes.json"] = segment_changes_batch()
     return files
 

@@ -33,8 +33,10 @@ def shopify_headers(body: bytes, topic: str, shop: str, secret: str, event_id: s
     }
 
 
-def klaviyo_headers(body: bytes, secret: str) -> dict[str, str]:
-    return {"Content-Type": "application/json", **sign_klaviyo_body(body, secret, datetime.now(UTC))}
+def klaviyo_headers(body: bytes, secret: str, now: datetime | None = None) -> dict[str, str]:
+    """The headers Klaviyo sends with a system webhook: `Klaviyo-Timestamp` as an HTTP date
+    (`Thu, 04 Jan 2024 18:05:25 GMT`) and `Klaviyo-Signature` over the body followed by that value."""
+    return {"Content-Type": "application/json", **sign_klaviyo_body(body, secret, now or datetime.now(UTC))}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
