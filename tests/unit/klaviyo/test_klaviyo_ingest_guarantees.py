@@ -338,3 +338,36 @@ def test_a_retry_a_day_later_with_its_first_timestamp_is_accepted_and_changes_no
     assert (first.status, retry.status) == (200, 200)
     assert retry.body["outcomes"] == {"duplicate": 1}
     assert world.profile(SHOP_A, "guest#ada@example.com") == version
+
+
+# --- poison on the way to a key: bounded, a clear answer, never a DynamoDB key error --------------------------
+
+
+@pytest.mark.parametrize("shop", ["s" * 5_000 + ".myshopify.com", "shop a.myshopify.com", "../x", "🛍️.myshopify.com"])
+def test_a_shop_parameter_that_is_not_a_shop_domain_gets_400_and_writes_nothing(world: World, shop: str) -> None:
+    answer = world.send(OPEN, SECRETS["*"], shop)
+
+    assert answer.status == 400
+    assert world.item_count() == 0
+
+
+def test_an_over_long_or_odd_external_id_from_klaviyo_is_not_used_as_a_key(world: World) -> None:
+    world.klaviyo_knows(PROFILE_ID, external_id=f"{SHOP_A}/customer#{'9' * 2_000}", email="grace@example.com")
+    world.klaviyo_knows("01KODD", external_id=f"{SHOP_A}/customer#not-a-number")
+
+    first = world.send(delivery(("01KEVENT1", event_payload())), SECRETS[SHOP_A], SHOP_A)
+    second = world.send(delivery(("01KEVENT2", event_payload("01KODD"))), SECRETS[SHOP_A], SHOP_A)
+
+    assert first.body["outcomes"] == {"written": 1}  # by its email instead
+    assert world.profile(SHOP_A, "guest#grace@example.com") is not None
+    assert second.body["outcomes"] == {"parked": 1}
+
+
+def test_a_klaviyo_profile_id_that_is_not_klaviyos_shape_is_counted_not_stored_and_never_a_5xx(world: World) -> None:
+    odd_id = "🛍️" * 30
+
+    answer = world.send(delivery(("01KEVENT1", event_payload(odd_id))), SECRETS[SHOP_A], SHOP_A)
+
+    assert answer.status == 200 and answer.body["outcomes"] == {"unidentified": 1}
+    assert world.item_count() == 0
+    assert world.lookups() == []

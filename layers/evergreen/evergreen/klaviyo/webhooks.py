@@ -68,10 +68,10 @@ CLOCK_SKEW_S = 300
 MAX_EVENTS = 1_000
 """Events per delivery: Klaviyo batches at most 1,000."""
 MAX_EMAIL_CHARS = 254
-"""The longest usable address (RFC 5321 path limit); it also keeps profile keys far below DynamoDB's 1 KB."""
+"""The longest usable address in bytes (RFC 5321 path limit); it keeps profile keys far below DynamoDB's 1 KB."""
 MAX_PHONE_CHARS = 64
 MAX_ID_CHARS = 256
-"""external_id, topic, event, profile and metric ids: Klaviyo's are 26-character ULIDs or short names."""
+"""Bytes of external_id, topic, event and profile ids: Klaviyo's are 26-character ULIDs or short names."""
 
 _HEX_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
 _MILLISECONDS_FROM = 100_000_000_000  # a bigger epoch number is in milliseconds
@@ -234,18 +234,18 @@ def _text(value: object) -> str | None:
 
 
 def _bounded(value: str | None, limit: int, where: str) -> str | None:
-    """`value` when it fits in `limit` characters and is valid Unicode; else the delivery is refused.
+    """`value` when it fits in `limit` bytes of UTF-8 and is valid Unicode; else the delivery is refused.
 
     These values become DynamoDB keys or stay on the profile, so an unbounded one would fail every write.
     """
     if value is None:
         return None
-    if len(value) > limit:
-        raise MalformedKlaviyoWebhook(f"{where} is longer than {limit} characters")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError as error:
         raise MalformedKlaviyoWebhook(f"{where} is not valid Unicode") from error
+    if size > limit:
+        raise MalformedKlaviyoWebhook(f"{where} is longer than {limit} bytes")
     return value
 
 

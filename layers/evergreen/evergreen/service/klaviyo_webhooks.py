@@ -14,6 +14,7 @@ engagement for the same Klaviyo profile resolves.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ MAX_KLAVIYO_LOOKUPS = 10
 """Klaviyo profile lookups per delivery; the rest of an id-only batch is parked, so a delivery stays fast."""
 LOOKUP_BUDGET_S = 4.0
 """Time a delivery may spend asking Klaviyo (the function has 10 s); after it, unresolved ones are parked."""
+MAX_CUSTOMER_ID_DIGITS = 20
+"""A Shopify customer id is a 64-bit integer."""
+_SHOP_DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,254}$")
 
 
 class KlaviyoProfileIndex(Protocol):
@@ -73,12 +77,27 @@ def applying(event: EngagementRecorded) -> Callable[[Profile], Profile]:
 
 
 def profile_at(shop: str, profile_key: str) -> Profile | None:
-    """A blank profile with this stored key (`customer#<id>` or `guest#<email>`), or None for any other key."""
-    if profile_key.startswith(CUSTOMER_PREFIX) and len(profile_key) > len(CUSTOMER_PREFIX):
-        return Profile(shop=shop, customer_id=profile_key.removeprefix(CUSTOMER_PREFIX))
-    if profile_key.startswith(GUEST_PREFIX) and len(profile_key) > len(GUEST_PREFIX):
-        return Profile(shop=shop, email_normalized=profile_key.removeprefix(GUEST_PREFIX))
+    """A blank profile with this key (`customer#<digits>` or `guest#<email>`), or None for any other key."""
+    customer_id = profile_key.removeprefix(CUSTOMER_PREFIX)
+    if profile_key.startswith(CUSTOMER_PREFIX) and customer_id.isascii() and customer_id.isdigit():
+        return Profile(shop=shop, customer_id=customer_id) if len(customer_id) <= MAX_CUSTOMER_ID_DIGITS else None
+    email = normalise_email(profile_key.removeprefix(GUEST_PREFIX))
+    if profile_key.startswith(GUEST_PREFIX) and email is not None and _fits(email, MAX_EMAIL_CHARS):
+        return Profile(shop=shop, email_normalized=email)
     return None
+
+
+def _fits(value: str, limit: int) -> bool:
+    """Valid Unicode of at most `limit` UTF-8 bytes: safe to become part of a DynamoDB key."""
+    try:
+        return len(value.encode("utf-8")) <= limit
+    except UnicodeEncodeError:
+        return False
+
+
+def shop_domain(value: str) -> bool:
+    """Whether `?shop=` looks like a shop domain (it becomes part of every key, so it is bounded too)."""
+    return bool(_SHOP_DOMAIN.match(value))
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ def identity_of(resource: Mapping[str, Any]) -> KlaviyoIdentity:
 
     def text(name: str, limit: int) -> str | None:
         value = values.get(name)
-        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        if not isinstance(value, str) or not value.strip() or not _fits(value, limit):
             return None
         return value.strip()
 
@@ -148,6 +167,8 @@ class KlaviyoWebhooks:
     def receive(self, body: bytes, headers: Mapping[str, str], shop_hint: str | None) -> WebhookAnswer:
         if len(body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes})
+        if shop_hint is not None and not shop_domain(shop_hint):
+            return WebhookAnswer(400, {"error": "?shop= must be a shop domain such as my-store.myshopify.com"})
         verified = self._verified_account(body, headers, shop_hint)
         if verified is None:
             return WebhookAnswer(401, {"error": "invalid signature"}, outcome="signature_failed")
@@ -219,7 +240,11 @@ class KlaviyoWebhooks:
         self, state: _Delivery, engagement: KlaviyoEngagement, event: EngagementRecorded, delivery_id: str
     ) -> None:
         """Nothing names a profile we can find: keep it if it names a Klaviyo profile, count it either way."""
-        if event.klaviyo_profile_id is not None and self._parked is not None:
+        if (
+            self._parked is not None
+            and event.klaviyo_profile_id
+            and klaviyo_profile_id_usable(event.klaviyo_profile_id)
+        ):
             self._parked.park(state.shop, delivery_id, event, self._clock.now())
             state.outcomes["parked"] += 1
             outcome = "parked until its Klaviyo profile resolves"
