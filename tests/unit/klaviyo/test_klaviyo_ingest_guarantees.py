@@ -8,6 +8,7 @@ profile, or is kept until it can, never silently lost.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -371,3 +372,17 @@ def test_a_klaviyo_profile_id_that_is_not_klaviyos_shape_is_counted_not_stored_a
     assert answer.status == 200 and answer.body["outcomes"] == {"unidentified": 1}
     assert world.item_count() == 0
     assert world.lookups() == []
+
+
+def test_an_unresolved_engagement_is_logged_without_pii(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    payload = event_payload()
+    payload["data"]["attributes"]["event_properties"] = {"$phone_number": "+14155550199"}
+
+    with caplog.at_level(logging.INFO):
+        answer = world.send(delivery(("01KEVENT1", payload)), SECRETS[SHOP_A], SHOP_A)
+
+    assert answer.body["outcomes"] == {"parked": 1}
+    [record] = [r for r in caplog.records if "resolves to no profile" in r.getMessage()]
+    logged = repr(record.__dict__)
+    assert "klaviyo_profile_hash" in logged and "phone_hash" in logged
+    assert "4155550199" not in logged and PROFILE_ID not in logged
