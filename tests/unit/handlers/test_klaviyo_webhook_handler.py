@@ -137,3 +137,18 @@ def test_an_oversized_delivery_gets_413_and_writes_nothing(handlers, context):
 
     assert answer["statusCode"] == 413
     assert item_count(handlers) == before
+
+
+def test_engagement_that_resolves_to_no_profile_is_counted_in_a_metric_not_dropped_silently(
+    handlers, context, capsys
+):
+    document = json.loads((ROOT / "events" / "klaviyo" / "email_opened_profile_id_only.json").read_bytes())
+    document["data"][0]["payload"]["data"]["relationships"]["profile"]["data"]["id"] = "not-a-klaviyo-id!"
+    capsys.readouterr()
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(signed_event(json.dumps(document).encode()), context)
+
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["outcomes"] == {"unidentified": 1}
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(metric.get("KlaviyoEngagementUnresolved") == [1.0] for metric in emitted)
