@@ -252,6 +252,7 @@ def test_an_id_only_open_reaches_the_profile_sync_linked_to_that_klaviyo_id_with
 
 
 def test_an_id_only_open_asks_klaviyo_and_follows_the_external_id_sync_gave_the_profile(world: World) -> None:
+    world.edges.writer.write(Profile(shop=SHOP_A, customer_id="77"), lambda p: p)
     world.klaviyo_knows(PROFILE_ID, external_id=f"{SHOP_A}/customer#77", email="grace@example.com")
 
     answer = world.send(delivery(("01KEVENT1", event_payload())), SECRETS[SHOP_A], SHOP_A)
@@ -261,6 +262,15 @@ def test_an_id_only_open_asks_klaviyo_and_follows_the_external_id_sync_gave_the_
     assert stored is not None and stored.engagement.last_email_open_at == NOW - timedelta(minutes=5)
     [lookup] = world.lookups()
     assert lookup["path"] == f"/api/profiles/{PROFILE_ID}"
+
+
+def test_klaviyos_external_id_never_brings_back_a_profile_we_no_longer_hold(world: World) -> None:
+    world.klaviyo_knows(PROFILE_ID, external_id=f"{SHOP_A}/customer#77")
+
+    answer = world.send(delivery(("01KEVENT1", event_payload())), SECRETS[SHOP_A], SHOP_A)
+
+    assert answer.body["outcomes"] == {"parked": 1}
+    assert world.profile(SHOP_A, "customer#77") is None
 
 
 def test_an_id_only_open_of_a_profile_klaviyo_knows_by_email_lands_on_that_email(world: World) -> None:

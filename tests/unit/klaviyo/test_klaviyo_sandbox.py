@@ -137,3 +137,17 @@ def test_clearing_forgets_requests_and_state(
     assert http.delete("/_sandbox/requests").status_code == 204
     assert http.get("/_sandbox/requests").json() == []
     assert http.get("/_sandbox/state").json()["profiles"] == {}
+
+
+def test_the_sandbox_answers_get_profile_with_the_fields_asked_for_and_404_for_an_unknown_id(
+    sandbox_client: KlaviyoClient, change_factory: Factory
+) -> None:
+    change = change_factory(1)
+    created = sandbox_client.send(kr.profile_import(change)).json()["data"]["id"]
+
+    found = sandbox_client.get_profile(created)
+
+    assert found is not None and found["id"] == created
+    assert set(found["attributes"]) == {"external_id", "email", "phone_number"}
+    assert found["attributes"]["external_id"] == change.external_id
+    assert sandbox_client.get_profile("01KNOBODY000000000000000000") is None

@@ -287,7 +287,8 @@ class KlaviyoWebhooks:
         prefix = f"{state.shop}/"
         if identity.external_id and identity.external_id.startswith(prefix):
             blank = profile_at(state.shop, identity.external_id.removeprefix(prefix))
-            if blank is not None:
+            # Only a profile we still hold: a redacted one is not brought back by Klaviyo's memory of it.
+            if blank is not None and self._store.load(state.shop, blank.key) is not None:
                 return blank, identity
         email = normalise_email(identity.email)
         return profile_for(self._store, state.shop, None, email), identity
