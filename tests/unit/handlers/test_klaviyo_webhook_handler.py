@@ -139,9 +139,7 @@ def test_an_oversized_delivery_gets_413_and_writes_nothing(handlers, context):
     assert item_count(handlers) == before
 
 
-def test_engagement_that_resolves_to_no_profile_is_counted_in_a_metric_not_dropped_silently(
-    handlers, context, capsys
-):
+def test_engagement_that_resolves_to_no_profile_is_counted_in_a_metric_not_dropped_silently(handlers, context, capsys):
     document = json.loads((ROOT / "events" / "klaviyo" / "email_opened_profile_id_only.json").read_bytes())
     document["data"][0]["payload"]["data"]["relationships"]["profile"]["data"]["id"] = "not-a-klaviyo-id!"
     capsys.readouterr()
