@@ -9,7 +9,7 @@ Routing: the engagement's email (included profile or event properties) finds the
 An engagement that names only a Klaviyo profile id is routed by the id sync stored (`by_klaviyo` index),
 else by asking Klaviyo for that profile's external_id, email and phone. One that still resolves nowhere
 is parked (see storage/parked_engagements.py), counted and logged without PII, and applied when a later
-engagement for the same Klaviyo profile resolves.
+engagement naming only the same Klaviyo profile id resolves.
 """
 
 from __future__ import annotations
