@@ -205,7 +205,7 @@ def test_customer_redact_deletes_every_item_of_that_customer(world):
 
     answer = world.shopify(
         "customers/redact",
-        {"shop_id": 1, "shop_domain": "x", "customer": {"id": CUSTOMER, "email": EMAIL}, "orders_to_redact": [1001]},
+        {"shop_id": 1, "shop_domain": "evergreen-test.myshopify.com", "customer": {"id": CUSTOMER, "email": EMAIL}, "orders_to_redact": [1001]},
     )
 
     assert answer.status == 200
@@ -233,7 +233,7 @@ def test_a_data_request_exports_the_customers_stored_data_to_s3(world):
         "customers/data_request",
         {
             "shop_id": 1,
-            "shop_domain": "x",
+            "shop_domain": "evergreen-test.myshopify.com",
             "customer": {"id": CUSTOMER, "email": EMAIL},
             "orders_requested": [1001],
             "data_request": {"id": 9999},

@@ -13,10 +13,13 @@ from shopify_samples_2025_10 import (
     checkout,
     customer_create,
     customer_update_2024,
+    customers_data_request,
+    customers_redact,
     email_consent_update,
     order,
     purchasing_summary,
     refund,
+    shop_redact,
     sms_consent_update,
 )
 
@@ -344,9 +347,9 @@ def test_purchasing_summary_and_compliance_requests_leave_the_profile_as_it_is()
     profile = applied(placed())
     for topic, body in [
         ("customers/purchasing_summary", purchasing_summary()),
-        ("customers/data_request", {"customer": {"id": CUSTOMER_ID}}),
-        ("customers/redact", {"customer": {"id": CUSTOMER_ID}}),
-        ("shop/redact", {"shop_id": 1}),
+        ("customers/data_request", customers_data_request()),
+        ("customers/redact", customers_redact()),
+        ("shop/redact", shop_redact()),
     ]:
         assert apply(profile, event(topic, body)) == profile
 
