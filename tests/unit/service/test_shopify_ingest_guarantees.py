@@ -205,7 +205,12 @@ def test_customer_redact_deletes_every_item_of_that_customer(world):
 
     answer = world.shopify(
         "customers/redact",
-        {"shop_id": 1, "shop_domain": "evergreen-test.myshopify.com", "customer": {"id": CUSTOMER, "email": EMAIL}, "orders_to_redact": [1001]},
+        {
+            "shop_id": 1,
+            "shop_domain": "evergreen-test.myshopify.com",
+            "customer": {"id": CUSTOMER, "email": EMAIL},
+            "orders_to_redact": [1001],
+        },
     )
 
     assert answer.status == 200
