@@ -23,9 +23,17 @@ from hypothesis import strategies as st
 
 from evergreen.service.shopify_webhooks import ShopifyDelivery, WebhookAnswer
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen.shopify.topics import SUPPORTED_TOPICS, canonical_topic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shopify"))
+from shopify_replays import (
+    COMPLIANCE_CUSTOMER,
+    TOPICS,
+    compliance,
+    customers_redact,
+    data_request,
+    justified,
+    real_bodies,
+)
 from shopify_samples_2025_10 import (
     CURRENT_SAMPLES,
     CUSTOMER_ID,
@@ -42,8 +50,6 @@ APP_SECRET = "app-wide-client-secret"
 SECRET_A = "shop-a-own-secret"
 SECRET_B = "shop-b-own-secret"
 SECRET_B_PREVIOUS = "shop-b-previous-secret"
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "shopify" / "webhooks"
-COMPLIANCE_CUSTOMER = 191167
 
 
 class Hostile:
@@ -115,20 +121,6 @@ def hostile(world: Any) -> Hostile:
 
 def key_of(item_key: tuple[str, str]) -> str:
     return item_key[1]
-
-
-def compliance(shop: str, **extra: Any) -> dict[str, Any]:
-    return {"shop_id": 954889, "shop_domain": shop, **extra}
-
-
-def customers_redact(shop: str) -> dict[str, Any]:
-    customer = {"id": COMPLIANCE_CUSTOMER, "email": "john@example.com", "phone": "555-625-1199"}
-    return compliance(shop, customer=customer, orders_to_redact=[])
-
-
-def data_request(shop: str) -> dict[str, Any]:
-    customer = {"id": COMPLIANCE_CUSTOMER, "email": "john@example.com"}
-    return compliance(shop, customer=customer, orders_requested=[], data_request={"id": 9999})
 
 
 # --- authentication and replay ----------------------------------------------------------------------
@@ -358,40 +350,7 @@ def test_oversized_or_foreign_headers_get_400_and_write_nothing(hostile, header,
 # --- every real body under every other topic and shop ---------------------------------------------
 
 
-def family(topic: str) -> str:
-    """What a topic name promises about its body, by Shopify's topic names alone (the test's own oracle)."""
-    exact = {"customers/delete", "customers/redact", "customers/data_request", "shop/redact"}
-    if topic in exact:
-        return topic
-    if topic in ("customers/create", "customers/update", "customers/enable", "customers/disable"):
-        return "customer record"
-    return topic.split("/", maxsplit=1)[0].split(".", maxsplit=1)[0]
-
-
-def real_bodies() -> list[tuple[str, dict[str, Any]]]:
-    """(topic it was sent under, body): Shopify's published samples and the 2025-10 shapes."""
-    bodies = [(canonical_topic(topic), builder()) for topic, builder in CURRENT_SAMPLES.items()]
-    if SHARED.is_dir():
-        for path in sorted(SHARED.glob("*.json")):
-            bodies.append((path.stem.replace("__", "/"), json.loads(path.read_bytes())))
-    for shop in (SHOP_A, SHOP_B):  # compliance bodies that name a real shop of this table
-        bodies += [("customers/redact", customers_redact(shop)), ("shop/redact", compliance(shop))]
-        bodies.append(("customers/data_request", data_request(shop)))
-    return bodies
-
-
-def justified(source: str, body: dict[str, Any], topic: str, shop: str) -> bool:
-    """Whether the body's own shape justifies a write under `topic` for `shop`."""
-    if family(source) != family(topic):
-        return False
-    if topic == "orders/cancelled" and not body.get("cancelled_at"):
-        return False
-    named = body.get("shop_domain")
-    return named is None or named == shop
-
-
-BODIES = real_bodies()
-TOPICS = sorted({canonical_topic(topic) for topic in SUPPORTED_TOPICS})
+BODIES = real_bodies(SHOP_A, SHOP_B)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

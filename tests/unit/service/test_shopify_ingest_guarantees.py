@@ -280,7 +280,7 @@ def test_a_customer_deleted_in_shopify_exits_every_segment_and_is_never_due(worl
     world.shopify("orders/create", order(1001, "600.00"))
     world.queued()
 
-    world.shopify("customers/delete", {"id": CUSTOMER})
+    world.shopify("customers/delete", {"id": CUSTOMER, "admin_graphql_api_id": f"gid://shopify/Customer/{CUSTOMER}"})
 
     profile = world.profile(CUSTOMER)
     assert profile.membership == {}

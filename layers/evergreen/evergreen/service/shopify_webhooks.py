@@ -18,6 +18,7 @@ from evergreen.domain.events import (
     CustomerRedactRequested,
     DataRequested,
     OrderObserved,
+    PurchasingSummary,
     RefundObserved,
     ShopifyEvent,
     ShopRedactRequested,
@@ -100,17 +101,19 @@ class ShopifyWebhooks:
 
     def receive(self, delivery: ShopifyDelivery) -> WebhookAnswer:
         """size → headers → signature → topic → parse and check the body's shape → dispatch."""
-        topic = canonical_topic(delivery.topic or "") or "unknown"
+        named = canonical_topic(delivery.topic or "")
+        topic = named if named in SUPPORTED_TOPICS else "unsupported"
+        """The topic as answers and metrics name it: an unsigned header never becomes a metric dimension."""
         if len(delivery.body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes}, topic)
         header_problem = _header_problem(delivery)
         if header_problem is not None:
-            return WebhookAnswer(400, {"error": "bad headers", "reason": header_problem}, topic[:100], "malformed")
+            return WebhookAnswer(400, {"error": "bad headers", "reason": header_problem}, topic, "malformed")
         secrets = self._secrets_for_shop(delivery.shop) if delivery.shop else ()
         if not any(verify_shopify_hmac(delivery.body, delivery.hmac, secret) for secret in secrets):
             return WebhookAnswer(401, {"error": "invalid signature"}, topic, "signature_failed")
-        if topic not in SUPPORTED_TOPICS:
-            logger.info("Ignoring unsupported topic", extra={"topic": topic, "shop": delivery.shop})
+        if topic == "unsupported":
+            logger.info("Ignoring unsupported topic", extra={"topic": named[:100], "shop": delivery.shop})
             return WebhookAnswer(200, {"status": "ignored", "reason": "unsupported topic"}, topic, "ignored")
         assert delivery.shop is not None
         try:
@@ -139,6 +142,9 @@ class ShopifyWebhooks:
                 return WebhookAnswer(200, {"status": "exported", "key": key}, topic, "exported")
             case RefundObserved():
                 return self._refund(shop, topic, event, delivery_id)
+            case PurchasingSummary():
+                # Informational (docs/shopify.md): nothing to apply, so nothing to write.
+                return WebhookAnswer(200, {"status": Outcome.UNCHANGED.value}, topic, Outcome.UNCHANGED.value)
             case _:
                 blank = profile_for(self._store, shop, event.customer_id, event.email_normalized)
                 if blank is None:

@@ -39,8 +39,24 @@ GID_TYPES: Mapping[Kind, frozenset[str]] = {
 }
 """The resource an `admin_graphql_api_id` may name per kind; other kinds carry none."""
 
-LIVE_CUSTOMER_FIELDS = ("email", "first_name", "last_name", "created_at", "updated_at", "state", "note")
-"""A live customer record has these; a customers/delete body has none of them (only the id)."""
+PURCHASE_FIELDS = frozenset({"line_items", "token", "cart_token"})
+"""Fields of a purchase (order, checkout, cart): never in a customer, consent, tag, refund or compliance body."""
+PURCHASE_KINDS: frozenset[Kind] = frozenset({"order", "checkout"})
+
+LIVE_CUSTOMER_FIELDS = (
+    "email",
+    "email_address",
+    "phone",
+    "first_name",
+    "last_name",
+    "created_at",
+    "updated_at",
+    "state",
+    "note",
+    "email_marketing_consent",
+    "sms_marketing_consent",
+)
+"""A live customer record (or a consent update) has some of these; a customers/delete body has none of them."""
 
 REDACT_ONLY = frozenset({"orders_to_redact"})
 DATA_REQUEST_ONLY = frozenset({"orders_requested", "data_request"})
@@ -80,7 +96,10 @@ def _present(body: Mapping[str, Any], field: str) -> bool:
     return value not in (None, "", [], {})
 
 
-def _foreign_field(kind: Kind, body: Mapping[str, Any]) -> tuple[str, Kind] | None:
+def _foreign_field(kind: Kind, body: Mapping[str, Any]) -> tuple[str, str] | None:
+    if kind not in PURCHASE_KINDS:
+        for field in sorted(PURCHASE_FIELDS & body.keys()):
+            return field, "purchase"
     for other, fields in MARKERS.items():
         if other == kind:
             continue
@@ -140,6 +159,9 @@ def _customer_problem(topic: str, body: Mapping[str, Any]) -> str | None:
         live = next((field for field in LIVE_CUSTOMER_FIELDS if _present(body, field)), None)
         if live is not None:
             return f"a deletion carries only the customer id ({live} is present)"
+        gid = str(body.get("admin_graphql_api_id") or "")
+        if gid.rsplit("/", 1)[-1] != str(body.get("id", "")).strip() or not gid:
+            return "a deletion names its customer twice: id and admin_graphql_api_id (gid://shopify/Customer/<id>)"
         return None
     if not (_present(body, "created_at") or _present(body, "updated_at")):
         return "a customer record carries created_at or updated_at"
