@@ -91,6 +91,8 @@ def _vary(topic: str, body: dict[str, Any], n: int) -> bytes:
         varied["customer_id"] = customer_id
     if isinstance(varied.get("customer"), dict):
         varied["customer"]["id"] = customer_id
+    if "shop_domain" in varied:  # a compliance request names the shop it is for
+        varied["shop_domain"] = SHOP
     return json.dumps(varied).encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -10,10 +11,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from evergreen.http_events import json_response, raw_body
+from evergreen.http_events import BadRequestBody, json_response, raw_body
 from evergreen.observability import record_transitions
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.settings import Settings
+from evergreen.shopify.headers import ConflictingHeaders, read_shopify_headers
 from evergreen.storage.exports import S3DataExporter
 from evergreen.wiring import Edges
 
@@ -34,15 +36,16 @@ webhooks = ShopifyWebhooks(
 
 
 def delivery_of(event: APIGatewayProxyEventV2) -> ShopifyDelivery:
-    header = event.headers.get
+    """The delivery as sent. Raises BadRequestBody or ConflictingHeaders (both answer 400)."""
+    headers = read_shopify_headers(event.headers)
     return ShopifyDelivery(
-        shop=header("x-shopify-shop-domain"),
-        topic=header("x-shopify-topic"),
-        hmac=header("x-shopify-hmac-sha256"),
+        shop=headers.shop,
+        topic=headers.topic,
+        hmac=headers.hmac,
         body=raw_body(event),
-        event_id=header("x-shopify-event-id"),
-        webhook_id=header("x-shopify-webhook-id"),
-        api_version=header("x-shopify-api-version"),
+        event_id=headers.event_id,
+        webhook_id=headers.webhook_id,
+        api_version=headers.api_version,
     )
 
 
@@ -51,16 +54,26 @@ def delivery_of(event: APIGatewayProxyEventV2) -> ShopifyDelivery:
 @metrics.log_metrics
 @event_source(data_class=APIGatewayProxyEventV2)
 def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:
-    delivery = delivery_of(event)
+    try:
+        delivery = delivery_of(event)
+    except (BadRequestBody, ConflictingHeaders) as error:
+        logger.warning("Refused a request that cannot be read", extra={"reason": str(error)})
+        return json_response(400, {"error": "bad request", "reason": str(error)})
     logger.append_keys(shop=delivery.shop, topic=delivery.topic, webhook_id=delivery.webhook_id)
     try:
         answer = webhooks.receive(delivery)
-    except Exception:
-        # DynamoDB down or throttled, conflicts exhausted: a 5xx makes Shopify retry.
-        logger.exception("Webhook failed; Shopify will retry")
+    except Exception as error:
+        # DynamoDB down or throttled, conflicts exhausted: a 5xx makes Shopify retry. The exception's message
+        # is not logged (a library's message can quote input), only its type and where it was raised.
+        logger.error(
+            "Webhook failed; Shopify will retry",
+            extra={"error_type": type(error).__name__, "stack": "".join(traceback.format_tb(error.__traceback__))},
+        )
         return json_response(503, {"error": "try again later"})
     metrics.add_dimension("topic", answer.topic)
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
+    if answer.notes.get("destructive"):
+        metrics.add_metric(name="DestructiveOperations", unit=MetricUnit.Count, value=1)
     if answer.status == 401:
         metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
         logger.warning("Rejected webhook with a bad or missing signature")

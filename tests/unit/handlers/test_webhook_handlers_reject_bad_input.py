@@ -66,6 +66,37 @@ def test_an_unknown_topic_gets_200(handlers, context):
     assert table_items(handlers) == []
 
 
+def test_a_base64_flagged_body_that_is_not_base64_gets_400(handlers, context):
+    event = shopify_event(b"{}")
+    event["isBase64Encoded"] = True
+    event["body"] = "this is not base64!"
+
+    answer = handlers["shopify_webhook"].lambda_handler(event, context)
+
+    assert answer["statusCode"] == 400
+    assert "base64" in json.loads(answer["body"])["reason"]
+    assert table_items(handlers) == []
+
+
+def test_disagreeing_header_families_get_400_before_anything_else(handlers, context):
+    event = shopify_event(b"{}", **{"shopify-shop-domain": "other-shop.myshopify.com"})
+
+    answer = handlers["shopify_webhook"].lambda_handler(event, context)
+
+    assert answer["statusCode"] == 400
+    assert table_items(handlers) == []
+
+
+def test_a_poison_body_nested_100000_deep_gets_400_at_the_handler(handlers, context):
+    body = b'{"id": 1, "note": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    answer = handlers["shopify_webhook"].lambda_handler(shopify_event(body), context)
+
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["reason"]
+    assert table_items(handlers) == []
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=5),

@@ -205,7 +205,12 @@ def test_customer_redact_deletes_every_item_of_that_customer(world):
 
     answer = world.shopify(
         "customers/redact",
-        {"shop_id": 1, "shop_domain": "x", "customer": {"id": CUSTOMER, "email": EMAIL}, "orders_to_redact": [1001]},
+        {
+            "shop_id": 1,
+            "shop_domain": "evergreen-test.myshopify.com",
+            "customer": {"id": CUSTOMER, "email": EMAIL},
+            "orders_to_redact": [1001],
+        },
     )
 
     assert answer.status == 200
@@ -233,7 +238,7 @@ def test_a_data_request_exports_the_customers_stored_data_to_s3(world):
         "customers/data_request",
         {
             "shop_id": 1,
-            "shop_domain": "x",
+            "shop_domain": "evergreen-test.myshopify.com",
             "customer": {"id": CUSTOMER, "email": EMAIL},
             "orders_requested": [1001],
             "data_request": {"id": 9999},
@@ -275,7 +280,7 @@ def test_a_customer_deleted_in_shopify_exits_every_segment_and_is_never_due(worl
     world.shopify("orders/create", order(1001, "600.00"))
     world.queued()
 
-    world.shopify("customers/delete", {"id": CUSTOMER})
+    world.shopify("customers/delete", {"id": CUSTOMER, "admin_graphql_api_id": f"gid://shopify/Customer/{CUSTOMER}"})
 
     profile = world.profile(CUSTOMER)
     assert profile.membership == {}

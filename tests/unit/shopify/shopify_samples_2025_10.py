@@ -323,6 +323,19 @@ def customers_data_request() -> dict[str, Any]:
     }
 
 
+def customer_tags(tags: list[str] | None = None, at: str = "2025-03-01T09:00:00-05:00") -> dict[str, Any]:
+    """customer.tags_added / customer.tags_removed, as Shopify documents the payload.
+
+    Source: shopify.dev/docs/api/webhooks?reference=toml, topics customer.tags_added and customer.tags_removed
+    (example body: `customerId` as a Customer gid, `tags` as a list, `occurredAt` with an offset).
+    """
+    return {
+        "customerId": f"gid://shopify/Customer/{CUSTOMER_ID}",
+        "tags": ["VIP", "wholesale"] if tags is None else tags,
+        "occurredAt": at,
+    }
+
+
 def shop_redact() -> dict[str, Any]:
     return {"shop_id": 954889, "shop_domain": "{shop}.myshopify.com"}
 
@@ -338,6 +351,8 @@ CURRENT_SAMPLES: dict[str, Any] = {
     "customers/email_marketing_consent_update": email_consent_update,
     "customers/marketing_consent_update": sms_consent_update,
     "customers/purchasing_summary": purchasing_summary,
+    "customer.tags_added": customer_tags,
+    "customer.tags_removed": customer_tags,
     "orders/create": order,
     "orders/paid": order,
     "orders/updated": order,

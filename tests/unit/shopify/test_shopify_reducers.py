@@ -12,11 +12,15 @@ from shopify_samples_2025_10 import (
     ORDER_ID,
     checkout,
     customer_create,
+    customer_delete,
     customer_update_2024,
+    customers_data_request,
+    customers_redact,
     email_consent_update,
     order,
     purchasing_summary,
     refund,
+    shop_redact,
     sms_consent_update,
 )
 
@@ -101,7 +105,7 @@ def test_every_event_applied_twice_is_the_same_as_once() -> None:
         event("refunds/create", refund(refund_id=2, amounts=("3.00",))),
         event("checkouts/create", checkout(token="other", updated_at=at(5))),
         EngagementRecorded(kind="email_click", occurred_at=T0, email=None, phone=None, klaviyo_profile_id="K"),
-        event("customers/delete", {"id": CUSTOMER_ID}),
+        event("customers/delete", customer_delete()),
     ]
     profile = fresh()
     for each in events:
@@ -334,7 +338,7 @@ def test_a_klaviyo_sms_unsubscribe_changes_only_sms_consent() -> None:
 
 
 def test_customers_delete_marks_the_profile_deleted_and_keeps_order_facts() -> None:
-    result = applied(placed(total="10.00"), event("customers/delete", {"id": CUSTOMER_ID}))
+    result = applied(placed(total="10.00"), event("customers/delete", customer_delete()))
 
     assert result.deleted
     assert result.facts()["orders_count"] == 1
@@ -344,9 +348,9 @@ def test_purchasing_summary_and_compliance_requests_leave_the_profile_as_it_is()
     profile = applied(placed())
     for topic, body in [
         ("customers/purchasing_summary", purchasing_summary()),
-        ("customers/data_request", {"customer": {"id": CUSTOMER_ID}}),
-        ("customers/redact", {"customer": {"id": CUSTOMER_ID}}),
-        ("shop/redact", {"shop_id": 1}),
+        ("customers/data_request", customers_data_request()),
+        ("customers/redact", customers_redact()),
+        ("shop/redact", shop_redact()),
     ]:
         assert apply(profile, event(topic, body)) == profile
 

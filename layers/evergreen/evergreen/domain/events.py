@@ -86,6 +86,21 @@ class CustomerUpserted(_Event):
         return self.updated_at
 
 
+class CustomerTagsChanged(_Event):
+    """customer.tags_added / customer.tags_removed (2025-01+): some tags added to or removed from a customer."""
+
+    event_type: Literal["customer_tags_changed"] = "customer_tags_changed"
+    customer_id: str
+    tags: tuple[str, ...]
+    present: bool
+    """True for tags_added, False for tags_removed."""
+    occurred_at: UtcDatetime
+
+    @property
+    def resource_updated_at(self) -> datetime | None:
+        return self.occurred_at
+
+
 class CustomerDeleted(_Event):
     """customers/delete. The payload has no timestamp, so `deleted_at` is the receipt time."""
 
@@ -241,6 +256,7 @@ class EngagementRecorded(_Event):
 
 ShopifyEvent = (
     CustomerUpserted
+    | CustomerTagsChanged
     | CustomerDeleted
     | ConsentChanged
     | OrderObserved

@@ -58,6 +58,23 @@ class RefundRecord(_Model):
     created_at: datetime | None = None
 
 
+class TagChange(_Model):
+    """The last known state of one customer tag, and when Shopify said so."""
+
+    tag: str
+    present: bool
+    at: datetime | None = None
+
+
+class TagHistory(_Model):
+    """Per-tag last changes, so `customer_tags` is exact under reordering and duplicates (newer wins)."""
+
+    as_of: datetime | None = None
+    """The newest full tag list applied: a tag it did not list was absent then."""
+    changes: dict[str, TagChange] = Field(default_factory=dict)
+    """By case-folded tag (Shopify's tags are case-insensitive)."""
+
+
 class Engagement(_Model):
     last_email_open_at: datetime | None = None
     last_email_click_at: datetime | None = None
@@ -82,6 +99,7 @@ class Profile(_Model):
 
     customer_state: str | None = None
     customer_tags: list[str] = Field(default_factory=list)
+    customer_tag_history: TagHistory = Field(default_factory=TagHistory)
     customer_created_at: datetime | None = None
     customer_updated_at: datetime | None = None
     deleted: bool = False

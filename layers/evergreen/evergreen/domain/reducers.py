@@ -26,6 +26,7 @@ from evergreen.domain.events import (
     ConsentChanged,
     CustomerDeleted,
     CustomerRedactRequested,
+    CustomerTagsChanged,
     CustomerUpserted,
     DataRequested,
     DomainEvent,
@@ -42,6 +43,8 @@ from evergreen.domain.profile import (
     OrderRecord,
     Profile,
     RefundRecord,
+    TagChange,
+    TagHistory,
     normalise_email,
 )
 
@@ -74,6 +77,8 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
     match event:
         case CustomerUpserted():
             return _apply_customer(profile, event)
+        case CustomerTagsChanged():
+            return _apply_tags(profile, event.tags, event.present, event.occurred_at)
         case CustomerDeleted():
             return profile if profile.deleted else profile.model_copy(update={"deleted": True})
         case ConsentChanged():
@@ -219,13 +224,86 @@ def _apply_customer(profile: Profile, event: CustomerUpserted) -> Profile:
         )
         if event.state is not None:
             update["customer_state"] = event.state
-        if event.tags is not None:
-            update["customer_tags"] = list(event.tags[:CUSTOMER_TAGS_KEPT])
         if event.created_at is not None:
             update["customer_created_at"] = event.created_at
         if event.updated_at is not None:
             update["customer_updated_at"] = event.updated_at
-    return profile.model_copy(update=update) if update else profile
+    updated = profile.model_copy(update=update) if update else profile
+    if event.tags is not None:
+        updated = _apply_tag_snapshot(updated, event.tags, event.updated_at)
+    return updated
+
+
+# --- customer tags -------------------------------------------------------------------------------
+
+REMOVED_TAGS_KEPT = CUSTOMER_TAGS_KEPT
+"""How many removed tags keep their removal time (the oldest removals are forgotten first)."""
+
+
+def _later_tag(current: TagChange, observed: TagChange) -> TagChange:
+    """Newer wins; a dated observation beats an undated one; on a tie, removal wins (then the smaller spelling)."""
+    if current.at != observed.at:
+        if current.at is None or (observed.at is not None and observed.at > current.at):
+            return observed
+        return current
+    return min(current, observed, key=lambda change: (change.present, change.tag))
+
+
+def _tag_history(profile: Profile) -> TagHistory:
+    """The profile's tag history; a profile stored before histories existed starts from its tag list."""
+    history = profile.customer_tag_history
+    if history.changes or history.as_of is not None or not profile.customer_tags:
+        return history
+    at = profile.customer_updated_at
+    changes = {tag.casefold(): TagChange(tag=tag, present=True, at=at) for tag in profile.customer_tags}
+    return TagHistory(as_of=at, changes=changes)
+
+
+def _with_tags(profile: Profile, history: TagHistory) -> Profile:
+    removed = sorted(
+        (key for key, change in history.changes.items() if not change.present),
+        key=lambda key: (history.changes[key].at is not None, history.changes[key].at, key),
+    )
+    forgotten = set(removed[: max(0, len(removed) - REMOVED_TAGS_KEPT)])
+    changes = {key: change for key, change in sorted(history.changes.items()) if key not in forgotten}
+    kept = TagHistory(as_of=history.as_of, changes=changes)
+    tags = [change.tag for change in changes.values() if change.present][:CUSTOMER_TAGS_KEPT]
+    if kept == profile.customer_tag_history and tags == profile.customer_tags:
+        return profile
+    return profile.model_copy(update={"customer_tag_history": kept, "customer_tags": tags})
+
+
+def _observe(history: TagHistory, changes: dict[str, TagChange], observed: TagChange) -> None:
+    key = observed.tag.casefold()
+    current = changes.get(key)
+    if current is None:
+        current = TagChange(tag=observed.tag, present=False, at=history.as_of) if history.as_of else None
+    changes[key] = observed if current is None else _later_tag(current, observed)
+
+
+def _apply_tags(profile: Profile, tags: tuple[str, ...], present: bool, at: datetime | None) -> Profile:
+    """Tags added (present) or removed at `at`: each tag keeps its newest observation."""
+    history = _tag_history(profile)
+    changes = dict(history.changes)
+    for tag in tags:
+        _observe(history, changes, TagChange(tag=tag, present=present, at=at))
+    return _with_tags(profile, TagHistory(as_of=history.as_of, changes=changes))
+
+
+def _apply_tag_snapshot(profile: Profile, tags: tuple[str, ...], at: datetime | None) -> Profile:
+    """A full tag list as of `at` (customers/update before 2025-01): listed tags present, every other absent."""
+    history = _tag_history(profile)
+    changes = dict(history.changes)
+    listed = {tag.casefold() for tag in tags}
+    for tag in tags:
+        _observe(history, changes, TagChange(tag=tag, present=True, at=at))
+    for key, change in list(changes.items()):
+        if key not in listed:
+            _observe(history, changes, TagChange(tag=change.tag, present=False, at=at))
+    as_of = history.as_of
+    if at is not None and (as_of is None or at > as_of):
+        as_of = at
+    return _with_tags(profile, TagHistory(as_of=as_of, changes=changes))
 
 
 def _apply_consent(profile: Profile, event: ConsentChanged) -> Profile:

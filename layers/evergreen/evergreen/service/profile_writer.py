@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -88,7 +89,7 @@ class ProfileWriter:
                 continue
             self.enqueue(result.change)
             return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
-        raise ConflictsExhausted(blank.key)
+        raise ConflictsExhausted(f"profile key sha256:{hashlib.sha256(blank.key.encode()).hexdigest()[:12]}")
 
     def enqueue(self, change: SegmentChange | None) -> bool:
         """Send a change; on failure the outbox index keeps it for the sweep to re-send."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -13,9 +14,11 @@ from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
 from evergreen.domain.events import (
+    CustomerDeleted,
     CustomerRedactRequested,
     DataRequested,
     OrderObserved,
+    PurchasingSummary,
     RefundObserved,
     ShopifyEvent,
     ShopRedactRequested,
@@ -26,7 +29,7 @@ from evergreen.service.ports import DataExporter, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
 from evergreen.shopify.hmac import verify_shopify_hmac
-from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, translate
+from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, canonical_topic, translate
 from evergreen.storage.orders import OrderLink
 
 logger = Logger(child=True)
@@ -97,47 +100,63 @@ class ShopifyWebhooks:
         self._max_body_bytes = max_body_bytes
 
     def receive(self, delivery: ShopifyDelivery) -> WebhookAnswer:
-        topic = delivery.topic or "unknown"
+        """size → headers → signature → topic → parse and check the body's shape → dispatch."""
+        named = canonical_topic(delivery.topic or "")
+        topic = named if named in SUPPORTED_TOPICS else "unsupported"
+        """The topic as answers and metrics name it: an unsigned header never becomes a metric dimension."""
         if len(delivery.body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes}, topic)
+        header_problem = _header_problem(delivery)
+        if header_problem is not None:
+            return WebhookAnswer(400, {"error": "bad headers", "reason": header_problem}, topic, "malformed")
         secrets = self._secrets_for_shop(delivery.shop) if delivery.shop else ()
         if not any(verify_shopify_hmac(delivery.body, delivery.hmac, secret) for secret in secrets):
             return WebhookAnswer(401, {"error": "invalid signature"}, topic, "signature_failed")
-        if topic not in SUPPORTED_TOPICS:
-            logger.info("Ignoring unsupported topic", extra={"topic": topic, "shop": delivery.shop})
+        if topic == "unsupported":
+            logger.info("Ignoring unsupported topic", extra={"topic": named[:100], "shop": delivery.shop})
             return WebhookAnswer(200, {"status": "ignored", "reason": "unsupported topic"}, topic, "ignored")
+        assert delivery.shop is not None
         try:
             payload = json.loads(delivery.body)
-            event = translate(topic, payload, self._clock.now())
-        except (ValueError, MalformedPayload) as error:
-            reason = str(error) if isinstance(error, MalformedPayload) else "body is not valid JSON"
+            event = translate(topic, payload, self._clock.now(), shop=delivery.shop)
+        except (ValueError, RecursionError, MalformedPayload) as error:
+            reason = (
+                str(error) if isinstance(error, MalformedPayload) else "body is not valid JSON (or nested too deeply)"
+            )
             return WebhookAnswer(400, {"error": "malformed payload", "reason": reason}, topic, "malformed")
-        assert delivery.shop is not None
         return self._dispatch(delivery.shop, topic, event, delivery.delivery_id)
 
     def _dispatch(self, shop: str, topic: str, event: ShopifyEvent, delivery_id: str | None) -> WebhookAnswer:
         match event:
             case ShopRedactRequested():
+                _log_destructive(topic, shop, event.shop_id)
                 deleted = self._store.delete(shop, list(self._store.keys_in_shop(shop)))
                 logger.info("Shop redacted", extra={"shop": shop, "items_deleted": deleted})
-                return WebhookAnswer(200, {"status": "redacted", "items": deleted}, topic, "redacted")
+                return WebhookAnswer(200, {"status": "redacted", "items": deleted}, topic, "redacted", notes=_DESTROYED)
             case CustomerRedactRequested():
+                _log_destructive(topic, shop, event.shop_id, event.customer_id, event.email_normalized)
                 deleted = self._redact_customer(shop, event)
-                return WebhookAnswer(200, {"status": "redacted", "items": deleted}, topic, "redacted")
+                return WebhookAnswer(200, {"status": "redacted", "items": deleted}, topic, "redacted", notes=_DESTROYED)
             case DataRequested():
                 key = self._export_customer(shop, event)
                 return WebhookAnswer(200, {"status": "exported", "key": key}, topic, "exported")
             case RefundObserved():
                 return self._refund(shop, topic, event, delivery_id)
+            case PurchasingSummary():
+                # Informational (docs/shopify.md): nothing to apply, so nothing to write.
+                return WebhookAnswer(200, {"status": Outcome.UNCHANGED.value}, topic, Outcome.UNCHANGED.value)
             case _:
                 blank = profile_for(self._store, shop, event.customer_id, event.email_normalized)
                 if blank is None:
                     logger.info("Event names no customer or email; nothing to attach", extra={"topic": topic})
                     return WebhookAnswer(200, {"status": "ignored", "reason": "no customer"}, topic, "ignored")
+                if isinstance(event, CustomerDeleted):
+                    _log_destructive(topic, shop, None, event.customer_id)
                 result = self._write(blank, event, delivery_id)
                 if isinstance(event, OrderObserved):
                     result = self._link_order(shop, event, result, delivery_id)
-                return _answer(topic, result)
+                answer = _answer(topic, result)
+                return replace(answer, notes=_DESTROYED) if isinstance(event, CustomerDeleted) else answer
 
     def _write(self, blank: Profile, event: ShopifyEvent | RefundObserved, delivery_id: str | None) -> WriteResult:
         return self._writer.write(blank, lambda profile: apply(profile, event), delivery_id, merge=merge_guest)
@@ -218,6 +237,40 @@ class ShopifyWebhooks:
         self._exporter.export(key, document)
         logger.info("Customer data exported", extra={"shop": shop, "export_key": key})
         return key
+
+
+_DESTROYED: dict[str, Any] = {"destructive": True}
+"""Notes of an answer that deleted or retired data (the handler counts these as a metric)."""
+
+MAX_DELIVERY_ID_CHARS = 128
+"""Delivery ids are remembered on the profile: a longer one is refused rather than stored."""
+SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,99}\.myshopify\.com")
+
+
+def _header_problem(delivery: ShopifyDelivery) -> str | None:
+    """Why the (unsigned) headers cannot be used, naming the header, never its value."""
+    if delivery.shop is not None and not SHOP_DOMAIN.fullmatch(delivery.shop):
+        return "the shop domain header is not a <name>.myshopify.com domain"
+    for name, value in (("event id", delivery.event_id), ("webhook id", delivery.webhook_id)):
+        if value is not None and len(value) > MAX_DELIVERY_ID_CHARS:
+            return f"the {name} header is longer than {MAX_DELIVERY_ID_CHARS} characters"
+    return None
+
+
+def _log_destructive(
+    topic: str, shop: str, shop_id: str | None, customer_id: str | None = None, email: str | None = None
+) -> None:
+    """Every accepted deletion leaves an audit line (ids and hashes only)."""
+    logger.warning(
+        "Destructive operation accepted",
+        extra={
+            "topic": topic,
+            "shop": shop,
+            "shop_id": shop_id,
+            "customer_id": customer_id,
+            "email_hash": fingerprint(email),
+        },
+    )
 
 
 def _answer(topic: str, result: WriteResult) -> WebhookAnswer:

@@ -9,16 +9,42 @@ payload without it fails validation and the translator reports it as malformed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_ABS_AMOUNT = Decimal(10) ** 15
 """Amounts at or beyond this are rejected as garbage rather than carried into sums."""
 MIN_AMOUNT_EXPONENT = -12
 GID_PREFIX = "gid://"
+
+# Bounds on everything a payload can make Evergreen store (docs/shopify.md, "Bounds"). A value beyond its
+# bound is refused with 400 and a reason; nothing is cut short silently.
+MAX_ID_CHARS = 64
+"""Shopify ids are 64-bit integers (at most 20 digits); far below DynamoDB's 1,024-byte sort-key limit."""
+MAX_TOKEN_CHARS = 255
+MAX_EMAIL_CHARS = 254
+"""RFC 5321's longest usable address."""
+MAX_PHONE_CHARS = 64
+MAX_NAME_CHARS = 255
+MAX_TAG_CHARS = 255
+"""Shopify's own limit for one tag."""
+MAX_TAGS = 250
+"""Shopify's own limit of tags on one resource."""
+MAX_CODE_CHARS = 64
+"""States, statuses, currency codes, opt-in levels."""
+MAX_TEXT_CHARS = 10_000
+"""Free text Evergreen reads but does not store (line item titles, vendors)."""
+MAX_REFUNDS = 250
+"""Refunds embedded in one order."""
+MAX_TRANSACTIONS = 250
+"""Transactions in one refund."""
+MAX_LISTED_ORDERS = 10_000
+"""Order ids listed in one compliance request."""
 
 
 def _to_id(value: Any) -> str:
@@ -28,14 +54,14 @@ def _to_id(value: Any) -> str:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("an id must not be negative")
-        return str(value)
+        return str(_at_most(MAX_ID_CHARS)(str(value)))
     if isinstance(value, str):
         cleaned = value.strip()
         if cleaned.startswith(GID_PREFIX):
             cleaned = cleaned.rsplit("/", 1)[-1].split("?", 1)[0]
         if not cleaned:
             raise ValueError("an id must not be blank")
-        return cleaned
+        return str(_at_most(MAX_ID_CHARS)(cleaned))
     raise ValueError("an id must be an integer or a string")
 
 
@@ -82,15 +108,31 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def _at_most(limit: int) -> Callable[[Any], Any]:
+    """A validator refusing a string or list longer than `limit` (error type `too_long`, no value shown)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str | list) and len(value) > limit:
+            raise PydanticCustomError("too_long", "longer than {limit}", {"limit": limit})
+        return value
+
+    return check
+
+
 def _tag_list(value: Any) -> Any:
-    """Shopify sends tags as one comma-separated string; accept a list too."""
+    """Shopify sends tags as one comma-separated string; accept a list too. Bounded per tag and in number."""
     if value is None:
         return None
     if isinstance(value, str):
-        return [tag.strip() for tag in value.split(",") if tag.strip()]
-    if isinstance(value, list):
-        return [tag.strip() for tag in value if isinstance(tag, str) and tag.strip()]
-    raise ValueError("tags must be a string or a list of strings")
+        tags = [tag.strip() for tag in value.split(",") if tag.strip()]
+    elif isinstance(value, list):
+        tags = [tag.strip() for tag in value if isinstance(tag, str) and tag.strip()]
+    else:
+        raise ValueError("tags must be a string or a list of strings")
+    _at_most(MAX_TAGS)(tags)
+    for tag in tags:
+        _at_most(MAX_TAG_CHARS)(tag)
+    return tags
 
 
 def _lower(value: Any) -> Any:
@@ -105,12 +147,27 @@ def _none_to_false(value: Any) -> Any:
     return False if value is None else value
 
 
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise PydanticCustomError("negative", "must not be negative")
+    return value
+
+
 ShopifyId = Annotated[str, BeforeValidator(_to_id)]
 Amount = Annotated[Decimal, BeforeValidator(_to_amount)]
+NonNegativeAmount = Annotated[Decimal, BeforeValidator(_to_amount), AfterValidator(_not_negative)]
+"""Order totals and refund transactions: Shopify never sends a negative one, so one is refused."""
 UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
-Text = Annotated[str | None, BeforeValidator(_blank_to_none)]
-"""Optional free text; blank becomes None."""
-LowerText = Annotated[str | None, BeforeValidator(_lower), BeforeValidator(_blank_to_none)]
+_Blank = BeforeValidator(_blank_to_none)
+Text = Annotated[str | None, BeforeValidator(_at_most(MAX_TEXT_CHARS)), _Blank]
+"""Optional free text that is read but not stored; blank becomes None."""
+Email = Annotated[str | None, BeforeValidator(_at_most(MAX_EMAIL_CHARS)), _Blank]
+Phone = Annotated[str | None, BeforeValidator(_at_most(MAX_PHONE_CHARS)), _Blank]
+Name = Annotated[str | None, BeforeValidator(_at_most(MAX_NAME_CHARS)), _Blank]
+Token = Annotated[str | None, BeforeValidator(_at_most(MAX_TOKEN_CHARS)), _Blank]
+Code = Annotated[str | None, BeforeValidator(_at_most(MAX_CODE_CHARS)), _Blank]
+LowerText = Annotated[str | None, BeforeValidator(_lower), BeforeValidator(_at_most(MAX_CODE_CHARS)), _Blank]
+"""A short code (state, status, kind), lower-cased."""
 Tags = Annotated[list[str] | None, BeforeValidator(_tag_list)]
 Flag = Annotated[bool, BeforeValidator(_none_to_false)]
 
@@ -122,8 +179,8 @@ class Payload(BaseModel):
 
 
 class Money(Payload):
-    amount: Amount
-    currency_code: Text = Field(None, validation_alias=AliasChoices("currency_code", "currencyCode", "currency"))
+    amount: NonNegativeAmount
+    currency_code: Code = Field(None, validation_alias=AliasChoices("currency_code", "currencyCode", "currency"))
 
 
 class MoneyBag(Payload):
@@ -145,10 +202,10 @@ class CustomerPayload(Payload):
     """customers/create|update|enable|disable. Pre-2025-01 shapes add tags and consents."""
 
     id: ShopifyId
-    email: Text = None
-    phone: Text = None
-    first_name: Text = None
-    last_name: Text = None
+    email: Email = None
+    phone: Phone = None
+    first_name: Name = None
+    last_name: Name = None
     state: LowerText = None
     tags: Tags = None
     created_at: UtcDatetime | None = None
@@ -160,14 +217,26 @@ class CustomerPayload(Payload):
     accepts_marketing_updated_at: UtcDatetime | None = None
 
 
+class CustomerTagsPayload(Payload):
+    """customer.tags_added / customer.tags_removed (GraphQL-style: a gid, the tags changed, when).
+
+    Shopify's documented example: `{"customerId": "gid://shopify/Customer/1", "tags": ["tag1", "tag2"],
+    "occurredAt": "2023-06-01T12:00:00-04:00"}`.
+    """
+
+    customer_id: ShopifyId = Field(validation_alias=AliasChoices("customerId", "customer_id"))
+    tags: Annotated[list[str], BeforeValidator(_tag_list)]
+    occurred_at: UtcDatetime = Field(validation_alias=AliasChoices("occurredAt", "occurred_at"))
+
+
 class CustomerRef(Payload):
     """A customer embedded in an order or checkout; may be absent, empty or redacted."""
 
     id: ShopifyId | None = None
-    email: Text = None
-    phone: Text = None
-    first_name: Text = None
-    last_name: Text = None
+    email: Email = None
+    phone: Phone = None
+    first_name: Name = None
+    last_name: Name = None
 
 
 class CustomerDeletePayload(Payload):
@@ -178,7 +247,7 @@ class EmailConsentUpdatePayload(Payload):
     """customers_email_marketing_consent/update."""
 
     customer_id: ShopifyId = Field(validation_alias=AliasChoices("customer_id", "id"))
-    email_address: Text = None
+    email_address: Email = None
     email_marketing_consent: MarketingConsent
 
 
@@ -186,7 +255,7 @@ class SmsConsentUpdatePayload(Payload):
     """customers_marketing_consent/update (SMS)."""
 
     id: ShopifyId = Field(validation_alias=AliasChoices("id", "customer_id"))
-    phone: Text = None
+    phone: Phone = None
     sms_marketing_consent: MarketingConsent
 
 
@@ -204,7 +273,7 @@ class LineItemPayload(Payload):
     """Order line items carry product_id, vendor and title; `product_type` is usually absent."""
 
     product_id: ShopifyId | None = None
-    product_type: Text = None
+    product_type: Name = None
     vendor: Text = None
     title: Text = None
 
@@ -213,9 +282,9 @@ class TransactionPayload(Payload):
     id: ShopifyId | None = None
     kind: LowerText = None
     status: LowerText = None
-    amount: Amount | None = None
+    amount: NonNegativeAmount | None = None
     amount_set: MoneyBag | None = None
-    currency: Text = None
+    currency: Code = None
 
     @property
     def money(self) -> tuple[Decimal, str | None]:
@@ -237,7 +306,9 @@ class RefundPayload(Payload):
     order_id: ShopifyId | None = None
     created_at: UtcDatetime | None = None
     processed_at: UtcDatetime | None = None
-    transactions: Annotated[list[TransactionPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    transactions: Annotated[
+        list[TransactionPayload], BeforeValidator(_at_most(MAX_TRANSACTIONS)), BeforeValidator(_none_to_empty)
+    ] = Field(default_factory=list)
 
     def refunded(self) -> tuple[Decimal, str | None]:
         """Money that went back: the sum of successful refund transactions."""
@@ -255,22 +326,24 @@ class OrderPayload(Payload):
     """orders/create|paid|updated|cancelled|fulfilled."""
 
     id: ShopifyId
-    email: Text = None
-    contact_email: Text = None
-    phone: Text = None
+    email: Email = None
+    contact_email: Email = None
+    phone: Phone = None
     customer: CustomerRef | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime | None = None
     cancelled_at: UtcDatetime | None = None
     financial_status: LowerText = None
     test: Flag = False
-    checkout_token: Text = None
-    currency: Text = None
-    total_price: Amount | None = None
+    checkout_token: Token = None
+    currency: Code = None
+    total_price: NonNegativeAmount | None = None
     total_price_set: MoneyBag | None = None
     tags: Tags = None
     line_items: Annotated[list[LineItemPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
-    refunds: Annotated[list[RefundPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    refunds: Annotated[list[RefundPayload], BeforeValidator(_at_most(MAX_REFUNDS)), BeforeValidator(_none_to_empty)] = (
+        Field(default_factory=list)
+    )
 
     def total(self) -> tuple[Decimal, str | None] | None:
         """The original order total in shop money, else `total_price` in `currency`."""
@@ -286,8 +359,8 @@ class CheckoutPayload(Payload):
     """checkouts/create|update (abandoned-checkout objects)."""
 
     token: Annotated[str, BeforeValidator(_to_id)]
-    email: Text = None
-    phone: Text = None
+    email: Email = None
+    phone: Phone = None
     customer: CustomerRef | None = None
     created_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
@@ -296,8 +369,8 @@ class CheckoutPayload(Payload):
 
 class ComplianceCustomer(Payload):
     id: ShopifyId | None = None
-    email: Text = None
-    phone: Text = None
+    email: Email = None
+    phone: Phone = None
 
 
 class DataRequest(Payload):
@@ -308,9 +381,11 @@ class DataRequestPayload(Payload):
     """customers/data_request."""
 
     shop_id: ShopifyId | None = None
-    shop_domain: Text = None
+    shop_domain: Name = None
     customer: ComplianceCustomer
-    orders_requested: Annotated[list[ShopifyId], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    orders_requested: Annotated[
+        list[ShopifyId], BeforeValidator(_at_most(MAX_LISTED_ORDERS)), BeforeValidator(_none_to_empty)
+    ] = Field(default_factory=list)
     data_request: DataRequest | None = None
 
 
@@ -318,13 +393,15 @@ class CustomerRedactPayload(Payload):
     """customers/redact."""
 
     shop_id: ShopifyId | None = None
-    shop_domain: Text = None
+    shop_domain: Name = None
     customer: ComplianceCustomer
-    orders_to_redact: Annotated[list[ShopifyId], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    orders_to_redact: Annotated[
+        list[ShopifyId], BeforeValidator(_at_most(MAX_LISTED_ORDERS)), BeforeValidator(_none_to_empty)
+    ] = Field(default_factory=list)
 
 
 class ShopRedactPayload(Payload):
     """shop/redact."""
 
     shop_id: ShopifyId | None = None
-    shop_domain: Text = None
+    shop_domain: Name = None

@@ -21,6 +21,7 @@ from evergreen.domain.events import (
     ConsentChanged,
     CustomerDeleted,
     CustomerRedactRequested,
+    CustomerTagsChanged,
     CustomerUpserted,
     DataRequested,
     OrderObserved,
@@ -35,6 +36,7 @@ from evergreen.shopify.payloads import (
     CustomerDeletePayload,
     CustomerPayload,
     CustomerRedactPayload,
+    CustomerTagsPayload,
     DataRequestPayload,
     EmailConsentUpdatePayload,
     MarketingConsent,
@@ -44,6 +46,7 @@ from evergreen.shopify.payloads import (
     ShopRedactPayload,
     SmsConsentUpdatePayload,
 )
+from evergreen.shopify.shapes import shape_problem
 
 Translator = Callable[[Mapping[str, Any], datetime], ShopifyEvent]
 
@@ -176,6 +179,19 @@ def _customer(topic: str) -> Translator:
     return translate_customer
 
 
+def _customer_tags(topic: str) -> Translator:
+    def translate_tags(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent:
+        change = _validate(CustomerTagsPayload, body, topic)
+        return CustomerTagsChanged(
+            customer_id=change.customer_id,
+            tags=_bounded(change.tags, len(change.tags)),
+            present=topic == TAGS_ADDED_TOPIC,
+            occurred_at=change.occurred_at,
+        )
+
+    return translate_tags
+
+
 def _customer_deleted(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent:
     deleted = _validate(CustomerDeletePayload, body, "customers/delete")
     return CustomerDeleted(customer_id=deleted.id, deleted_at=received_at)
@@ -255,7 +271,7 @@ def _order(topic: str) -> Translator:
             last_name=customer.last_name if customer else None,
             created_at=order.created_at,
             updated_at=order.updated_at,
-            cancelled=order.cancelled_at is not None or topic == "orders/cancelled",
+            cancelled=order.cancelled_at is not None,
             cancelled_at=order.cancelled_at,
             total=amount,
             currency=currency,
@@ -326,6 +342,8 @@ ORDER_TOPICS = ("orders/create", "orders/paid", "orders/updated", "orders/cancel
 CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
 EMAIL_CONSENT_TOPIC = "customers_email_marketing_consent/update"
 SMS_CONSENT_TOPIC = "customers_marketing_consent/update"
+TAGS_ADDED_TOPIC = "customer.tags_added"
+TAGS_REMOVED_TOPIC = "customer.tags_removed"
 
 TOPIC_ALIASES: Mapping[str, str] = {
     "customers/email_marketing_consent_update": EMAIL_CONSENT_TOPIC,
@@ -339,6 +357,8 @@ _REGISTRY: dict[str, Translator] = {
     EMAIL_CONSENT_TOPIC: _email_consent,
     SMS_CONSENT_TOPIC: _sms_consent,
     "customers/purchasing_summary": _purchasing_summary,
+    TAGS_ADDED_TOPIC: _customer_tags(TAGS_ADDED_TOPIC),
+    TAGS_REMOVED_TOPIC: _customer_tags(TAGS_REMOVED_TOPIC),
     **{topic: _order(topic) for topic in ORDER_TOPICS},
     "refunds/create": _refund,
     **{topic: _checkout(topic) for topic in CHECKOUT_TOPICS},
@@ -363,17 +383,24 @@ def canonical_topic(topic: str) -> str:
     return TOPIC_ALIASES.get(cleaned, cleaned)
 
 
-def translate(topic: str, payload: Mapping[str, Any] | bytes, received_at: datetime) -> ShopifyEvent:
+def translate(
+    topic: str, payload: Mapping[str, Any] | bytes, received_at: datetime, shop: str | None = None
+) -> ShopifyEvent:
     """The domain event for one webhook delivery.
 
     Raises UnknownTopic for a topic Evergreen does not handle and MalformedPayload when the
-    body does not carry what the topic needs.
+    body does not carry what the topic needs, has the shape of another topic's body, or (given
+    `shop`, the unsigned shop header) names a different shop.
     """
-    translator = _REGISTRY.get(canonical_topic(topic))
+    canonical = canonical_topic(topic)
+    translator = _REGISTRY.get(canonical)
     if translator is None:
         raise UnknownTopic(topic)
-    body = _as_body(canonical_topic(topic), payload)
+    body = _as_body(canonical, payload)
+    problem = shape_problem(canonical, body, shop)
+    if problem is not None:
+        raise MalformedPayload(f"{canonical} payload: {problem}")
     try:
         return translator(body, _utc(received_at))
     except ValidationError as error:
-        raise MalformedPayload(_reason(canonical_topic(topic), error)) from None
+        raise MalformedPayload(_reason(canonical, error)) from None
