@@ -29,7 +29,7 @@ from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import friendly_message
 from evergreen_local.redrive import queues_of, waiting_in
 from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
-from evergreen_local.targets import use_target
+from evergreen_local.targets import local_api_url, use_target
 
 REQUIRED_OUTPUTS = (
     "ShopifyWebhookUrl",
@@ -347,7 +347,7 @@ def target_of(args: argparse.Namespace) -> Target:
         url = args.url or outputs.get("ShopifyWebhookUrl", "")
         return Target(True, args.stack, args.region, url, segments, environment, outputs)
     environment = use_target(False, args.stack, args.region)
-    url = args.url or f"{DEFAULT_BASE_URL}/webhooks/shopify"
+    url = args.url or f"{local_api_url()}/webhooks/shopify"
     return Target(False, args.stack, args.region, url, segments, environment)
 
 
