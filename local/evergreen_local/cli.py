@@ -46,6 +46,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console-events": ("evergreen_local.console_events", "publish the sweep's test events to the Lambda console"),
 }
 
+LISTENING_COMMANDS = frozenset({"run"})
+"""Commands that listen on their --*port flags: a port already taken is reported before anything starts."""
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -218,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit as done:  # --help, or a usage mistake already reported in one line
             return done.code if isinstance(done.code, int) else EXIT_USAGE
+        if args.command in LISTENING_COMMANDS and _busy_ports(args):
+            raise CliError(_address_in_use(args))
         code: int = args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

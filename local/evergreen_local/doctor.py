@@ -111,10 +111,10 @@ class Target:
         return value
 
 
-def _placeholder(value: Any) -> bool:
+def is_placeholder(value: Any) -> bool:
     """The template's `{}` and the README's examples (`shpss_...`, `pk_...`) are not real secrets."""
     if isinstance(value, dict):
-        return not value or any(_placeholder(item) for item in value.values())
+        return not value or any(is_placeholder(item) for item in value.values())
     text = str(value).strip()
     return not text or text.endswith("...") or "<" in text or "REPLACE" in text.upper()
 
@@ -140,7 +140,7 @@ def check_shopify_secret(target: Target) -> str:
     secrets = target.secret(secret_id)
     if not secrets:
         raise Failed("still the placeholder {}", fix)
-    bad = sorted(shop for shop, value in secrets.items() if _placeholder(value))
+    bad = sorted(shop for shop, value in secrets.items() if is_placeholder(value))
     if bad:
         raise Failed(f"placeholder value for {', '.join(bad)}", fix)
     return f"set for {', '.join(sorted(secrets))}"
@@ -158,7 +158,7 @@ def check_klaviyo_secret(target: Target) -> str:
     for shop, entry in sorted(secrets.items()):
         if not isinstance(entry, dict) or not entry.get("api_key") or not entry.get("webhook_secret"):
             raise Failed(f"{shop} needs both api_key and webhook_secret", fix)
-        if _placeholder(entry.get("api_key")) or _placeholder(entry.get("webhook_secret")):
+        if is_placeholder(entry.get("api_key")) or is_placeholder(entry.get("webhook_secret")):
             raise Failed(f"placeholder value for {shop}", fix)
     return f"set for {', '.join(sorted(secrets))}"
 

@@ -90,3 +90,21 @@ def test_other_segment_definitions_than_the_swept_ones_fail_with_the_plan_fix(lo
     assert lines(capsys.readouterr().out)["segment definitions"].startswith(
         "✗ segment definitions: the local stack runs"
     )
+
+
+def test_a_key_klaviyo_rejects_fails_with_how_to_replace_it(local_stack, doctor, capsys):
+    local_stack.sandbox.fail_next(401)
+
+    assert main(doctor) == 1
+
+    out = capsys.readouterr().out
+    assert lines(out)["Klaviyo API key"].startswith("✗ Klaviyo API key: Klaviyo rejected *'s key (401)")
+    assert "fix: create a private API key in Klaviyo" in out
+
+
+def test_doctor_without_a_running_stack_says_make_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "absent.json"))
+
+    assert main(["doctor"]) == 1
+
+    assert "make run" in capsys.readouterr().err

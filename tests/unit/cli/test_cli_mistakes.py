@@ -131,6 +131,22 @@ def test_a_port_in_use_is_named_with_its_flag(free_port):
     assert f"port {busy} is in use" in message and "--moto-port" in message
 
 
+@pytest.mark.parametrize("flag", ["--port", "--moto-port", "--klaviyo-port"])
+def test_starting_the_stack_on_a_port_in_use_names_the_port_and_its_flag_before_starting_anything(
+    capsys, flag, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", flag: str(busy)}
+        code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
+    line = one_line(capsys)
+    assert code == 1
+    assert f"port {busy} is in use" in line and f"pass {flag} <another port>" in line
+    assert not (tmp_path / "env.json").exists()
+
+
 def test_a_command_error_keeps_its_exit_code():
     assert friendly_message(CliError("fix it like this", 3)) == "fix it like this"
 
