@@ -48,6 +48,12 @@ SWEEP_TOLERANCE = timedelta(minutes=15)
 """A profile due longer ago than this means the sweep is not running or not keeping up (3 x 5 min)."""
 SYNC_LAG_ALARM = timedelta(minutes=15)
 """The SegmentChangesAgeAlarm threshold (900 s)."""
+
+
+def minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} minutes"
+
+
 PASS, FAIL, SKIP = "✓", "✗", "?"
 
 
@@ -244,14 +250,14 @@ def check_sweep(target: Target) -> str:
     )
     fix = f"the sweep is not running or not keeping up: read its logs, or run `evergreen sweep{target.flag}`"
     if overdue:
-        raise Failed(f"profiles due more than {SWEEP_TOLERANCE} ago are still waiting", fix)
+        raise Failed(f"profiles due more than {minutes(SWEEP_TOLERANCE)} ago are still waiting", fix)
     progress = edges.dynamodb.get_item(TableName=edges.settings.profiles_table, Key=PROGRESS_KEY).get("Item")
     if progress:
         raise Failed(
             "a full re-evaluation (after a definitions change) has not finished",
             "it continues on each scheduled run; if it never ends, raise FunctionMemorySize",
         )
-    return f"nothing due for more than {SWEEP_TOLERANCE}, no unfinished full sweep"
+    return f"nothing due for more than {minutes(SWEEP_TOLERANCE)}, no unfinished full sweep"
 
 
 def check_sync_lag(target: Target) -> str:
@@ -262,10 +268,10 @@ def check_sync_lag(target: Target) -> str:
     )
     if late:
         raise Failed(
-            f"{late} change(s) unconfirmed by Klaviyo for more than {SYNC_LAG_ALARM}",
+            f"{late} change(s) unconfirmed by Klaviyo for more than {minutes(SYNC_LAG_ALARM)}",
             "read SegmentSyncFunction's logs (Klaviyo errors, 429s); the sweep re-sends them",
         )
-    return f"every change confirmed within {SYNC_LAG_ALARM}"
+    return f"every change confirmed within {minutes(SYNC_LAG_ALARM)}"
 
 
 def check_definitions(target: Target) -> str:

@@ -13,9 +13,10 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions, evaluate, load_definitions
@@ -84,8 +85,11 @@ def _example(examples: dict[str, list[str]], segment: str, key: str) -> None:
         shown.append(key)
 
 
-def plan(edges: Edges, new: Definitions, current: Definitions) -> Plan:
-    """Evaluate every stored profile under `new` at the edges' clock; reads only."""
+def plan(
+    edges: Edges, new: Definitions, current: Definitions, progress: Callable[[int], None] = lambda read: None
+) -> Plan:
+    """Evaluate every stored profile under `new` at the edges' clock; reads only. `progress(read)` after
+    each page."""
     store, now = edges.store, edges.clock.now()
     result = Plan(new.hash, store.swept_definitions_hash(), current.hash)
     result.added = sorted(set(new.names) - set(current.names))
@@ -108,10 +112,23 @@ def plan(edges: Edges, new: Definitions, current: Definitions) -> Plan:
                 for name in sorted(stored - target):
                     result.exiting[name] += 1
                     _example(result.examples_out, name, shown_key(profile))
+            progress(result.profiles)
             start = page.next_key
             if not start:
                 break
     return result
+
+
+def counter(stream: TextIO) -> Callable[[int], None]:
+    """`read 12000 profiles`, rewritten in place on a terminal; silent otherwise."""
+    if not stream.isatty():
+        return lambda read: None
+
+    def show(read: int) -> None:
+        stream.write(f"\rread {read} profiles")
+        stream.flush()
+
+    return show
 
 
 def print_human(result: Plan, source: str) -> None:
@@ -155,8 +172,9 @@ def main(args: argparse.Namespace) -> int:
     new = load_definitions(args.file)
     use_target(args.aws, args.stack, args.region)
     edges = Edges(Settings.from_env())
-    print("reading every profile...", file=sys.stderr)
-    result = plan(edges, new, definitions_for(edges.settings))
+    result = plan(edges, new, definitions_for(edges.settings), counter(sys.stderr))
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from evergreen.domain.profile import Profile
+from evergreen.settings import Settings
+from evergreen.wiring import Edges
 from evergreen_local.cli import main
 
 pytestmark = pytest.mark.e2e
@@ -108,3 +112,20 @@ def test_doctor_without_a_running_stack_says_make_run(tmp_path, monkeypatch, cap
     assert main(["doctor"]) == 1
 
     assert "make run" in capsys.readouterr().err
+
+
+def test_a_profile_left_overdue_by_the_sweep_fails_with_how_to_run_it(local_stack, doctor, capsys):
+    edges = Edges(Settings.from_env(local_stack.runtime.environment()))
+    now = datetime.now(UTC)
+    overdue = Profile(
+        shop="doctor.myshopify.com", customer_id="1", version=1, next_transition_at=now - timedelta(hours=1)
+    )
+    edges.store.save(overdue, 0, None, now)
+    try:
+        assert main(doctor) == 1
+    finally:
+        edges.store.delete("doctor.myshopify.com", [overdue.key])
+
+    out = capsys.readouterr().out
+    assert lines(out)["staleness sweep"].startswith("✗ staleness sweep: profiles due more than 15 minutes ago")
+    assert "`evergreen sweep`" in out
