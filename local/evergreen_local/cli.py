@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evergreen",
         description=PRODUCT,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=22, width=104),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>", parser_class=Parser)
     for name, (module_name, help_text) in COMMANDS.items():

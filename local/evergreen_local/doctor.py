@@ -289,10 +289,34 @@ def check_definitions(target: Target) -> str:
     return f"{target.segments_file.name} {local.hash} is deployed"
 
 
+def check_alarms(target: Target) -> str | None:
+    """The stack's CloudWatch alarms (named `<stack>-<alarm>-<suffix>` by CloudFormation) not in ALARM."""
+    if not target.aws:
+        return None
+    cloudwatch = target.client("cloudwatch")
+    firing: list[str] = []
+    count = 0
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{target.stack}-"):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            count += 1
+            if alarm["StateValue"] == "ALARM":
+                firing.append(alarm["AlarmName"].removeprefix(f"{target.stack}-").rsplit("-", 1)[0])
+    if firing:
+        raise Failed(
+            f"in alarm: {', '.join(sorted(firing))}",
+            "read the alarm's description in the CloudWatch console, and the dashboard (Output DashboardUrl)",
+        )
+    return f"{count} alarm(s), none firing"
+
+
 def check_shopify_admin(target: Target) -> None:
     """TODO(backfill): token validity, scopes and subscriptions need the Shopify Admin token."""
     return None
 
+
+NOT_CHECKED = {
+    "Shopify token, scopes and subscriptions": "not checked: needs the Shopify Admin token (see backfill)",
+}
 
 CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
     ("stack", check_outputs),
@@ -304,6 +328,7 @@ CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),
+    ("alarms", check_alarms),
     ("segment definitions", check_definitions),
 )
 
@@ -323,7 +348,8 @@ def run_checks(target: Target) -> Iterator[Result]:
             yield Result(name, False, message, "see the message")
             continue
         if detail is None:
-            yield Result(name, None, "not checked: needs the Shopify Admin token (see backfill)")
+            why = NOT_CHECKED.get(name, "not checked")
+            yield Result(name, None, why if target.aws or name != "alarms" else "not checked: no CloudWatch locally")
         else:
             yield Result(name, True, detail)
 

@@ -52,6 +52,7 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
         assert checks[name].startswith("✓"), checks[name]
     assert checks["Shopify token, scopes and subscriptions"].startswith("? ")
     assert "not checked: needs the Shopify Admin token" in checks["Shopify token, scopes and subscriptions"]
+    assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
 
 
 def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_stack, doctor, capsys):
@@ -66,7 +67,7 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
     assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 10 checks failed" in out
+    assert "1 of 11 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):

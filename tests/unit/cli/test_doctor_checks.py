@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from evergreen_local.doctor import REQUIRED_OUTPUTS, Failed, Result, Target, check_outputs, is_placeholder
+from evergreen_local.doctor import (
+    REQUIRED_OUTPUTS,
+    Failed,
+    Result,
+    Target,
+    check_alarms,
+    check_outputs,
+    is_placeholder,
+)
 
 
 def deployed(outputs: dict[str, str]) -> Target:
@@ -43,3 +53,39 @@ def test_a_failed_check_prints_its_fix_under_it_and_an_unchecked_one_a_question_
     )
     assert Result("Shopify token", None, "not checked").line() == "? Shopify token: not checked"
     assert Result("stack", True, "ok", "never shown").line() == "✓ stack: ok"
+
+
+def alarm(cloudwatch, name: str) -> None:
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+
+def test_a_firing_alarm_of_the_stack_fails_by_name_and_other_stacks_alarms_are_ignored(aws_credentials):
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for name in ("evergreen-SegmentChangesDLQAlarm-AB12", "evergreen-SegmentSyncErrorsAlarm-CD34", "other-X-1"):
+            alarm(cloudwatch, name)
+        for name in ("evergreen-SegmentChangesDLQAlarm-AB12", "other-X-1"):
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+        target = Target(True, "evergreen", "us-east-1", "https://x", Path("segments.yaml"), {}, {})
+
+        with pytest.raises(Failed) as failure:
+            check_alarms(target)
+
+    assert str(failure.value) == "in alarm: SegmentChangesDLQAlarm"
+
+
+def test_quiet_alarms_pass_with_their_count(aws_credentials):
+    with mock_aws():
+        alarm(boto3.client("cloudwatch", region_name="us-east-1"), "evergreen-SegmentSyncErrorsAlarm-CD34")
+        target = Target(True, "evergreen", "us-east-1", "https://x", Path("segments.yaml"), {}, {})
+
+        assert check_alarms(target) == "1 alarm(s), none firing"
