@@ -45,6 +45,11 @@ def local_environment(state: Path | None = None) -> dict[str, str]:
 
 def aws_environment(stack: str, region: str | None) -> dict[str, str]:
     outputs = stack_outputs(stack, region)
+    missing = [name for name in ("ProfilesTableName", "SegmentChangesQueueUrl") if name not in outputs]
+    if missing:
+        raise TargetUnavailable(
+            f"stack {stack!r} has no output {', '.join(missing)}: is it Evergreen's? (--stack), or `make deploy`"
+        )
     return {
         "PROFILES_TABLE": outputs["ProfilesTableName"],
         "SEGMENT_CHANGES_QUEUE_URL": outputs["SegmentChangesQueueUrl"],

@@ -8,6 +8,7 @@ import json
 import socket
 from pathlib import Path
 
+import boto3
 import pytest
 from moto import mock_aws
 
@@ -161,3 +162,19 @@ def test_help_describes_the_product(capsys):
     assert "Klaviyo segments" in text and "make run" in text
     for command in ("explain", "sweep", "plan", "doctor", "redrive", "shopify-app-toml"):
         assert command in text
+
+
+def test_a_stack_that_is_not_evergreens_names_the_missing_outputs(capsys, aws_credentials):
+    with mock_aws():
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName="someone-else",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+                    "Outputs": {"QueueUrl": {"Value": {"Ref": "Queue"}}},
+                }
+            ),
+        )
+        assert main(["explain", "--aws", "--stack", "someone-else", "--shop", "s", "--email", "a@example.com"]) == 1
+    line = one_line(capsys)
+    assert "ProfilesTableName" in line and "--stack" in line
