@@ -2,7 +2,9 @@
 #
 #   make run           the local stack (moto, HTTP API on :3000, Klaviyo sandbox on :3100, poller, sweep)
 #   make test          lint, types, tests, template checks and `sam build` (what CI runs)
-#   make deploy        sam build + sam deploy --guided + publish the sweep's console test events
+#   make deploy        sam build + sam deploy (no questions) + publish the sweep's console test events
+#   make deploy-guided the same, with SAM's guided questions
+#   make delete        sam delete (the profiles table and the exports bucket are retained)
 #   make bench         benchmarks into bench/results.json
 #   make requirements  re-export layers/evergreen/requirements.txt from uv.lock
 #
@@ -23,6 +25,7 @@ LAYER_REQUIREMENTS := layers/evergreen/requirements.txt
 UV_EXPORT := uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate
 
 export SAM_CLI_TELEMETRY := 0
+USER_PATH := $(PATH)
 export PATH := $(HOME)/.local/bin:$(PATH)
 
 NEEDS_TOOLCHAIN := $(filter-out help clean,$(or $(MAKECMDGOALS),help))
@@ -33,6 +36,10 @@ ifneq ($(NEEDS_TOOLCHAIN),)
     $(shell python3 -m pip install --user --quiet uv >&2 || python3 -m pip install --user --quiet --break-system-packages uv >&2)
     ifeq ($(shell export PATH="$(PATH)"; command -v uv),)
       $(error could not install uv; see https://docs.astral.sh/uv/getting-started/installation/)
+    endif
+    ifeq ($(shell export PATH="$(USER_PATH)"; command -v uv),)
+      $(info uv is in $(HOME)/.local/bin, which your shell's PATH lacks: use ./evergreen for the CLI (it finds uv),)
+      $(info or add it for every terminal: echo 'export PATH="$$HOME/.local/bin:$$PATH"' >> ~/.bashrc)
     endif
   endif
   ifeq ($(origin EVERGREEN_PYTHON),undefined)
@@ -47,7 +54,7 @@ ifneq ($(NEEDS_TOOLCHAIN),)
   export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
 endif
 
-.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy events requirements clean
+.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy deploy-guided delete events requirements clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -96,9 +103,23 @@ bench:  ## run bench/bench_*.py into bench/results.json
 	uv sync --frozen
 	uv run python bench/run.py
 
-deploy: build  ## sam deploy --guided, then publish the sweep's console test events
-	$(SAM) deploy --guided
-	uv run evergreen console-events --aws
+STACK ?= evergreen
+AWS_TARGET = --stack $(STACK)$(if $(REGION), --region $(REGION))
+
+deploy: build  ## sam deploy (STACK=evergreen, REGION=your AWS CLI's, PARAMS="AlarmEmail=you@example.com"), then console events
+	$(SAM) deploy --stack-name $(STACK)$(if $(REGION), --region $(REGION))$(if $(PARAMS), --parameter-overrides $(PARAMS))
+	uv run evergreen console-events --aws $(AWS_TARGET)
+	@echo "deployed: set the secrets (README, Deploying), then run ./evergreen doctor --aws $(AWS_TARGET)"
+
+deploy-guided: build  ## the same, answering SAM's questions one by one (saved to samconfig.toml)
+	@echo "SAM asks twice '<Shopify|Klaviyo>WebhookFunction has no authentication. Is this okay? [y/N]'."
+	@echo "Answer y (Enter means no and stops the deploy): Shopify and Klaviyo cannot send AWS credentials;"
+	@echo "every webhook is authenticated by its HMAC signature, and a bad or missing one gets 401."
+	$(SAM) deploy --guided --stack-name $(STACK)
+	uv run evergreen console-events --aws $(AWS_TARGET)
+
+delete:  ## sam delete the stack (keeps the profiles table and the exports bucket: README, Uninstall)
+	$(SAM) delete --stack-name $(STACK)$(if $(REGION), --region $(REGION))
 
 events:  ## regenerate events/api and events/sqs (signed with the local default secret)
 	uv run python -m evergreen_local.sample_events

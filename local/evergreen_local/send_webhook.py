@@ -14,8 +14,9 @@ from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_local.targets import DEFAULT_LOCAL_API_URL, local_api_url
 
-DEFAULT_BASE_URL = "http://127.0.0.1:3000"
+DEFAULT_BASE_URL = DEFAULT_LOCAL_API_URL
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
 
 
@@ -45,7 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--topic", default="orders/create", help="Shopify topic (default: orders/create)")
     parser.add_argument("--shop", default=DEFAULT_SHOP, help=f"shop domain (default: {DEFAULT_SHOP})")
-    parser.add_argument("--url", help=f"webhook URL (default: {DEFAULT_BASE_URL}/webhooks/shopify or /klaviyo)")
+    parser.add_argument(
+        "--url", help=f"webhook URL (default: the local stack's, {DEFAULT_BASE_URL}/webhooks/shopify or /klaviyo)"
+    )
     parser.add_argument("--secret", help="signing secret (default: the local stack's, from EVERGREEN_LOCAL_*_SECRET)")
     parser.add_argument("--event-id", help="X-Shopify-Event-Id to send (repeat one to test de-duplication)")
     parser.add_argument("--klaviyo", action="store_true", help="send as a Klaviyo system webhook instead")
@@ -56,11 +59,11 @@ def main(args: argparse.Namespace) -> int:
     body = args.file.read_bytes()
     if args.klaviyo:
         secret = args.secret or os.environ.get("EVERGREEN_LOCAL_KLAVIYO_SECRET", DEFAULT_LOCAL_KLAVIYO_SECRET)
-        url = args.url or f"{DEFAULT_BASE_URL}/webhooks/klaviyo?shop={args.shop}"
+        url = args.url or f"{local_api_url()}/webhooks/klaviyo?shop={args.shop}"
         headers = klaviyo_headers(body, "wrong-secret" if args.bad_signature else secret)
     else:
         secret = args.secret or os.environ.get("EVERGREEN_LOCAL_SHOPIFY_SECRET", DEFAULT_LOCAL_SHOPIFY_SECRET)
-        url = args.url or f"{DEFAULT_BASE_URL}/webhooks/shopify"
+        url = args.url or f"{local_api_url()}/webhooks/shopify"
         signing = "wrong-secret" if args.bad_signature else secret
         headers = shopify_headers(body, args.topic, args.shop, signing, args.event_id)
     response = httpx.post(url, content=body, headers=headers, timeout=10)

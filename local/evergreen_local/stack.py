@@ -27,7 +27,7 @@ from typing import Any
 from evergreen_local.http_api import HttpApiServer
 from evergreen_local.lambda_runtime import LambdaRuntime
 from evergreen_local.resources import LocalResources, LocalSecrets, provision
-from evergreen_local.targets import LOCAL_STATE
+from evergreen_local.targets import local_state_path
 from evergreen_local.template import (
     REPO_ROOT,
     TEMPLATE_PATH,
@@ -223,11 +223,11 @@ class LocalStack:
             )
             self.runtime = LambdaRuntime(self.resources)
             self.runtime.apply_environment()
-            self._write_state()
             self.http_api = HttpApiServer(
                 http_routes(self.template), self.runtime.invoke, self.options.host, self.options.port
             )
             self.http_api.start()
+            self._write_state()
             if self.options.poll and sqs_sources(self.template):
                 self._spawn("sqs-poller", self._poll_forever)
             if self.options.sweep_every and schedules(self.template):
@@ -268,7 +268,7 @@ class LocalStack:
         if self.options.state_file is None:
             return
         self.options.state_file.parent.mkdir(parents=True, exist_ok=True)
-        environment = self._require(self.runtime).environment()
+        environment = {**self._require(self.runtime).environment(), "EVERGREEN_API_URL": self.api_url}
         self.options.state_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         self._wrote_state = True
 
@@ -424,8 +424,8 @@ class LocalStack:
             f"  staleness sweep      {sweep}",
             "  local secrets        EVERGREEN_LOCAL_SHOPIFY_SECRET, EVERGREEN_LOCAL_KLAVIYO_SECRET (defaults in docs)",
             "",
-            "Send a signed sample webhook:",
-            f"  uv run evergreen send-webhook --topic {SAMPLE_TOPIC} {SAMPLE_EVENT}",
+            "In another terminal, send a signed sample webhook:",
+            f"  ./evergreen send-webhook --topic {SAMPLE_TOPIC} {SAMPLE_EVENT}",
         ]
         curl = self.sample_curl(resources.local_secrets.shopify_webhook_secret)
         if curl:
@@ -504,7 +504,7 @@ def main(args: argparse.Namespace) -> int:
         klaviyo_port=args.klaviyo_port,
         sweep_every=None if args.no_sweep else args.sweep_every,
         retry_after=args.retry_after,
-        state_file=LOCAL_STATE,
+        state_file=local_state_path(),
     )
     stop = threading.Event()
 

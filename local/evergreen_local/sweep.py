@@ -1,24 +1,55 @@
-"""`evergreen sweep`: run the staleness sweep against the local stack, or invoke the deployed one."""
+"""`evergreen sweep`: run the staleness sweep against the local stack, or invoke the deployed one.
+
+`--now <instant> --dry-run` evaluates as if at another time (an ISO 8601 instant, a date, or `+30d` from
+now): the due index is read up to that instant, so the report shows who would enter or leave which
+segment by then, with nothing written.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
+from evergreen.clock import Clock, FixedClock, SystemClock
+from evergreen.segments import parse_duration
 from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.targets import TargetUnavailable, use_target
+from evergreen_local.cli import EXIT_USAGE, CliError
+from evergreen_local.targets import use_target
+
+
+def instant(text: str, now: datetime | None = None) -> datetime:
+    """`2027-06-01T00:00:00Z`, `2027-06-01` (midnight UTC) or `+30d` (from now) -> an aware UTC datetime."""
+    if text.startswith("+"):
+        try:
+            return (now or datetime.now(UTC)) + parse_duration(text[1:])
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad instant {text!r}: write 2027-06-01T00:00:00Z, 2027-06-01 or +30d"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="compute and report; write and send nothing")
     parser.add_argument("--segment", action="append", dest="segments", help="limit to this segment (repeatable)")
     parser.add_argument("--full", action="store_true", help="re-evaluate every profile (parallel scan)")
+    parser.add_argument(
+        "--now",
+        type=instant,
+        metavar="INSTANT",
+        help="evaluate as if at INSTANT (2027-06-01T00:00:00Z, 2027-06-01 or +30d); needs --dry-run, local only",
+    )
     parser.add_argument("--aws", action="store_true", help="invoke the deployed StalenessSweepFunction")
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")
     parser.add_argument("--region", help="AWS region")
@@ -36,20 +67,23 @@ def invoke_deployed(args: argparse.Namespace, request: SweepRequest) -> dict[str
     return result
 
 
-def run_locally(request: SweepRequest) -> dict[str, Any]:
-    return Edges(Settings.from_env()).sweep.run(request).as_dict()
+def run_locally(request: SweepRequest, clock: Clock | None = None) -> dict[str, Any]:
+    """Sweep the target's table in this process; `clock` makes it evaluate at another instant."""
+    return Edges(Settings.from_env(), clock=clock or SystemClock()).sweep.run(request).as_dict()
 
 
 def main(args: argparse.Namespace) -> int:
     request = request_of(args)
+    if args.now is not None and not args.dry_run:
+        raise CliError("--now evaluates as if at another time and must not write: add --dry-run", EXIT_USAGE)
     if args.aws:
+        if args.now is not None:
+            raise CliError("--now runs locally only: drop --aws (the deployed sweep always uses the real time)")
         report = invoke_deployed(args, request)
     else:
-        try:
-            use_target(False, args.stack, args.region)
-        except TargetUnavailable as error:
-            print(f"error: {error}")
-            return 2
-        report = run_locally(request)
+        use_target(False, args.stack, args.region)
+        report = run_locally(request, FixedClock(args.now) if args.now is not None else None)
+        if args.now is not None:
+            report = {"as_of": args.now.isoformat(), **report}
     print(json.dumps(report, indent=2))
     return 0

@@ -17,9 +17,26 @@ class TargetUnavailable(Exception):
     pass
 
 
+DEFAULT_LOCAL_API_URL = "http://127.0.0.1:3000"
+
+
+def local_state_path() -> Path:
+    """The state file of the local stack (EVERGREEN_LOCAL_STATE names another one)."""
+    return Path(os.environ.get("EVERGREEN_LOCAL_STATE", LOCAL_STATE))
+
+
+def local_api_url() -> str:
+    """The running local stack's HTTP API (whatever --port it was given), else the default :3000."""
+    try:
+        url = json.loads(local_state_path().read_text()).get("EVERGREEN_API_URL")
+    except (OSError, ValueError):
+        url = None
+    return str(url or DEFAULT_LOCAL_API_URL)
+
+
 def local_environment(state: Path | None = None) -> dict[str, str]:
     """The running local stack's environment (EVERGREEN_LOCAL_STATE names another state file)."""
-    state = state or Path(os.environ.get("EVERGREEN_LOCAL_STATE", LOCAL_STATE))
+    state = state or local_state_path()
     if not state.exists():
         raise TargetUnavailable("the local stack is not running: start it with `make run` (or pass --aws)")
     environment: dict[str, str] = json.loads(state.read_text())
@@ -28,6 +45,11 @@ def local_environment(state: Path | None = None) -> dict[str, str]:
 
 def aws_environment(stack: str, region: str | None) -> dict[str, str]:
     outputs = stack_outputs(stack, region)
+    missing = [name for name in ("ProfilesTableName", "SegmentChangesQueueUrl") if name not in outputs]
+    if missing:
+        raise TargetUnavailable(
+            f"stack {stack!r} has no output {', '.join(missing)}: is it Evergreen's? (--stack), or `make deploy`"
+        )
     return {
         "PROFILES_TABLE": outputs["ProfilesTableName"],
         "SEGMENT_CHANGES_QUEUE_URL": outputs["SegmentChangesQueueUrl"],

@@ -267,3 +267,24 @@ def test_outputs_give_the_webhook_urls_and_the_names_the_cli_needs(template: dic
         "ComplianceExportsBucketName",
     ):
         assert name in outputs
+
+
+def test_every_alarm_notifies_the_stacks_own_topic_and_an_optional_email_subscribes_to_it(
+    template: dict[str, Any],
+) -> None:
+    assert "AlarmTopic" in resources(template, "AWS::SNS::Topic")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert alarms
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}]
+    [subscription] = resources(template, "AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}

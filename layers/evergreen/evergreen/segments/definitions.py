@@ -541,7 +541,12 @@ def canonical_condition(condition: Condition) -> Any:
 
 
 def definitions_hash(segments: tuple[SegmentSpec, ...], rfm: RfmThresholds | None) -> str:
-    """sha256 (first 16 hex) of what decides membership and where it syncs; descriptions excluded."""
+    """sha256 (first 16 hex) of what decides membership; descriptions and `klaviyo_list_id` excluded.
+
+    A profile evaluated under one hash needs no re-evaluation under another with the same hash, so where a
+    segment syncs is left out: moving a segment to another Klaviyo list changes no membership (SegmentSync
+    fills the new list from the segment's current members).
+    """
     content = {
         "semantics": SEMANTICS_VERSION,
         "rfm": None
@@ -551,10 +556,7 @@ def definitions_hash(segments: tuple[SegmentSpec, ...], rfm: RfmThresholds | Non
             "frequency": list(rfm.frequency),
             "monetary": [_canonical_value(value) for value in rfm.monetary],
         },
-        "segments": {
-            segment.name: {"when": canonical_condition(segment.when), "klaviyo_list_id": segment.klaviyo_list_id}
-            for segment in segments
-        },
+        "segments": {segment.name: {"when": canonical_condition(segment.when)} for segment in segments},
     }
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]

@@ -1,0 +1,182 @@
+"""`evergreen plan segments.yaml`: what deploying a segments file would change, before deploying it.
+
+Read-only. It validates the file, prints its definitions hash next to the one the stack's profiles were
+evaluated under, and, per segment, how many profiles would enter and exit (with a few example profile
+keys), by evaluating every stored profile under the new file now and comparing with its stored
+membership. A change to `klaviyo_list_id` alone keeps the hash: no profile is re-evaluated, and the
+lists are filled by SegmentSync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from evergreen.domain.profile import Profile
+from evergreen.segments import Definitions, evaluate, load_definitions
+from evergreen.service.shopify_webhooks import fingerprint
+from evergreen.settings import Settings
+from evergreen.wiring import Edges, definitions_for
+from evergreen_local.aws_stack import DEFAULT_STACK
+from evergreen_local.cli import render_table
+from evergreen_local.targets import use_target
+
+EXAMPLES_SHOWN = 3
+SCAN_SEGMENTS = 4
+
+
+def shown_key(profile: Profile) -> str:
+    """The profile key, with a guest's email replaced by its fingerprint."""
+    if profile.customer_id is not None:
+        return profile.key
+    return f"guest#{fingerprint(profile.email_normalized)}"
+
+
+@dataclass
+class Plan:
+    definitions_hash: str
+    deployed_hash: str | None
+    current_hash: str
+    profiles: int = 0
+    entering: Counter[str] = field(default_factory=Counter)
+    exiting: Counter[str] = field(default_factory=Counter)
+    examples_in: dict[str, list[str]] = field(default_factory=dict)
+    examples_out: dict[str, list[str]] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    list_moves: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def reevaluates(self) -> bool:
+        """Whether deploying the file makes the next sweep re-evaluate every profile."""
+        return self.definitions_hash != (self.deployed_hash or self.current_hash)
+
+    def as_dict(self) -> dict[str, Any]:
+        segments = sorted(set(self.entering) | set(self.exiting))
+        return {
+            "definitions_hash": self.definitions_hash,
+            "deployed_hash": self.deployed_hash,
+            "full_reevaluation": self.reevaluates,
+            "profiles": self.profiles,
+            "segments_added": self.added,
+            "segments_removed": self.removed,
+            "klaviyo_list_changes": {name: {"from": old, "to": new} for name, (old, new) in self.list_moves.items()},
+            "segments": {
+                name: {
+                    "enter": self.entering[name],
+                    "exit": self.exiting[name],
+                    "examples_entering": self.examples_in.get(name, []),
+                    "examples_exiting": self.examples_out.get(name, []),
+                }
+                for name in segments
+            },
+        }
+
+
+def _example(examples: dict[str, list[str]], segment: str, key: str) -> None:
+    shown = examples.setdefault(segment, [])
+    if len(shown) < EXAMPLES_SHOWN:
+        shown.append(key)
+
+
+def plan(
+    edges: Edges, new: Definitions, current: Definitions, progress: Callable[[int], None] = lambda read: None
+) -> Plan:
+    """Evaluate every stored profile under `new` at the edges' clock; reads only. `progress(read)` after
+    each page."""
+    store, now = edges.store, edges.clock.now()
+    result = Plan(new.hash, store.swept_definitions_hash(), current.hash)
+    result.added = sorted(set(new.names) - set(current.names))
+    result.removed = sorted(set(current.names) - set(new.names))
+    old_lists, new_lists = current.klaviyo_list_ids, new.klaviyo_list_ids
+    for name in sorted((set(old_lists) | set(new_lists)) & set(new.names)):
+        if old_lists.get(name) != new_lists.get(name):
+            result.list_moves[name] = (old_lists.get(name), new_lists.get(name))
+    for segment in range(SCAN_SEGMENTS):
+        start = None
+        while True:
+            page = store.scan(segment, SCAN_SEGMENTS, start)
+            for profile in page.items:
+                result.profiles += 1
+                target = set() if profile.deleted else set(evaluate(profile.facts(), new, now).segments)
+                stored = set(profile.membership)
+                for name in sorted(target - stored):
+                    result.entering[name] += 1
+                    _example(result.examples_in, name, shown_key(profile))
+                for name in sorted(stored - target):
+                    result.exiting[name] += 1
+                    _example(result.examples_out, name, shown_key(profile))
+            progress(result.profiles)
+            start = page.next_key
+            if not start:
+                break
+    return result
+
+
+def counter(stream: TextIO) -> Callable[[int], None]:
+    """`read 12000 profiles`, rewritten in place on a terminal; silent otherwise."""
+    if not stream.isatty():
+        return lambda read: None
+
+    def show(read: int) -> None:
+        stream.write(f"\rread {read} profiles")
+        stream.flush()
+
+    return show
+
+
+def print_human(result: Plan, source: str) -> None:
+    evaluated_under = result.deployed_hash or "none yet"
+    print(f"{source}: definitions {result.definitions_hash} (profiles evaluated under {evaluated_under})")
+    if result.reevaluates:
+        print("deploying it makes the next sweep re-evaluate every profile once")
+    else:
+        print("same membership rules: deploying it re-evaluates nobody")
+    for name in result.added:
+        print(f"new segment: {name}")
+    for name in result.removed:
+        print(f"removed segment: {name} (its members exit)")
+    for name, (old, new) in result.list_moves.items():
+        print(f"{name}: Klaviyo list {old or '(none)'} -> {new or '(none)'} (SegmentSync moves its members)")
+    rows = [
+        (
+            name,
+            str(result.entering[name]),
+            str(result.exiting[name]),
+            ", ".join(result.examples_in.get(name, []) + result.examples_out.get(name, [])),
+        )
+        for name in sorted(set(result.entering) | set(result.exiting))
+    ]
+    if rows:
+        print(render_table(rows, ("segment", "enter", "exit", "for example")))
+    print(f"{result.profiles} profile(s) read; nothing written")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="the segments file to preview, e.g. segments.yaml")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--aws", action="store_true", help="read the deployed stack's table (default: the local stack)")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")
+    parser.add_argument("--region", help="AWS region")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise FileNotFoundError(2, "No such file", str(args.file))
+    new = load_definitions(args.file)
+    use_target(args.aws, args.stack, args.region)
+    edges = Edges(Settings.from_env())
+    result = plan(edges, new, definitions_for(edges.settings), counter(sys.stderr))
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_human(result, str(args.file))
+    return 0

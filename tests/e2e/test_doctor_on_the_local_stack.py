@@ -1,0 +1,132 @@
+"""`evergreen doctor` against the local stack: one line per check, ✗ with its fix, exit 0 only when all pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from evergreen.domain.profile import Profile
+from evergreen.settings import Settings
+from evergreen.wiring import Edges
+from evergreen_local.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The doctor's command line for this stack (its state file, its HTTP API URL)."""
+    environment = local_stack.runtime.environment()
+    state = tmp_path / "env.json"
+    state.write_text(json.dumps(environment))
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SEGMENTS_FILE", raising=False)
+    yield ["doctor", "--url", local_stack.shopify_webhook_url]
+
+
+def lines(out: str) -> dict[str, str]:
+    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?"}
+
+
+def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
+    assert main(doctor) == 0
+
+    checks = lines(capsys.readouterr().out)
+    for name in (
+        "stack",
+        "Shopify webhook secret",
+        "Klaviyo secret",
+        "Klaviyo API key",
+        "webhook route",
+        "dead-letter queue",
+        "staleness sweep",
+        "sync lag",
+        "segment definitions",
+    ):
+        assert checks[name].startswith("✓"), checks[name]
+    assert checks["Shopify token, scopes and subscriptions"].startswith("? ")
+    assert "not checked: needs the Shopify Admin token" in checks["Shopify token, scopes and subscriptions"]
+    assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
+
+
+def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_stack, doctor, capsys):
+    resources = local_stack.resources
+    sqs = resources.client("sqs")
+    sqs.send_message(QueueUrl=resources.dlq_url, MessageBody="{}")
+    try:
+        assert main(doctor) == 1
+    finally:
+        sqs.purge_queue(QueueUrl=resources.dlq_url)
+
+    out = capsys.readouterr().out
+    assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
+    assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
+    assert "1 of 11 checks failed" in out
+
+
+def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):
+    resources = local_stack.resources
+    secrets = resources.client("secretsmanager")
+    original = secrets.get_secret_value(SecretId=resources.shopify_secrets_id)["SecretString"]
+    secrets.put_secret_value(SecretId=resources.shopify_secrets_id, SecretString="{}")
+    try:
+        assert main(doctor) == 1
+    finally:
+        secrets.put_secret_value(SecretId=resources.shopify_secrets_id, SecretString=original)
+
+    out = capsys.readouterr().out
+    assert lines(out)["Shopify webhook secret"].startswith("✗ Shopify webhook secret: still the placeholder {}")
+    assert "aws secretsmanager put-secret-value" in out
+
+
+def test_other_segment_definitions_than_the_swept_ones_fail_with_the_plan_fix(local_stack, doctor, capsys, tmp_path):
+    local_stack.run_sweep()  # records the definitions the stack runs
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("version: 1\nsegments:\n  one:\n    description: d\n    when: {orders_count: {gte: 1}}\n")
+
+    assert main([*doctor, "--segments", str(mine)]) == 1
+
+    assert lines(capsys.readouterr().out)["segment definitions"].startswith(
+        "✗ segment definitions: the local stack runs"
+    )
+
+
+def test_a_key_klaviyo_rejects_fails_with_how_to_replace_it(local_stack, doctor, capsys):
+    local_stack.sandbox.fail_next(401)
+
+    assert main(doctor) == 1
+
+    out = capsys.readouterr().out
+    assert lines(out)["Klaviyo API key"].startswith("✗ Klaviyo API key: Klaviyo rejected *'s key (401)")
+    assert "fix: create a private API key in Klaviyo" in out
+
+
+def test_doctor_without_a_running_stack_says_make_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "absent.json"))
+
+    assert main(["doctor"]) == 1
+
+    assert "make run" in capsys.readouterr().err
+
+
+def test_a_profile_left_overdue_by_the_sweep_fails_with_how_to_run_it(local_stack, doctor, capsys):
+    edges = Edges(Settings.from_env(local_stack.runtime.environment()))
+    now = datetime.now(UTC)
+    overdue = Profile(
+        shop="doctor.myshopify.com", customer_id="1", version=1, next_transition_at=now - timedelta(hours=1)
+    )
+    edges.store.save(overdue, 0, None, now)
+    try:
+        assert main(doctor) == 1
+    finally:
+        edges.store.delete("doctor.myshopify.com", [overdue.key])
+
+    out = capsys.readouterr().out
+    assert lines(out)["staleness sweep"].startswith("✗ staleness sweep: profiles due more than 15 minutes ago")
+    assert "`evergreen sweep`" in out

@@ -1,0 +1,101 @@
+"""The README's local section, run as printed: start the stack (on free ports), then every command it shows.
+
+`make run` is replaced by `./evergreen run` on free ports (the test must not need :3000, :3100 and :4566);
+every other command runs exactly as printed, through a shell, with only those port numbers substituted,
+and must exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORTS = {"3000": "port", "3100": "klaviyo_port", "4566": "moto_port"}
+
+
+def local_section(readme: str) -> str:
+    start = readme.index("## Two commands")
+    end = readme.index("\n## ", start + 1)
+    return readme[start:end]
+
+
+def printed_commands(section: str) -> list[str]:
+    """Every command line in the section's bash blocks, without comments; `make ...` lines excluded."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] != "make":
+                commands.append(shlex.join(words))
+    return commands
+
+
+def test_the_local_section_prints_the_commands_a_new_user_runs():
+    commands = printed_commands(local_section((ROOT / "README.md").read_text()))
+
+    assert commands[0].startswith("./evergreen send-webhook events/shopify/orders_create.json")
+    assert any(command.startswith("./evergreen explain") for command in commands)
+    assert any(command.startswith("./evergreen doctor") for command in commands)
+    assert all("uv run" not in command for command in commands)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
+    """`./evergreen run` on free ports, as `make run` starts it; yields the environment and the ports."""
+    ports = {name: free_port() for name in DEFAULT_PORTS.values()}
+    state = tmp_path_factory.mktemp("walkthrough") / "env.json"
+    environment = {**os.environ, "EVERGREEN_LOCAL_STATE": str(state)}
+    environment.pop("KLAVIYO_API_KEY", None)  # the sandbox, never the real Klaviyo
+    command = [
+        "./evergreen",
+        "run",
+        "--no-sweep",
+        *(f"--{name.replace('_', '-')}={port}" for name, port in ports.items()),
+    ]
+    stack = subprocess.Popen(
+        command, cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while not state.exists():
+        if stack.poll() is not None or time.monotonic() > deadline:
+            stack.kill()
+            output = stack.stdout.read().decode() if stack.stdout else ""
+            pytest.fail(f"the local stack did not start:\n{output}")
+        time.sleep(0.2)
+    try:
+        yield environment, ports
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
+        assert not state.exists(), "Ctrl-C stops the stack and removes its state"
+
+
+def test_every_command_of_the_local_section_exits_0_as_printed(running):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    environment, ports = running
+    commands = printed_commands(local_section((ROOT / "README.md").read_text()))
+    for printed in commands:
+        command = printed
+        for default, name in DEFAULT_PORTS.items():
+            command = command.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[name]}")
+        finished = subprocess.run(
+            command, check=False, shell=True, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+        )
+        assert finished.returncode == 0, f"{command}\nstdout:\n{finished.stdout}\nstderr:\n{finished.stderr}"

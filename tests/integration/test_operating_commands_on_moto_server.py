@@ -1,0 +1,130 @@
+"""`evergreen plan`, `sweep --now --dry-run` and `redrive` against a running stack's resources on moto server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from evergreen.domain.events import OrderObserved
+from evergreen.domain.profile import Profile
+from evergreen.domain.reducers import apply
+from evergreen.segments import DEFAULT_DEFINITIONS_PATH
+from evergreen.settings import Settings
+from evergreen.wiring import Edges
+from evergreen_local.cli import main
+
+SHOP = "ops.myshopify.com"
+
+
+@pytest.fixture
+def running_stack(local_resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Edges:
+    """What `evergreen run` leaves for the other commands: its functions' environment in a state file."""
+    environment = local_resources.function_environment("ShopifyWebhookFunction")
+    state = tmp_path / "env.json"
+    state.write_text(json.dumps(environment))
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return Edges(Settings.from_env(environment))
+
+
+def order(customer_id: str, days_ago: int, total: str) -> OrderObserved:
+    at = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return OrderObserved(order_id=f"o{customer_id}", customer_id=customer_id, created_at=at, total=total)
+
+
+def add_customer(edges: Edges, customer_id: str, days_ago: int, total: str) -> None:
+    edges.writer.write(
+        Profile(shop=SHOP, customer_id=customer_id), lambda profile: apply(profile, order(customer_id, days_ago, total))
+    )
+
+
+def table(edges: Edges) -> list[dict]:
+    return edges.dynamodb.scan(TableName=edges.settings.profiles_table)["Items"]
+
+
+def test_a_dry_run_sweep_at_a_later_instant_shows_who_would_turn_lapsed_and_writes_nothing(running_stack, capsys):
+    add_customer(running_stack, "1", days_ago=170, total="60.00")  # at_risk; lapsed at 180 days
+    add_customer(running_stack, "2", days_ago=10, total="60.00")
+    before = table(running_stack)
+    capsys.readouterr()
+
+    assert main(["sweep", "--dry-run", "--now", "+30d"]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["entered"].get("lapsed") == 1 and report["exited"].get("at_risk") == 1
+    assert report["written"] == 0 and "as_of" in report
+    assert table(running_stack) == before
+
+
+def test_now_without_dry_run_is_refused(running_stack, capsys):
+    assert main(["sweep", "--now", "2027-06-01"]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+
+
+def test_a_bad_instant_names_the_accepted_forms(running_stack, capsys):
+    assert main(["sweep", "--dry-run", "--now", "next tuesday"]) == 2
+    assert "+30d" in capsys.readouterr().err
+
+
+def test_plan_counts_who_would_enter_and_exit_with_examples_and_writes_nothing(running_stack, capsys, tmp_path):
+    add_customer(running_stack, "10", days_ago=5, total="700.00")
+    add_customer(running_stack, "11", days_ago=5, total="60.00")
+    stricter = tmp_path / "segments.yaml"
+    stricter.write_text(DEFAULT_DEFINITIONS_PATH.read_text().replace('"500.00"', '"1000.00"'))
+    assert stricter.read_text() != DEFAULT_DEFINITIONS_PATH.read_text()
+    before = table(running_stack)
+    capsys.readouterr()
+
+    assert main(["plan", str(stricter), "--json"]) == 0
+
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["profiles"] == 2
+    assert plan["segments"]["big_spender"] == {
+        "enter": 0,
+        "exit": 1,
+        "examples_entering": [],
+        "examples_exiting": ["customer#10"],
+    }
+    assert plan["full_reevaluation"] is True
+    assert table(running_stack) == before
+
+
+def test_plan_of_a_list_move_says_it_reevaluates_nobody(running_stack, capsys, tmp_path):
+    add_customer(running_stack, "20", days_ago=5, total="60.00")
+    moved = tmp_path / "segments.yaml"
+    text = DEFAULT_DEFINITIONS_PATH.read_text()
+    moved.write_text(text.replace("  new:\n", "  new:\n    klaviyo_list_id: AbC123\n", 1))
+    assert moved.read_text() != text
+    capsys.readouterr()
+
+    assert main(["plan", str(moved)]) == 0
+
+    out = capsys.readouterr().out
+    assert "re-evaluates nobody" in out and "new: Klaviyo list (none) -> AbC123" in out
+
+
+def test_plan_of_an_invalid_file_points_at_the_line(running_stack, capsys, tmp_path):
+    broken = tmp_path / "segments.yaml"
+    broken.write_text("version: 1\nsegments:\n  x:\n    when: {orders_count: {gte: many}}\n")
+
+    assert main(["plan", str(broken)]) == 1
+
+    assert f"{broken}:4:" in capsys.readouterr().err
+
+
+def test_redrive_with_an_empty_dead_letter_queue_has_nothing_to_do(running_stack, capsys):
+    assert main(["redrive"]) == 0
+    assert "empty" in capsys.readouterr().out
+
+
+def test_redrive_on_the_local_stack_says_moto_has_no_move_task(running_stack, local_resources, capsys):
+    local_resources.client("sqs").send_message(QueueUrl=local_resources.dlq_url, MessageBody="{}")
+
+    assert main(["redrive"]) == 1
+
+    err = capsys.readouterr().err
+    assert "1 message(s)" in err and "StartMessageMoveTask" in err and "Traceback" not in err

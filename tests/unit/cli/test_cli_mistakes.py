@@ -1,0 +1,180 @@
+"""Expected mistakes end in one line on stderr naming the fix, and a non-zero exit code; never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from evergreen_local.cli import CliError, friendly_message, main
+
+
+def one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def no_local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "absent.json"))
+
+
+@pytest.fixture
+def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+
+
+def test_a_bad_flag_names_the_commands_help(capsys):
+    assert main(["explain", "--shop", "s", "--email", "a@example.com", "--bogus"]) == 2
+    assert "--bogus" in (line := one_line(capsys)) and "evergreen explain --help" in line
+
+
+def test_a_missing_flag_names_the_flag(capsys):
+    assert main(["explain", "--shop", "s"]) == 2
+    assert "--email" in one_line(capsys)
+
+
+def test_an_unknown_command_lists_the_commands(capsys):
+    assert main(["explian"]) == 2
+    assert "explain" in one_line(capsys)
+
+
+def test_a_missing_file_is_named(capsys, tmp_path: Path):
+    missing = tmp_path / "nope.json"
+    assert main(["send-webhook", str(missing)]) == 1
+    assert f"no such file: {missing}" in one_line(capsys)
+
+
+def test_the_stack_not_running_says_make_run(capsys, no_local_stack):
+    assert main(["explain", "--shop", "s.myshopify.com", "--email", "a@example.com"]) == 1
+    line = one_line(capsys)
+    assert "make run" in line and "--aws" in line
+
+
+def test_nothing_listening_on_the_http_api_port_says_make_run(capsys, free_port):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/shopify"
+    assert main(["send-webhook", "events/shopify/orders_create.json", "--url", url]) == 1
+    line = one_line(capsys)
+    assert f"127.0.0.1:{port}" in line and "make run" in line
+
+
+def test_a_local_stack_that_died_without_cleaning_up_says_make_run(capsys, tmp_path, monkeypatch, free_port):
+    port = free_port()
+    state = tmp_path / "env.json"
+    state.write_text(
+        json.dumps(
+            {
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "PROFILES_TABLE": "gone",
+            }
+        )
+    )
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, "x")  # restored after the test; the command overwrites them from the state
+
+    assert main(["explain", "--shop", "s.myshopify.com", "--email", "a@example.com"]) == 1
+    line = one_line(capsys)
+    assert f"127.0.0.1:{port}" in line and "make run" in line
+
+
+def test_no_aws_region_names_the_region_flag(capsys, no_aws_configuration):
+    assert main(["explain", "--aws", "--shop", "s", "--email", "a@example.com"]) == 1
+    line = one_line(capsys)
+    assert "--region" in line and "AWS_REGION" in line
+
+
+def test_no_aws_credentials_names_aws_configure(capsys, no_aws_configuration):
+    assert main(["explain", "--aws", "--region", "us-east-1", "--shop", "s", "--email", "a@example.com"]) == 1
+    assert "aws configure" in one_line(capsys)
+
+
+def test_a_stack_that_does_not_exist_names_the_stack_flag(capsys, aws_credentials):
+    with mock_aws():
+        assert main(["sweep", "--aws", "--stack", "not-deployed"]) == 1
+    line = one_line(capsys)
+    assert "'not-deployed'" in line and "--stack" in line and "--region" in line
+
+
+def test_a_port_in_use_is_named_with_its_flag(free_port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        args = argparse.Namespace(host="127.0.0.1", port=free_port(), moto_port=busy, klaviyo_port=free_port())
+        message = friendly_message(OSError(errno.EADDRINUSE, "Address already in use"), args)
+    assert message is not None
+    assert f"port {busy} is in use" in message and "--moto-port" in message
+
+
+@pytest.mark.parametrize("flag", ["--port", "--moto-port", "--klaviyo-port"])
+def test_starting_the_stack_on_a_port_in_use_names_the_port_and_its_flag_before_starting_anything(
+    capsys, flag, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", flag: str(busy)}
+        code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
+    line = one_line(capsys)
+    assert code == 1
+    assert f"port {busy} is in use" in line and f"pass {flag} <another port>" in line
+    assert not (tmp_path / "env.json").exists()
+
+
+def test_a_command_error_keeps_its_exit_code():
+    assert friendly_message(CliError("fix it like this", 3)) == "fix it like this"
+
+
+def test_a_bug_is_not_disguised():
+    assert friendly_message(ZeroDivisionError("division by zero")) is None
+
+
+def test_help_describes_the_product(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Klaviyo segments" in text and "make run" in text
+    for command in ("explain", "sweep", "plan", "doctor", "redrive", "shopify-app-toml"):
+        assert command in text
+
+
+def test_a_stack_that_is_not_evergreens_names_the_missing_outputs(capsys, aws_credentials):
+    with mock_aws():
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName="someone-else",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+                    "Outputs": {"QueueUrl": {"Value": {"Ref": "Queue"}}},
+                }
+            ),
+        )
+        assert main(["explain", "--aws", "--stack", "someone-else", "--shop", "s", "--email", "a@example.com"]) == 1
+    line = one_line(capsys)
+    assert "ProfilesTableName" in line and "--stack" in line

@@ -1,0 +1,23 @@
+"""`./evergreen` works in a new terminal whose PATH lacks ~/.local/bin, where make installs uv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_wrapper_runs_the_cli_without_uv_on_the_path(tmp_path: Path):
+    environment = {
+        key: value for key, value in os.environ.items() if key not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    environment["PATH"] = "/usr/bin:/bin"
+
+    finished = subprocess.run(
+        [str(ROOT / "evergreen"), "--help"], cwd=tmp_path, env=environment, capture_output=True, text=True, check=False
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert "Klaviyo segments" in finished.stdout

@@ -1,0 +1,37 @@
+"""`evergreen shopify-app-toml`: the [webhooks] section of shopify.app.toml, as the Shopify CLI reads it."""
+
+from __future__ import annotations
+
+import tomllib
+
+from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
+from evergreen_local.app_toml import webhooks_section
+from evergreen_local.cli import main
+
+URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
+
+
+def test_the_section_subscribes_every_topic_and_the_compliance_topics_at_the_pinned_version():
+    config = tomllib.loads(webhooks_section(URL))
+
+    webhooks = config["webhooks"]
+    assert webhooks["api_version"] == SHOPIFY_API_VERSION
+    topics, compliance = webhooks["subscriptions"]
+    assert sorted(topics["topics"]) == sorted(SUBSCRIPTION_TOPICS)
+    assert sorted(compliance["compliance_topics"]) == sorted(COMPLIANCE_TOPICS)
+    assert topics["uri"] == compliance["uri"] == URL
+
+
+def test_the_command_prints_it_for_a_given_url(capsys):
+    assert main(["shopify-app-toml", "--url", URL]) == 0
+
+    assert tomllib.loads(capsys.readouterr().out)["webhooks"]["subscriptions"][0]["uri"] == URL
+
+
+def test_without_a_url_it_prints_a_placeholder_and_says_where_the_url_comes_from(capsys):
+    assert main(["shopify-app-toml"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("# replace the uri with your stack's ShopifyWebhookUrl")
+    assert tomllib.loads(out)["webhooks"]["api_version"] == SHOPIFY_API_VERSION
