@@ -1,0 +1,88 @@
+"""Builds a shop's backfill from the process's edges: the Admin API token, the Klaviyo client, the stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import httpx
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+from evergreen.klaviyo.client import KlaviyoClient
+from evergreen.service.backfill import Backfill, BulkSource, ProgressCallback
+from evergreen.service.backfill_sync import BulkMembershipSync
+from evergreen.shopify.admin import ShopifyAdmin
+from evergreen.storage.backfill_progress import DynamoBackfillProgress
+from evergreen.storage.secrets import entry_for
+from evergreen.wiring import AWS_CONFIG, Edges
+
+
+class MissingAdminToken(Exception):
+    exit_code = 3
+
+
+def admin_token(edges: Edges, shop: str) -> str:
+    """The shop's Admin API access token from Secrets Manager ({"<shop>": "<token>"}, "*" for any shop
+    without an entry). Never logged."""
+    provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+    try:
+        document: Any = provider.get(
+            edges.settings.shopify_admin_secrets_id, max_age=edges.settings.secrets_cache_seconds, transform="json"
+        )
+    except Exception as error:
+        raise MissingAdminToken(
+            f"cannot read secret {edges.settings.shopify_admin_secrets_id}: {type(error).__name__}"
+        ) from None
+    token = entry_for(document, shop) if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise MissingAdminToken(
+            f"no Shopify Admin API token for {shop} in secret {edges.settings.shopify_admin_secrets_id}"
+        )
+    return token
+
+
+def shopify_admin(edges: Edges, shop: str, http: httpx.Client | None = None) -> ShopifyAdmin:
+    return ShopifyAdmin(shop, admin_token(edges, shop), base_url=edges.settings.shopify_admin_base_url, http=http)
+
+
+def klaviyo_sender(edges: Edges, shop: str, http: httpx.Client | None = None) -> KlaviyoClient | None:
+    account = edges.secrets.klaviyo_account(shop)
+    if account is None or not account.api_key:
+        return None
+    return KlaviyoClient(edges.settings.klaviyo_base_url, account.api_key, edges.settings.klaviyo_revision, http)
+
+
+def build_backfill(
+    edges: Edges,
+    source: BulkSource,
+    sender: KlaviyoClient | None,
+    *,
+    fire_segment_events: bool = False,
+    checkpoint_every: int = 1_000,
+    poll_every_s: float = 2.0,
+    on_progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Backfill:
+    """Without a Klaviyo sender, membership changes go through the usual queue instead of bulk jobs."""
+    membership = (
+        BulkMembershipSync(
+            sender, edges.definitions.klaviyo_list_ids, edges.store, fire_segment_events=fire_segment_events
+        )
+        if sender is not None
+        else None
+    )
+    return Backfill(
+        source,
+        edges.store,
+        edges.order_links,
+        DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table),
+        edges.definitions,
+        edges.clock,
+        membership=membership,
+        publisher=edges.publisher,
+        checkpoint_every=checkpoint_every,
+        poll_every_s=poll_every_s,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
