@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("evergreen_local.explain", "show a profile's segments, why, and its next transition"),
     "sweep": ("evergreen_local.sweep", "run the staleness sweep locally or invoke the deployed one"),
     "console-events": ("evergreen_local.console_events", "publish events/ as shareable Lambda console test events"),
+    "backfill": ("evergreen_local.backfill_cli", "import a shop's Shopify history and its segments (resumable)"),
+    "seed-shop": ("evergreen_local.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
 }
 
 
