@@ -23,7 +23,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from evergreen.backfill_wiring import MissingAdminToken, admin_token, build_backfill, klaviyo_sender
+from evergreen.backfill_wiring import (
+    MissingAdminToken,
+    admin_token,
+    build_backfill,
+    build_engagement_history,
+    klaviyo_sender,
+)
+from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS
 from evergreen.service.backfill_model import BackfillCounts
 from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, ShopifyAdmin
@@ -50,6 +57,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoint-every", type=int, default=2_000, metavar="N", help="records between checkpoints (default 2000)"
+    )
+    parser.add_argument(
+        "--engagement-days",
+        type=int,
+        default=DEFAULT_WINDOW_DAYS,
+        metavar="DAYS",
+        help=f"read Klaviyo opens, clicks, bounces, spam and unsubscribes of the last DAYS days "
+        f"(default {DEFAULT_WINDOW_DAYS}; 0 skips it)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
@@ -137,8 +152,15 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
             on_progress=bar.update,
         )
         report = backfill.run(args.shop, args.since)
+        engagement: dict[str, Any] = {}
+        if sender is not None and report.finished and args.engagement_days > 0:
+            history = build_engagement_history(
+                edges, sender, window_days=args.engagement_days, fire_segment_events=args.entered_events
+            ).run(args.shop)
+            engagement = {"engagement_events": history.events, "engagement_applied": history.applied}
     counts = report.counts
     return {
+        **engagement,
         "shop": args.shop,
         "finished": report.finished,
         **counts.model_dump(),

@@ -10,8 +10,10 @@ import httpx
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from evergreen.klaviyo.client import KlaviyoClient
+from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS, HISTORY_RATE_LIMITS
 from evergreen.service.backfill import Backfill, BulkSource, ProgressCallback
 from evergreen.service.backfill_sync import BulkMembershipSync
+from evergreen.service.engagement_history import EngagementHistory
 from evergreen.shopify.admin import ShopifyAdmin
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.storage.secrets import entry_for
@@ -47,10 +49,28 @@ def shopify_admin(edges: Edges, shop: str, http: httpx.Client | None = None) -> 
 
 
 def klaviyo_sender(edges: Edges, shop: str, http: httpx.Client | None = None) -> KlaviyoClient | None:
+    """The shop's Klaviyo client, honouring the sync's and the history endpoints' rate limits."""
     account = edges.secrets.klaviyo_account(shop)
     if account is None or not account.api_key:
         return None
-    return KlaviyoClient(edges.settings.klaviyo_base_url, account.api_key, edges.settings.klaviyo_revision, http)
+    return KlaviyoClient(
+        edges.settings.klaviyo_base_url,
+        account.api_key,
+        edges.settings.klaviyo_revision,
+        http,
+        rate_limits=HISTORY_RATE_LIMITS,
+    )
+
+
+def build_engagement_history(
+    edges: Edges, sender: KlaviyoClient, *, window_days: int = DEFAULT_WINDOW_DAYS, fire_segment_events: bool = False
+) -> EngagementHistory:
+    membership = BulkMembershipSync(
+        sender, edges.definitions.klaviyo_list_ids, edges.store, fire_segment_events=fire_segment_events
+    )
+    return EngagementHistory(
+        sender, edges.store, edges.definitions, edges.clock, membership=membership, window_days=window_days
+    )
 
 
 def build_backfill(
