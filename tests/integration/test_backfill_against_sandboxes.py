@@ -225,3 +225,20 @@ def test_a_failed_bulk_operation_is_reported_and_the_next_run_starts_a_new_one(h
 
     assert harness.backfill().run(SHOP).finished
     assert_profiles_match_the_store(harness, store)
+
+
+def test_a_run_asked_to_yield_checkpoints_and_the_next_invocation_finishes_exactly(harness):
+    store = synthetic_store(6, seed=71, now=NOW, shop=SHOP)
+    harness.shopify_sandbox.load(store)
+    invocations = 0
+    report = harness.backfill(checkpoint_every=4, should_stop=lambda: True).run(SHOP)
+    while not report.finished:
+        invocations += 1
+        stopped = harness.progress.load(SHOP)
+        assert stopped is not None and stopped.stopped_cleanly
+        report = harness.backfill(checkpoint_every=4, should_stop=lambda: True).run(SHOP)
+
+    assert invocations > 2
+    assert report.counts.records == len(store["customers"]) + len(store["orders"])
+    assert_profiles_match_the_store(harness, store)
+    assert pending_outbox(harness) == []

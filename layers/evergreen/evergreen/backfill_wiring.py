@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import boto3
 import httpx
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS, HISTORY_RATE_LIMITS
@@ -24,10 +27,36 @@ class MissingAdminToken(Exception):
     exit_code = 3
 
 
+class BackfillRequest(BaseModel):
+    """What starts (or continues) a shop's backfill on AWS: the console test event in events/backfill/."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shop: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+    since: date | None = None
+    """Only customers and orders updated on or after this day."""
+    entered_events: bool = False
+    """Send "Entered segment" events for backfilled members (off by default)."""
+    engagement_days: int = Field(DEFAULT_WINDOW_DAYS, ge=0, le=3650)
+    """Klaviyo engagement history window; 0 skips it."""
+    continuation: int = Field(0, ge=0)
+    max_continuations: int = Field(500, ge=0)
+
+    @property
+    def since_instant(self) -> str | None:
+        return f"{self.since.isoformat()}T00:00:00Z" if self.since else None
+
+
+@lru_cache(maxsize=1)
+def _secrets_provider() -> SecretsProvider:
+    """One cached Secrets Manager provider per process."""
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+
+
 def admin_token(edges: Edges, shop: str) -> str:
     """The shop's Admin API access token from Secrets Manager ({"<shop>": "<token>"}, "*" for any shop
     without an entry). Never logged."""
-    provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+    provider = _secrets_provider()
     try:
         document: Any = provider.get(
             edges.settings.shopify_admin_secrets_id, max_age=edges.settings.secrets_cache_seconds, transform="json"

@@ -59,6 +59,7 @@ class BulkSource(Protocol):
         max_poll_s: float = ...,
         on_poll: Callable[[BulkOperation], None] | None = ...,
         finished: Callable[[], bool] | None = ...,
+        should_stop: Callable[[], bool] | None = ...,
     ) -> BulkOperation: ...
     def stream_lines(self, url: str, skip: int = 0) -> Iterator[tuple[int, bytes]]: ...
 
@@ -305,11 +306,15 @@ class Backfill:
             progress.operation_id, progress.line = started.id, 0
             self._progress.save(progress)
         try:
-            operation = self._source.wait(progress.operation_id, poll_every_s=self._poll_every_s)
+            operation = self._source.wait(
+                progress.operation_id, poll_every_s=self._poll_every_s, should_stop=self._should_stop
+            )
         except BulkOperationFailed:
             progress.operation_id, progress.line = None, 0
             self._progress.save(progress)
             raise
+        if not operation.finished:
+            return False  # still running on Shopify's side: come back later
         if operation.url is None:
             return True
         revisit_left = self._checkpoint_every if revisit else 0

@@ -281,10 +281,12 @@ class ShopifyAdmin:
         max_poll_s: float = 30.0,
         on_poll: Callable[[BulkOperation], None] | None = None,
         finished: Callable[[], bool] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> BulkOperation:
         """Poll until the operation ends (or `finished()` says a bulk_operations/finish webhook came).
 
-        Returns the COMPLETED operation; raises BulkOperationFailed for FAILED, CANCELED or EXPIRED.
+        Returns the COMPLETED operation, or the still-running one when `should_stop()` says to give up
+        for now; raises BulkOperationFailed for FAILED, CANCELED or EXPIRED.
         """
         delay = poll_every_s
         while True:
@@ -299,6 +301,8 @@ class ShopifyAdmin:
                     raise BulkOperationFailed(
                         f"bulk operation {operation_id} ended {operation.status}{reason}; run the backfill again"
                     )
+                return operation
+            if should_stop is not None and should_stop():
                 return operation
             if finished is None or not finished():
                 self._sleep(delay)
