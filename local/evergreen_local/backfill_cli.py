@@ -66,6 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"read Klaviyo opens, clicks, bounces, spam and unsubscribes of the last DAYS days "
         f"(default {DEFAULT_WINDOW_DAYS}; 0 skips it)",
     )
+    parser.add_argument("--workers", type=int, default=8, metavar="N", help="records applied at a time (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
@@ -150,6 +151,7 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
             checkpoint_every=args.checkpoint_every,
             poll_every_s=2.0 if args.aws else 0.2,
             on_progress=bar.update,
+            workers=args.workers,
         )
         report = backfill.run(args.shop, args.since)
         engagement: dict[str, Any] = {}

@@ -91,7 +91,7 @@ def test_a_seeded_store_backfilled_twice_matches_the_store_and_the_second_run_ch
     store = synthetic_store(8, seed=11, now=NOW, shop=SHOP)
     harness.shopify_sandbox.load(store)
 
-    first = harness.backfill().run(SHOP)
+    first = harness.backfill(workers=4).run(SHOP)
 
     assert first.finished and first.counts.skipped == 0
     assert_profiles_match_the_store(harness, store)
@@ -100,7 +100,7 @@ def test_a_seeded_store_backfilled_twice_matches_the_store_and_the_second_run_ch
     assert pending_outbox(harness) == [], "every backfilled change is marked synced"
     before = versions(harness)
 
-    second = harness.backfill().run(SHOP)
+    second = harness.backfill(workers=4).run(SHOP)
 
     assert second.finished and second.counts.applied == 0
     assert second.counts.records == first.counts.records
@@ -194,7 +194,7 @@ def test_a_crash_mid_file_resumes_from_the_checkpoint_without_double_counting(ha
     stopped = harness.progress.load(SHOP)
     assert stopped is not None and stopped.phase == "orders" and stopped.line > 0
 
-    resumed = harness.backfill(checkpoint_every=5).run(SHOP)
+    resumed = harness.backfill(checkpoint_every=5, workers=3).run(SHOP)
 
     assert resumed.finished
     assert resumed.counts.records == len(store["customers"]) + len(store["orders"]), "each record counted once"

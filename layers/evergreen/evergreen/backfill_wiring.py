@@ -112,6 +112,7 @@ def build_backfill(
     poll_every_s: float = 2.0,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    workers: int = 1,
 ) -> Backfill:
     """Without a Klaviyo sender, membership changes go through the usual queue instead of bulk jobs."""
     membership = (
@@ -134,4 +135,5 @@ def build_backfill(
         poll_every_s=poll_every_s,
         on_progress=on_progress,
         should_stop=should_stop,
+        workers=workers,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -249,9 +250,13 @@ class Backfill:
         poll_every_s: float = 2.0,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        workers: int = 1,
     ) -> None:
         """With `membership`, touched profiles go to Klaviyo in bulk at each checkpoint and changes are not
-        queued; without it, `publisher` (the usual queue) gets every change, as for a webhook."""
+        queued; without it, `publisher` (the usual queue) gets every change, as for a webhook.
+
+        With `workers` > 1, records are applied that many at a time: the reducers do not care about order
+        and every write is conditional, so two records of one profile in flight only cost a retry."""
         self._source = source
         self._store = store
         self._links = order_links
@@ -266,12 +271,25 @@ class Backfill:
         self._on_progress = on_progress
         self._should_stop = should_stop or (lambda: False)
         self._touched: dict[str, Touched] = {}
+        self._before_versions: dict[str, int] = {}
         self._sync_reports: list[BulkSyncReport] = []
+        self._workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
 
     # --- orchestration ---------------------------------------------------------------------------
 
     def run(self, shop: str, since: str | None = None) -> BackfillReport:
         """Run (or resume) the shop's backfill. Returns unfinished when `should_stop` asked to yield."""
+        if self._workers == 1:
+            return self._run(shop, since)
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="backfill") as pool:
+            self._pool = pool
+            try:
+                return self._run(shop, since)
+            finally:
+                self._pool = None
+
+    def _run(self, shop: str, since: str | None) -> BackfillReport:
         progress = self._progress.load(shop)
         if progress is None or progress.phase == "done" or progress.since != since:
             progress = BackfillProgress(shop=shop, since=since, started_at=self._clock.now())
@@ -319,15 +337,26 @@ class Backfill:
             return True
         revisit_left = self._checkpoint_every if revisit else 0
         since_checkpoint = 0
+        batch: list[tuple[Record, bool]] = []
+        batch_size = min(self._checkpoint_every, 1 if self._workers == 1 else self._workers * 4)
         try:
-            for record in records(self._source.stream_lines(operation.url, skip=progress.line)):
-                self._apply(progress, record, revisit=revisit_left > 0)
-                revisit_left -= 1
+            stream = records(self._source.stream_lines(operation.url, skip=progress.line))
+            for record in _with_end(stream):
+                if record is not None:
+                    batch.append((record, revisit_left > 0))
+                    revisit_left -= 1
+                    if len(batch) < batch_size and since_checkpoint + len(batch) < self._checkpoint_every:
+                        continue
+                if not batch:
+                    continue
+                self._apply_batch(progress, batch)
+                since_checkpoint += len(batch)
+                last_line = batch[-1][0].last_line
+                batch = []
                 if self._on_progress is not None:
                     self._on_progress(phase, progress.counts, operation.object_count)
-                since_checkpoint += 1
                 if since_checkpoint >= self._checkpoint_every:
-                    progress.line = record.last_line
+                    progress.line = last_line
                     self._flush(progress)
                     since_checkpoint = 0
                     if self._should_stop():
@@ -351,41 +380,50 @@ class Backfill:
             progress.counts.klaviyo_requests += report.requests
             self._sync_reports.append(report)
             self._touched.clear()
+            self._before_versions.clear()
         self._progress.save(progress)
 
     # --- one record --------------------------------------------------------------------------------
 
-    def _apply(self, progress: BackfillProgress, record: Record, *, revisit: bool) -> None:
+    def _apply_batch(self, progress: BackfillProgress, batch: list[tuple[Record, bool]]) -> None:
+        """Apply a batch (in parallel with workers), then tally it and remember touched profiles in order."""
+        shop, phase = progress.shop, progress.phase
+
+        def one(item: tuple[Record, bool]) -> tuple[str, list[WriteResult]]:
+            return self._apply(shop, phase, item[0], item[1])
+
+        outcomes = list(self._pool.map(one, batch)) if self._pool is not None else [one(item) for item in batch]
         counts = progress.counts
-        counts.read += record.lines
-        counts.records += 1
-        shop = progress.shop
+        for (record, revisit), (outcome, results) in zip(batch, outcomes, strict=True):
+            counts.read += record.lines
+            counts.records += 1
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            for result in results:
+                self._touch(result, revisit)
+
+    def _apply(self, shop: str, phase: str, record: Record, revisit: bool) -> tuple[str, list[WriteResult]]:
+        """One record through translate and the writer: ("applied" | "unchanged" | "skipped", the writes)."""
         now = self._clock.now()
         try:
-            if progress.phase == "customers":
+            if phase == "customers":
                 event = translate("customers/update", customer_payload(record.root), now)
                 assert isinstance(event, CustomerUpserted)
                 result = self._write(Profile(shop=shop, customer_id=event.customer_id), event)
+                results = [result]
             else:
                 order = translate("orders/updated", order_payload(record.root, record.children), now)
                 assert isinstance(order, OrderObserved)
                 blank = profile_for(self._store, shop, order.customer_id, order.email_normalized)
                 if blank is None:
-                    counts.skipped += 1
-                    return
+                    return "skipped", []
                 result = self._write(blank, order)
-                self._link(shop, order, result, revisit)
+                results = [result, *self._link(shop, order, result, revisit)]
         except MalformedPayload as error:
             logger.warning(
                 "Backfill record skipped", extra={"shop": shop, "line": record.last_line, "reason": error.reason}
             )
-            counts.skipped += 1
-            return
-        if result.outcome is Outcome.WRITTEN:
-            counts.applied += 1
-        else:
-            counts.unchanged += 1
-        self._touch(result, revisit)
+            return "skipped", []
+        return ("applied" if result.outcome is Outcome.WRITTEN else "unchanged"), results
 
     def _write(self, blank: Profile, event: CustomerUpserted | OrderObserved) -> WriteResult:
         def reducer(profile: Profile) -> Profile:
@@ -399,36 +437,43 @@ class Backfill:
         profile = result.profile
         if profile is None or (result.outcome is not Outcome.WRITTEN and not revisit):
             return
+        if result.outcome is Outcome.WRITTEN:
+            before_version = result.before.version if result.before is not None else 0
+            before = frozenset(result.before.membership) if result.before is not None else frozenset()
+        else:
+            before_version, before = profile.version, frozenset(profile.membership)
         known = self._touched.get(profile.key)
         if known is not None:
-            before = known.before
-        elif result.outcome is Outcome.WRITTEN and result.before is not None:
-            before = frozenset(result.before.membership)
-        elif result.outcome is Outcome.WRITTEN:
-            before = frozenset()
-        else:
-            before = frozenset(profile.membership)
+            # Parallel writes may report out of order: the earliest "before" and the newest profile win.
+            if self._before_versions[profile.key] <= before_version:
+                before_version, before = self._before_versions[profile.key], known.before
+            if known.profile.version > profile.version:
+                profile = known.profile
+        self._before_versions[profile.key] = before_version
         self._touched[profile.key] = Touched(before, profile)
 
-    def _link(self, shop: str, order: OrderObserved, result: WriteResult, revisit: bool) -> None:
+    def _link(self, shop: str, order: OrderObserved, result: WriteResult, revisit: bool) -> list[WriteResult]:
         """Point the order at its profile so later refunds/create webhooks find it, and fold in refunds
         that webhooks parked before the order was known."""
         profile = result.profile
         if profile is None:
-            return
+            return []
         new_order = result.outcome is Outcome.WRITTEN and (
             result.before is None or order.order_id not in result.before.orders
         )
         if not (new_order or revisit):
-            return
+            return []
         link = self._links.link(shop, order.order_id, profile.key)
         parked = getattr(link, "parked_refunds", {}) or {}
         missing = [RefundObserved.model_validate(raw) for rid, raw in parked.items() if rid not in profile.refunds]
-        if not missing:
-            return
         blank = Profile(shop=shop, customer_id=profile.customer_id, email_normalized=profile.email_normalized)
-        for refund in missing:
-            self._touch(self._writer.write(blank, _applying(refund), None, merge=merge_guest), revisit)
+        return [self._writer.write(blank, _applying(refund), None, merge=merge_guest) for refund in missing]
+
+
+def _with_end[T](items: Iterator[T]) -> Iterator[T | None]:
+    """The items, then None once, so a loop can finish its last batch."""
+    yield from items
+    yield None
 
 
 def _applying(event: RefundObserved) -> Callable[[Profile], Profile]:
