@@ -35,7 +35,7 @@ from evergreen.service.backfill_model import BackfillCounts
 from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, ShopifyAdmin
 from evergreen.wiring import Edges
-from evergreen_local.aws_stack import DEFAULT_STACK
+from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.targets import TargetUnavailable, use_target
 
 LOCAL_SANDBOX_TOKEN = "shpat_local_sandbox"  # noqa: S105 - the local sandbox accepts any token
@@ -140,6 +140,10 @@ def _admin(edges: Edges, shop: str, aws: bool) -> ShopifyAdmin:
 
 def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
     environment = use_target(args.aws, args.stack, args.region)
+    if args.aws:  # the deployed secrets, by the ARNs the stack outputs
+        outputs = stack_outputs(args.stack, args.region)
+        secrets = {"SHOPIFY_ADMIN_SECRETS_ID": "ShopifyAdminTokensArn", "KLAVIYO_SECRETS_ID": "KlaviyoSecretsArn"}
+        environment |= {name: outputs[output] for name, output in secrets.items() if output in outputs}
     edges = Edges(Settings.from_env({**os.environ, **environment}))
     with _admin(edges, args.shop, args.aws) as admin, ProgressBar(not args.no_progress) as bar:
         sender = klaviyo_sender(edges, args.shop)
