@@ -208,3 +208,19 @@ def test_records_end_on_the_line_of_their_last_child():
     ]
     grouped = list(records(iter(enumerate(lines, start=1))))
     assert [(record.root["id"], record.last_line, record.lines) for record in grouped] == [("a", 2, 2), ("b", 3, 1)]
+
+
+def test_since_reads_only_what_changed_on_or_after_that_instant(sandbox, admin):
+    older = {**CUSTOMER, "id": "gid://shopify/Customer/6", "updatedAt": "2024-01-01T00:00:00Z"}
+    sandbox.load({"shop": SHOP, "customers": [CUSTOMER, older], "orders": []})
+
+    operation = admin.wait(admin.run_bulk_query("customers", since="2025-06-01T00:00:00Z").id, poll_every_s=0)
+
+    assert operation.url is not None
+    assert [json.loads(line)["id"] for _, line in admin.stream_lines(operation.url)] == [CUSTOMER["id"]]
+
+
+def test_the_stream_resumes_after_the_lines_already_applied(admin):
+    operation = admin.wait(admin.run_bulk_query("orders").id, poll_every_s=0)
+    assert operation.url is not None
+    assert [number for number, _ in admin.stream_lines(operation.url, skip=2)] == [3]
