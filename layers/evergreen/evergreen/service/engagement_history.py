@@ -1,20 +1,22 @@
 """Fill profiles' last open, click, bounce, spam complaint and unsubscribe from Klaviyo's event history.
 
 For each engagement metric the account has, its events since the window's start are read newest first, so
-the first event per (profile, kind) is the one that matters and later pages only repeat older instants,
-which are skipped without a write. Each kept event goes through the same reducer and writer as a Klaviyo
-webhook, so history never moves an instant backwards and running it twice changes nothing.
+the first event per (person, kind) is the one that matters and later pages only repeat older instants,
+which are skipped without a write. A page's kept events are applied `workers` at a time, each through the
+same reducer and writer as a Klaviyo webhook, so history never moves an instant backwards and running it
+twice changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from evergreen.clock import Clock
-from evergreen.domain.events import EngagementRecorded
+from evergreen.domain.events import EngagementKind, EngagementRecorded
 from evergreen.domain.profile import Profile, normalise_email
 from evergreen.domain.reducers import apply, merge_guest
 from evergreen.klaviyo import history as kh
@@ -22,7 +24,7 @@ from evergreen.klaviyo.pusher import KlaviyoSender
 from evergreen.segments import Definitions
 from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Touched
 from evergreen.service.ports import ProfileStore
-from evergreen.service.profile_writer import Outcome, ProfileWriter
+from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
 
 MAX_PAGES_PER_METRIC = 100_000
@@ -70,6 +72,7 @@ class EngagementHistory:
         window_days: int = kh.DEFAULT_WINDOW_DAYS,
         on_page: Callable[[HistoryReport], None] | None = None,
         page_size: int = kh.EVENTS_PAGE_SIZE,
+        workers: int = 8,
     ) -> None:
         if window_days < 1:
             raise ValueError("window_days must be at least 1")
@@ -81,14 +84,15 @@ class EngagementHistory:
         self._window = timedelta(days=window_days)
         self._on_page = on_page
         self._page_size = page_size
+        self._workers = max(1, workers)
 
     def _get(self, request: Any, report: HistoryReport) -> dict[str, Any]:
         report.requests += 1
         body = self._sender.send(request).json()
         return body if isinstance(body, dict) else {}
 
-    def _metrics(self, report: HistoryReport) -> dict[str, str]:
-        found: dict[str, Any] = {}
+    def _metrics(self, report: HistoryReport) -> dict[str, EngagementKind]:
+        found: dict[str, EngagementKind] = {}
         cursor: str | None = None
         while True:
             body = self._get(kh.metrics_request(cursor), report)
@@ -101,40 +105,39 @@ class EngagementHistory:
         report = HistoryReport()
         since = self._clock.now() - self._window
         touched: dict[str, Touched] = {}
-        for metric_id, kind in sorted(self._metrics(report).items()):
-            report.metrics += 1
-            seen: set[str] = set()
-            cursor: str | None = None
-            for _ in range(MAX_PAGES_PER_METRIC):
-                body = self._get(kh.events_request(metric_id, since, cursor, self._page_size), report)
-                report.pages += 1
-                for historic in kh.historic_events(body):
-                    report.events += 1
-                    self._apply(shop, kind, historic, seen, touched, report)
-                if self._on_page is not None:
-                    self._on_page(report)
-                cursor = kh.next_cursor(body)
-                if cursor is None:
-                    break
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="history") as pool:
+            for metric_id, kind in sorted(self._metrics(report).items()):
+                report.metrics += 1
+                seen: set[str] = set()
+                cursor: str | None = None
+                for _ in range(MAX_PAGES_PER_METRIC):
+                    body = self._get(kh.events_request(metric_id, since, cursor, self._page_size), report)
+                    report.pages += 1
+                    fresh: list[kh.HistoricEvent] = []
+                    for historic in kh.historic_events(body):
+                        report.events += 1
+                        identity = historic.external_id or normalise_email(historic.email)
+                        if identity is None:
+                            report.skipped += 1
+                        elif identity not in seen:  # newest first: later ones are older instants
+                            seen.add(identity)
+                            fresh.append(historic)
+                    for result in pool.map(lambda historic, k=kind: self._apply(shop, k, historic), fresh):
+                        self._tally(kind, result, touched, report)
+                    if self._on_page is not None:
+                        self._on_page(report)
+                    cursor = kh.next_cursor(body)
+                    if cursor is None:
+                        break
         if self._membership is not None and touched:
             report.sync = self._membership.push(list(touched.values()), self._clock.now())
         return report
 
-    def _apply(
-        self,
-        shop: str,
-        kind: Any,
-        historic: kh.HistoricEvent,
-        seen: set[str],
-        touched: dict[str, Touched],
-        report: HistoryReport,
-    ) -> None:
+    def _apply(self, shop: str, kind: EngagementKind, historic: kh.HistoricEvent) -> WriteResult | None:
         email = normalise_email(historic.email)
         blank = _profile_from_external_id(shop, historic.external_id) or profile_for(self._store, shop, None, email)
-        if blank is None or blank.key in seen:
-            report.skipped += blank is None
-            return
-        seen.add(blank.key)
+        if blank is None:
+            return None
         event = EngagementRecorded(
             kind=kind,
             occurred_at=historic.occurred_at,
@@ -142,13 +145,25 @@ class EngagementHistory:
             phone=historic.phone,
             klaviyo_profile_id=historic.klaviyo_profile_id,
         )
-        result = self._writer.write(blank, lambda profile: apply(profile, event), None, merge_guest)
+        return self._writer.write(blank, lambda profile: apply(profile, event), None, merge_guest)
+
+    @staticmethod
+    def _tally(
+        kind: EngagementKind, result: WriteResult | None, touched: dict[str, Touched], report: HistoryReport
+    ) -> None:
+        if result is None:
+            report.skipped += 1
+            return
         report.kinds[kind] = report.kinds.get(kind, 0) + 1
         if result.outcome is not Outcome.WRITTEN or result.profile is None:
             report.unchanged += 1
             return
         report.applied += 1
-        before = touched[result.profile.key].before if result.profile.key in touched else None
+        known = touched.get(result.profile.key)
+        before = known.before if known is not None else None
         if before is None:
             before = frozenset(result.before.membership) if result.before is not None else frozenset()
-        touched[result.profile.key] = Touched(before, result.profile)
+        profile = (
+            known.profile if known is not None and known.profile.version > result.profile.version else result.profile
+        )
+        touched[result.profile.key] = Touched(before, profile)
