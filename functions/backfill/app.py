@@ -23,6 +23,7 @@ from evergreen.backfill_wiring import (
     klaviyo_sender,
     shopify_admin,
 )
+from evergreen.service.backfill import MembershipSyncFailed
 from evergreen.settings import Settings
 from evergreen.shopify.admin import AdminError
 from evergreen.wiring import AWS_CONFIG, Edges
@@ -60,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 workers=WORKERS,
             )
             report = backfill.run(request.shop, request.since_instant)
-    except (AdminError, MissingAdminToken) as error:
+    except (AdminError, MissingAdminToken, MembershipSyncFailed) as error:
         logger.error("Backfill stopped", extra={"reason": str(error), "error": type(error).__name__})
         return {"shop": request.shop, "error": str(error), "resume": "start it again with the same event"}
     counts = report.counts

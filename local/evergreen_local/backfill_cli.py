@@ -31,6 +31,7 @@ from evergreen.backfill_wiring import (
     klaviyo_sender,
 )
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS
+from evergreen.service.backfill import MembershipSyncFailed
 from evergreen.service.backfill_model import BackfillCounts
 from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, ShopifyAdmin
@@ -181,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
     except TargetUnavailable as error:
         print(f"evergreen backfill: {error}", file=sys.stderr)
         return 2
-    except (AdminError, MissingAdminToken) as error:
+    except (AdminError, MissingAdminToken, MembershipSyncFailed) as error:
         print(f"evergreen backfill: {error}", file=sys.stderr)
         if isinstance(error, MissingAdminToken):
             print(f"  the Admin API token needs scopes: {', '.join(REQUIRED_SCOPES)}", file=sys.stderr)

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 from evergreen.segments import evaluate
-from evergreen.service.backfill import MalformedBulkLine
+from evergreen.service.backfill import MalformedBulkLine, MembershipSyncFailed
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.shopify import sign_shopify_body
 from evergreen.shopify.admin import BulkOperationFailed
@@ -242,3 +242,16 @@ def test_a_run_asked_to_yield_checkpoints_and_the_next_invocation_finishes_exact
     assert report.counts.records == len(store["customers"]) + len(store["orders"])
     assert_profiles_match_the_store(harness, store)
     assert pending_outbox(harness) == []
+
+
+def test_a_klaviyo_outage_stops_the_backfill_before_its_checkpoint_and_the_next_run_syncs_everyone(harness):
+    store = synthetic_store(4, seed=81, now=NOW, shop=SHOP)
+    harness.shopify_sandbox.load(store)
+    harness.klaviyo_sandbox.fail_next(500, count=5)
+
+    with pytest.raises(MembershipSyncFailed):
+        harness.backfill().run(SHOP)
+
+    assert harness.backfill().run(SHOP).finished
+    assert_profiles_match_the_store(harness, store)
+    assert pending_outbox(harness) == [], "nothing is left for the per-change path (and its Entered events)"

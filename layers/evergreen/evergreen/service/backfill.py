@@ -48,6 +48,13 @@ class MalformedBulkLine(AdminError):
         self.line = line
 
 
+class MembershipSyncFailed(Exception):
+    """Klaviyo refused part of a bulk sync; the checkpoint stays before those records, so a resumed run
+    applies (unchanged) and pushes them again."""
+
+    exit_code = 8
+
+
 class BulkSource(Protocol):
     """What the backfill needs from Shopify (`evergreen.shopify.admin.ShopifyAdmin`)."""
 
@@ -376,9 +383,12 @@ class Backfill:
         checkpoint never passes a record whose membership was not sent)."""
         if self._membership is not None and self._touched:
             report = self._membership.push(list(self._touched.values()), self._clock.now())
+            self._sync_reports.append(report)
+            if report.failed:
+                reasons = "; ".join(sorted(set(report.errors))[:3])
+                raise MembershipSyncFailed(f"Klaviyo did not take {report.failed} profiles ({reasons}); run again")
             progress.counts.synced_profiles += report.profiles
             progress.counts.klaviyo_requests += report.requests
-            self._sync_reports.append(report)
             self._touched.clear()
             self._before_versions.clear()
         self._progress.save(progress)
