@@ -100,3 +100,26 @@ def test_history_fills_engagement_within_the_window_and_a_second_run_changes_not
     assert again.applied == 0
     writes = [r for r in harness.klaviyo_sandbox.requests()[sent_before:] if r["method"] != "GET"]
     assert writes == []
+
+
+def test_history_stopped_between_pages_resumes_where_it_stopped(harness):
+    store = synthetic_store(2, seed=62, now=NOW, shop=SHOP)
+    harness.shopify_sandbox.load(store)
+    harness.backfill().run(SHOP)
+    ada = store["customers"][0]["email"]
+    opens = [{"metric": "Opened Email", "datetime": iso(NOW - timedelta(days=d)), "email": ada} for d in (3, 5, 9)]
+    load_history(harness, [*opens, {"metric": "Clicked Email", "datetime": iso(NOW - timedelta(days=4)), "email": ada}])
+    pages: list[int] = []
+
+    def after_one_page() -> bool:
+        pages.append(1)
+        return len(pages) > 1
+
+    first = history(harness).run(SHOP, should_stop=after_one_page)
+    assert first.resume_at is not None
+    rest = history(harness).run(SHOP, start=first.resume_at)
+
+    assert rest.resume_at is None
+    profile = harness.edges.store.load(SHOP, harness.edges.store.customer_key_for_email(SHOP, ada) or "")
+    assert profile.engagement.last_email_open_at == NOW - timedelta(days=3)
+    assert profile.engagement.last_email_click_at == NOW - timedelta(days=4)

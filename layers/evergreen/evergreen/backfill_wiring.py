@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import httpx
@@ -39,6 +39,10 @@ class BackfillRequest(BaseModel):
     """Send "Entered segment" events for backfilled members (off by default)."""
     engagement_days: int = Field(DEFAULT_WINDOW_DAYS, ge=0, le=3650)
     """Klaviyo engagement history window; 0 skips it."""
+    stage: Literal["shopify", "engagement"] = "shopify"
+    """Set by the function itself when it continues in a new invocation."""
+    history_metric: str | None = None
+    history_cursor: str | None = None
     continuation: int = Field(0, ge=0)
     max_continuations: int = Field(500, ge=0)
 

@@ -41,6 +41,8 @@ class HistoryReport:
     requests: int = 0
     sync: BulkSyncReport | None = None
     kinds: dict[str, int] = field(default_factory=dict)
+    resume_at: tuple[str, str | None] | None = None
+    """(metric id, page cursor) to continue from when the run was asked to stop early; None when done."""
 
 
 class _Discard:
@@ -101,16 +103,31 @@ class EngagementHistory:
             if cursor is None:
                 return found
 
-    def run(self, shop: str) -> HistoryReport:
+    def run(
+        self,
+        shop: str,
+        *,
+        start: tuple[str, str | None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> HistoryReport:
+        """Read every engagement metric's history, from `start` (metric id, cursor) when resuming.
+
+        When `should_stop()` turns true between pages, the run ends with `resume_at` set."""
         report = HistoryReport()
         since = self._clock.now() - self._window
         touched: dict[str, Touched] = {}
+        metrics = sorted(self._metrics(report).items())
+        if start is not None:
+            metrics = [(metric_id, kind) for metric_id, kind in metrics if metric_id >= start[0]]
         with ThreadPoolExecutor(self._workers, thread_name_prefix="history") as pool:
-            for metric_id, kind in sorted(self._metrics(report).items()):
+            for metric_id, kind in metrics:
                 report.metrics += 1
                 seen: set[str] = set()
-                cursor: str | None = None
+                cursor = start[1] if start is not None and metric_id == start[0] else None
                 for _ in range(MAX_PAGES_PER_METRIC):
+                    if should_stop is not None and should_stop():
+                        report.resume_at = (metric_id, cursor)
+                        break
                     body = self._get(kh.events_request(metric_id, since, cursor, self._page_size), report)
                     report.pages += 1
                     fresh: list[kh.HistoricEvent] = []
@@ -129,6 +146,8 @@ class EngagementHistory:
                     cursor = kh.next_cursor(body)
                     if cursor is None:
                         break
+                if report.resume_at is not None:
+                    break
         if self._membership is not None and touched:
             report.sync = self._membership.push(list(touched.values()), self._clock.now())
         return report
