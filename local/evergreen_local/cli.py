@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("evergreen_local.doctor", "check a stack end to end and say how to fix what is wrong"),
     "redrive": ("evergreen_local.redrive", "move failed Klaviyo updates from the dead-letter queue back to sync"),
     "shopify-app-toml": ("evergreen_local.app_toml", "print the [webhooks] section for your shopify.app.toml"),
+    "backfill": ("evergreen_local.backfill_cli", "import a shop's Shopify and Klaviyo history, then its segments"),
+    "seed-shop": ("evergreen_local.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
     "console-events": ("evergreen_local.console_events", "publish the sweep's test events to the Lambda console"),
 }
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from evergreen_local import klaviyo_sandbox_history as history
 from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
 JSON_API = "application/vnd.api+json"
@@ -225,6 +226,10 @@ class _Handler(BaseHTTPRequestHandler):
                 }
                 encoded = json.loads(json.dumps(current))
             self._reply(HTTPStatus.OK, encoded)
+        elif path == "/_sandbox/engagement" and self.command == "POST" and isinstance(body, list):
+            with state.lock:
+                state.history = [entry for entry in body if isinstance(entry, dict)]  # type: ignore[attr-defined]
+            self._reply(HTTPStatus.OK, {"events": len(body)})
         elif path == "/_sandbox/health":
             self._reply(HTTPStatus.OK, {"ok": True, "spec": str(state.spec.path) if state.spec else None})
         else:
@@ -311,6 +316,11 @@ class _Handler(BaseHTTPRequestHandler):
                 for event in (entry_attributes.get("events") or {}).get("data") or []:
                     state.record_event(event.get("attributes") or {}, profile)
             return 202, None, {}
+        if method == "GET" and path.rstrip("/") in ("/api/events", "/api/metrics"):
+            status, history_answer = history.answer(
+                getattr(state, "history", []), path.rstrip("/"), query, self._base()
+            )
+            return status, history_answer, {}
         members = _LIST_MEMBERS.match(path)
         if members and method in ("POST", "DELETE") and isinstance(data, list):
             list_id = members.group("list_id")

@@ -43,6 +43,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
 DEFAULT_MOTO_PORT = 4566
 DEFAULT_KLAVIYO_PORT = 3100
+DEFAULT_SHOPIFY_PORT = 3200
 DEFAULT_SWEEP_EVERY = 60.0
 DEFAULT_RETRY_AFTER = 5
 REAL_KLAVIYO_URL = "https://a.klaviyo.com"
@@ -59,6 +60,8 @@ class LocalStackOptions:
     port: int = DEFAULT_PORT
     moto_port: int = DEFAULT_MOTO_PORT
     klaviyo_port: int = DEFAULT_KLAVIYO_PORT
+    shopify_port: int = DEFAULT_SHOPIFY_PORT
+    """The Shopify Admin sandbox (what `evergreen backfill` reads locally)."""
     sweep_every: float | None = DEFAULT_SWEEP_EVERY
     """Seconds between scheduled sweeps; None disables the timer."""
     poll: bool = True
@@ -166,6 +169,7 @@ class LocalStack:
         self.runtime: LambdaRuntime | None = None
         self.http_api: HttpApiServer | None = None
         self.sandbox: Any | None = None
+        self.shopify_sandbox: Any | None = None
         self._moto: Any | None = None
         self._moto_endpoint: str | None = None
         self._stopping = threading.Event()
@@ -221,6 +225,12 @@ class LocalStack:
                 local_secrets=LocalSecrets.from_env(self.options.environ),
                 klaviyo_base_url=klaviyo_url,
             )
+            from evergreen_local.shopify_sandbox import start_shopify_sandbox  # noqa: PLC0415
+
+            try:
+                self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
+            except OSError:  # the port is taken (another stack, or tests on free ports): any free port
+                self.shopify_sandbox = start_shopify_sandbox(self.options.host, 0)
             self.runtime = LambdaRuntime(self.resources)
             self.runtime.apply_environment()
             self.http_api = HttpApiServer(
@@ -249,6 +259,9 @@ class LocalStack:
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox = None
+        if self.shopify_sandbox is not None:
+            self.shopify_sandbox.stop()
+            self.shopify_sandbox = None
         if self.runtime is not None:
             self.runtime.restore_environment()
         if self.options.state_file is not None and self._wrote_state:
@@ -269,6 +282,8 @@ class LocalStack:
             return
         self.options.state_file.parent.mkdir(parents=True, exist_ok=True)
         environment = {**self._require(self.runtime).environment(), "EVERGREEN_API_URL": self.api_url}
+        if self.shopify_sandbox is not None:
+            environment["SHOPIFY_ADMIN_BASE_URL"] = self.shopify_sandbox.url
         self.options.state_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         self._wrote_state = True
 
@@ -420,6 +435,7 @@ class LocalStack:
             f"  moto (AWS)           {self.moto_endpoint}",
             f"    table {resources.table_name}, queue {resources.queue_url}",
             f"  {sandbox}",
+            f"  Shopify Admin sandbox {self._require(self.shopify_sandbox).url}  (fill it: ./evergreen seed-shop)",
             f"  SQS poller           {'on' if self.options.poll else 'off'} -> SegmentSyncFunction",
             f"  staleness sweep      {sweep}",
             "  local secrets        EVERGREEN_LOCAL_SHOPIFY_SECRET, EVERGREEN_LOCAL_KLAVIYO_SECRET (defaults in docs)",

@@ -15,6 +15,7 @@ FUNCTIONS = {
     "KlaviyoWebhookFunction": "functions/klaviyo_webhook",
     "StalenessSweepFunction": "functions/staleness_sweep",
     "SegmentSyncFunction": "functions/segment_sync",
+    "BackfillFunction": "functions/backfill",
 }
 
 

@@ -23,6 +23,9 @@ class Settings(BaseModel):
     segment_changes_queue_url: str = Field("", alias="SEGMENT_CHANGES_QUEUE_URL")
     shopify_secrets_id: str = Field("evergreen/shopify-webhook-secrets", alias="SHOPIFY_SECRETS_ID")
     klaviyo_secrets_id: str = Field("evergreen/klaviyo", alias="KLAVIYO_SECRETS_ID")
+    shopify_admin_secrets_id: str = Field("evergreen/shopify-admin-tokens", alias="SHOPIFY_ADMIN_SECRETS_ID")
+    shopify_admin_base_url: str | None = Field(None, alias="SHOPIFY_ADMIN_BASE_URL")
+    """Only for the local Shopify sandbox; unset, each shop's own https://<shop> is called."""
     exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
     due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)

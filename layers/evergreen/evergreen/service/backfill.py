@@ -1,0 +1,490 @@
+"""Backfilling a shop's history from Shopify bulk operations, exactly as webhooks would have built it.
+
+Customers first, then orders with their refunds. Each bulk result is streamed line by line; a record
+(a root object with its `__parentId` children) is applied only once it is complete, through the same
+translators (`shopify.topics.translate`), reducers (`domain.reducers.apply`) and `ProfileWriter` as a
+webhook. So a backfill never overwrites newer webhook state (newer `updated_at` wins; at equal
+`updated_at` the stored order is kept), and running it twice, or while webhooks flow, changes nothing.
+
+The position (last fully applied line) is checkpointed every `checkpoint_every` records; a crash resumes
+there. Records between the checkpoint and the crash are applied again, which the reducers make a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from evergreen.clock import Clock
+from evergreen.domain.events import CustomerUpserted, OrderObserved, RefundObserved
+from evergreen.domain.profile import Profile
+from evergreen.domain.reducers import apply, merge_guest
+from evergreen.segments import Definitions
+from evergreen.service.backfill_model import PHASES, BackfillCounts, BackfillProgress, Phase
+from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Touched
+from evergreen.service.ports import ChangePublisher, ProfileStore
+from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
+from evergreen.service.routing import profile_for
+from evergreen.shopify.admin import AdminError, BulkOperation, BulkOperationFailed, ResultUrlExpired
+from evergreen.shopify.topics import MalformedPayload, translate
+
+logger = Logger(child=True)
+
+DEFAULT_CHECKPOINT_EVERY = 1_000
+
+
+class MalformedBulkLine(AdminError):
+    """A result line is not a JSON object, or names a parent that is not the record being read."""
+
+    exit_code = 7
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"bulk result line {line} is malformed ({reason}); nothing from that record was applied")
+        self.line = line
+
+
+class MembershipSyncFailed(Exception):
+    """Klaviyo refused part of a bulk sync; the checkpoint stays before those records, so a resumed run
+    applies (unchanged) and pushes them again."""
+
+    exit_code = 8
+
+
+class BulkSource(Protocol):
+    """What the backfill needs from Shopify (`evergreen.shopify.admin.ShopifyAdmin`)."""
+
+    def run_bulk_query(self, root: str, since: str | None = None) -> BulkOperation: ...
+    def wait(
+        self,
+        operation_id: str,
+        *,
+        poll_every_s: float = ...,
+        max_poll_s: float = ...,
+        on_poll: Callable[[BulkOperation], None] | None = ...,
+        finished: Callable[[], bool] | None = ...,
+        should_stop: Callable[[], bool] | None = ...,
+    ) -> BulkOperation: ...
+    def stream_lines(self, url: str, skip: int = 0) -> Iterator[tuple[int, bytes]]: ...
+
+
+class ProgressStore(Protocol):
+    def load(self, shop: str) -> BackfillProgress | None: ...
+    def save(self, progress: BackfillProgress) -> None: ...
+
+
+class OrderLinker(Protocol):
+    def link(self, shop: str, order_id: str, profile_key: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """One root object with its children, and the last line it spans."""
+
+    root: dict[str, Any]
+    children: dict[str, list[dict[str, Any]]]
+    last_line: int
+    lines: int
+
+
+def records(lines: Iterator[tuple[int, bytes]]) -> Iterator[Record]:
+    """Group streamed JSONL lines into records: children follow their parent (the root itself or an
+    object nested in it), so a record is complete when the next root line starts."""
+    root: dict[str, Any] | None = None
+    ids: set[str] = set()
+    children: dict[str, list[dict[str, Any]]] = {}
+    last = 0
+    count = 0
+    for number, raw in lines:
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise MalformedBulkLine(number, "not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise MalformedBulkLine(number, "not a JSON object")
+        parent = obj.pop("__parentId", None)
+        if parent is None:
+            if root is not None:
+                yield Record(root, children, last, count)
+            root, ids, children, count = obj, _ids_in(obj), {}, 0
+        elif root is None or parent not in ids:
+            raise MalformedBulkLine(number, "its __parentId is not the record being read")
+        else:
+            children.setdefault(str(parent), []).append(obj)
+            ids |= _ids_in(obj)
+        last = number
+        count += 1
+    if root is not None:
+        yield Record(root, children, last, count)
+
+
+def _ids_in(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("id"), str):
+            found.add(value["id"])
+        for item in value.values():
+            if isinstance(item, dict | list):
+                found |= _ids_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _ids_in(item)
+    return found
+
+
+# --- GraphQL objects to webhook payloads ------------------------------------------------------------
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _consent(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return None
+    return {
+        "state": _lower(raw.get("marketingState")),
+        "opt_in_level": _lower(raw.get("marketingOptInLevel")),
+        "consent_updated_at": raw.get("consentUpdatedAt"),
+    }
+
+
+def _money(raw: Any) -> dict[str, Any] | None:
+    shop = raw.get("shopMoney") if isinstance(raw, dict) else None
+    if not isinstance(shop, dict):
+        return None
+    return {"shop_money": {"amount": shop.get("amount"), "currency_code": shop.get("currencyCode")}}
+
+
+def customer_payload(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A bulk Customer object as the customers/update webhook body the translator reads."""
+    return {
+        "id": node.get("id"),
+        "email": node.get("email"),
+        "phone": node.get("phone"),
+        "state": node.get("state"),
+        "tags": node.get("tags"),
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "email_marketing_consent": _consent(node.get("emailMarketingConsent")),
+        "sms_marketing_consent": _consent(node.get("smsMarketingConsent")),
+    }
+
+
+def order_payload(node: Mapping[str, Any], children: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A bulk Order object (with its refunds' transactions joined by `__parentId`) as an orders/updated body."""
+    customer = node.get("customer")
+    refunds = []
+    for refund in node.get("refunds") or []:
+        if not isinstance(refund, dict):
+            continue
+        transactions = [
+            {
+                "id": transaction.get("id"),
+                "kind": transaction.get("kind"),
+                "status": transaction.get("status"),
+                "amount_set": _money(transaction.get("amountSet")),
+            }
+            for transaction in children.get(str(refund.get("id")), [])
+        ]
+        refunds.append({"id": refund.get("id"), "created_at": refund.get("createdAt"), "transactions": transactions})
+    return {
+        "id": node.get("id"),
+        "email": node.get("email"),
+        "phone": node.get("phone"),
+        "customer": {"id": customer.get("id")} if isinstance(customer, dict) else None,
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "cancelled_at": node.get("cancelledAt"),
+        "financial_status": node.get("displayFinancialStatus"),
+        "test": node.get("test"),
+        "total_price_set": _money(node.get("totalPriceSet")),
+        "refunds": refunds,
+    }
+
+
+def backfill_order(profile: Profile, event: OrderObserved) -> Profile:
+    """`apply` for a backfilled order: a stored snapshot at the same or a newer `updated_at` is kept
+    (a webhook's may carry details the bulk query does not read); its refunds still merge."""
+    stored = profile.orders.get(event.order_id)
+    stored_at = stored.updated_at if stored is not None else None
+    if stored_at is not None and (event.updated_at is None or event.updated_at <= stored_at):
+        for refund in event.refunds:
+            profile = apply(profile, refund)
+        return profile
+    return apply(profile, event)
+
+
+# --- the backfill ------------------------------------------------------------------------------------
+
+
+class _Discard:
+    """Changes are not queued one by one: the outbox keeps them until the bulk sync marks them synced."""
+
+    def publish(self, changes: Any) -> None:
+        return None
+
+
+@dataclass
+class BackfillReport:
+    shop: str
+    finished: bool
+    counts: BackfillCounts
+    sync: list[BulkSyncReport] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[str, BackfillCounts, int | None], None]
+"""(phase, counts so far, objects in this phase's file when known)."""
+
+
+class Backfill:
+    def __init__(
+        self,
+        source: BulkSource,
+        store: ProfileStore,
+        order_links: OrderLinker,
+        progress: ProgressStore,
+        definitions: Definitions,
+        clock: Clock,
+        *,
+        membership: MembershipSync | None = None,
+        publisher: ChangePublisher | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        poll_every_s: float = 2.0,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        workers: int = 1,
+    ) -> None:
+        """With `membership`, touched profiles go to Klaviyo in bulk at each checkpoint and changes are not
+        queued; without it, `publisher` (the usual queue) gets every change, as for a webhook.
+
+        With `workers` > 1, records are applied that many at a time: the reducers do not care about order
+        and every write is conditional, so two records of one profile in flight only cost a retry."""
+        self._source = source
+        self._store = store
+        self._links = order_links
+        self._progress = progress
+        self._clock = clock
+        self._membership = membership
+        self._writer = ProfileWriter(
+            store, publisher if membership is None and publisher else _Discard(), definitions, clock
+        )
+        self._checkpoint_every = max(1, checkpoint_every)
+        self._poll_every_s = poll_every_s
+        self._on_progress = on_progress
+        self._should_stop = should_stop or (lambda: False)
+        self._touched: dict[str, Touched] = {}
+        self._before_versions: dict[str, int] = {}
+        self._sync_reports: list[BulkSyncReport] = []
+        self._workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+
+    # --- orchestration ---------------------------------------------------------------------------
+
+    def run(self, shop: str, since: str | None = None) -> BackfillReport:
+        """Run (or resume) the shop's backfill. Returns unfinished when `should_stop` asked to yield."""
+        if self._workers == 1:
+            return self._run(shop, since)
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="backfill") as pool:
+            self._pool = pool
+            try:
+                return self._run(shop, since)
+            finally:
+                self._pool = None
+
+    def _run(self, shop: str, since: str | None) -> BackfillReport:
+        progress = self._progress.load(shop)
+        if progress is None or progress.phase == "done" or progress.since != since:
+            progress = BackfillProgress(shop=shop, since=since, started_at=self._clock.now())
+            self._progress.save(progress)
+            revisit = False
+        else:
+            logger.info("Resuming backfill", extra={"shop": shop, "phase": progress.phase, "line": progress.line})
+            revisit = not progress.stopped_cleanly
+        progress.stopped_cleanly = False
+        while progress.phase != "done":
+            if not self._run_phase(progress, revisit):
+                progress.stopped_cleanly = True
+                self._flush(progress)
+                return BackfillReport(shop, False, progress.counts, self._sync_reports)
+            revisit = False
+            position = PHASES.index(progress.phase)
+            next_phase: Phase = PHASES[position + 1] if position + 1 < len(PHASES) else "done"
+            progress.phase, progress.operation_id, progress.line = next_phase, None, 0
+            if next_phase == "done":
+                progress.finished_at = self._clock.now()
+            self._flush(progress)
+        return BackfillReport(shop, True, progress.counts, self._sync_reports)
+
+    def _run_phase(self, progress: BackfillProgress, revisit: bool) -> bool:
+        """Apply one phase's file from the checkpoint on; False when asked to stop first.
+
+        With `revisit` (resuming after a crash), the first `checkpoint_every` records are synced even
+        when unchanged: they may have been written, but not synced, before the crash."""
+        phase = progress.phase
+        if progress.operation_id is None:
+            started = self._source.run_bulk_query(phase, progress.since)
+            progress.operation_id, progress.line = started.id, 0
+            self._progress.save(progress)
+        try:
+            operation = self._source.wait(
+                progress.operation_id, poll_every_s=self._poll_every_s, should_stop=self._should_stop
+            )
+        except BulkOperationFailed:
+            progress.operation_id, progress.line = None, 0
+            self._progress.save(progress)
+            raise
+        if not operation.finished:
+            return False  # still running on Shopify's side: come back later
+        if operation.url is None:
+            return True
+        revisit_left = self._checkpoint_every if revisit else 0
+        since_checkpoint = 0
+        batch: list[tuple[Record, bool]] = []
+        batch_size = min(self._checkpoint_every, 1 if self._workers == 1 else self._workers * 4)
+        try:
+            stream = records(self._source.stream_lines(operation.url, skip=progress.line))
+            for record in _with_end(stream):
+                if record is not None:
+                    batch.append((record, revisit_left > 0))
+                    revisit_left -= 1
+                    if len(batch) < batch_size and since_checkpoint + len(batch) < self._checkpoint_every:
+                        continue
+                if not batch:
+                    continue
+                self._apply_batch(progress, batch)
+                since_checkpoint += len(batch)
+                last_line = batch[-1][0].last_line
+                batch = []
+                if self._on_progress is not None:
+                    self._on_progress(phase, progress.counts, operation.object_count)
+                if since_checkpoint >= self._checkpoint_every:
+                    progress.line = last_line
+                    self._flush(progress)
+                    since_checkpoint = 0
+                    if self._should_stop():
+                        return False
+        except ResultUrlExpired:
+            progress.operation_id, progress.line = None, 0
+            self._flush(progress)
+            raise
+        except MalformedBulkLine:
+            progress.operation_id, progress.line = None, 0  # that file is broken: the next run asks for a new one
+            self._flush(progress)
+            raise
+        return True
+
+    def _flush(self, progress: BackfillProgress) -> None:
+        """Push touched profiles' membership in bulk, then save the checkpoint (in that order, so a
+        checkpoint never passes a record whose membership was not sent)."""
+        if self._membership is not None and self._touched:
+            report = self._membership.push(list(self._touched.values()), self._clock.now())
+            self._sync_reports.append(report)
+            if report.failed:
+                reasons = "; ".join(sorted(set(report.errors))[:3])
+                raise MembershipSyncFailed(f"Klaviyo did not take {report.failed} profiles ({reasons}); run again")
+            progress.counts.synced_profiles += report.profiles
+            progress.counts.klaviyo_requests += report.requests
+            self._touched.clear()
+            self._before_versions.clear()
+        self._progress.save(progress)
+
+    # --- one record --------------------------------------------------------------------------------
+
+    def _apply_batch(self, progress: BackfillProgress, batch: list[tuple[Record, bool]]) -> None:
+        """Apply a batch (in parallel with workers), then tally it and remember touched profiles in order."""
+        shop, phase = progress.shop, progress.phase
+
+        def one(item: tuple[Record, bool]) -> tuple[str, list[WriteResult]]:
+            return self._apply(shop, phase, item[0], item[1])
+
+        outcomes = list(self._pool.map(one, batch)) if self._pool is not None else [one(item) for item in batch]
+        counts = progress.counts
+        for (record, revisit), (outcome, results) in zip(batch, outcomes, strict=True):
+            counts.read += record.lines
+            counts.records += 1
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            for result in results:
+                self._touch(result, revisit)
+
+    def _apply(self, shop: str, phase: str, record: Record, revisit: bool) -> tuple[str, list[WriteResult]]:
+        """One record through translate and the writer: ("applied" | "unchanged" | "skipped", the writes)."""
+        now = self._clock.now()
+        try:
+            if phase == "customers":
+                event = translate("customers/update", customer_payload(record.root), now)
+                assert isinstance(event, CustomerUpserted)
+                result = self._write(Profile(shop=shop, customer_id=event.customer_id), event)
+                results = [result]
+            else:
+                order = translate("orders/updated", order_payload(record.root, record.children), now)
+                assert isinstance(order, OrderObserved)
+                blank = profile_for(self._store, shop, order.customer_id, order.email_normalized)
+                if blank is None:
+                    return "skipped", []
+                result = self._write(blank, order)
+                results = [result, *self._link(shop, order, result, revisit)]
+        except MalformedPayload as error:
+            logger.warning(
+                "Backfill record skipped", extra={"shop": shop, "line": record.last_line, "reason": error.reason}
+            )
+            return "skipped", []
+        return ("applied" if result.outcome is Outcome.WRITTEN else "unchanged"), results
+
+    def _write(self, blank: Profile, event: CustomerUpserted | OrderObserved) -> WriteResult:
+        def reducer(profile: Profile) -> Profile:
+            return backfill_order(profile, event) if isinstance(event, OrderObserved) else apply(profile, event)
+
+        return self._writer.write(blank, reducer, None, merge=merge_guest)
+
+    def _touch(self, result: WriteResult, revisit: bool) -> None:
+        """Remember a written profile for the bulk sync (and, right after a resume, an unchanged one too,
+        whose write before the crash may not have been synced)."""
+        profile = result.profile
+        if profile is None or (result.outcome is not Outcome.WRITTEN and not revisit):
+            return
+        if result.outcome is Outcome.WRITTEN:
+            before_version = result.before.version if result.before is not None else 0
+            before = frozenset(result.before.membership) if result.before is not None else frozenset()
+        else:
+            before_version, before = profile.version, frozenset(profile.membership)
+        known = self._touched.get(profile.key)
+        if known is not None:
+            # Parallel writes may report out of order: the earliest "before" and the newest profile win.
+            if self._before_versions[profile.key] <= before_version:
+                before_version, before = self._before_versions[profile.key], known.before
+            if known.profile.version > profile.version:
+                profile = known.profile
+        self._before_versions[profile.key] = before_version
+        self._touched[profile.key] = Touched(before, profile)
+
+    def _link(self, shop: str, order: OrderObserved, result: WriteResult, revisit: bool) -> list[WriteResult]:
+        """Point the order at its profile so later refunds/create webhooks find it, and fold in refunds
+        that webhooks parked before the order was known."""
+        profile = result.profile
+        if profile is None:
+            return []
+        new_order = result.outcome is Outcome.WRITTEN and (
+            result.before is None or order.order_id not in result.before.orders
+        )
+        if not (new_order or revisit):
+            return []
+        link = self._links.link(shop, order.order_id, profile.key)
+        parked = getattr(link, "parked_refunds", {}) or {}
+        missing = [RefundObserved.model_validate(raw) for rid, raw in parked.items() if rid not in profile.refunds]
+        blank = Profile(shop=shop, customer_id=profile.customer_id, email_normalized=profile.email_normalized)
+        return [self._writer.write(blank, _applying(refund), None, merge=merge_guest) for refund in missing]
+
+
+def _with_end[T](items: Iterator[T]) -> Iterator[T | None]:
+    """The items, then None once, so a loop can finish its last batch."""
+    yield from items
+    yield None
+
+
+def _applying(event: RefundObserved) -> Callable[[Profile], Profile]:
+    return lambda profile: apply(profile, event)

@@ -1,0 +1,45 @@
+"""A backfill's position and counts (pure), as checkpointed between runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Phase = Literal["customers", "orders", "done"]
+PHASES: tuple[Phase, ...] = ("customers", "orders")
+
+
+class BackfillCounts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    read: int = 0
+    """JSONL objects read (roots and their children)."""
+    records: int = 0
+    """Root records (a customer, or an order with its refunds)."""
+    applied: int = 0
+    """Records that changed a profile."""
+    unchanged: int = 0
+    """Records the profile already reflected (a re-run, or newer webhook state)."""
+    skipped: int = 0
+    """Records that could not be applied (no customer and no email, or missing required fields)."""
+    synced_profiles: int = 0
+    klaviyo_requests: int = 0
+
+
+class BackfillProgress(BaseModel):
+    """Where a shop's backfill stands. `line` is the last JSONL line whose record is fully applied."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    shop: str
+    phase: Phase = "customers"
+    since: str | None = None
+    operation_id: str | None = None
+    line: int = 0
+    started_at: datetime
+    finished_at: datetime | None = None
+    stopped_cleanly: bool = False
+    """The last run yielded at a checkpoint (a Lambda near its time limit), rather than crashing."""
+    counts: BackfillCounts = BackfillCounts()

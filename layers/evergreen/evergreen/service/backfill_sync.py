@@ -1,0 +1,147 @@
+"""After a backfill: each touched profile's membership to Klaviyo once, through bulk jobs.
+
+- Profiles go in bulk profile import jobs (up to 10,000 profiles / 5 MB each), grouped by the Klaviyo
+  lists their segments map to, which the job's list relationship adds them to.
+- "Entered segment" / "Exited segment" events are NOT sent by default: a merchant's flows must not greet
+  years of customers at once. With `fire_segment_events`, they go in bulk event jobs (1,000 events each).
+- A profile that left a mapped list it was in before the backfill is removed from it (when Klaviyo's id
+  for the profile is known; otherwise it was never added by Evergreen).
+- Each pushed profile is marked synced at its version, which also clears its outbox entry, so the
+  sweep does not re-send it through the per-change path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from evergreen.domain.changes import SegmentChange
+from evergreen.domain.profile import Profile
+from evergreen.klaviyo import requests as kr
+from evergreen.klaviyo.client import KlaviyoError
+from evergreen.klaviyo.pusher import KlaviyoSender
+from evergreen.service.sync import SyncStore
+
+
+@dataclass(frozen=True)
+class Touched:
+    """A profile the backfill wrote: its segments before the backfill and the profile now."""
+
+    before: frozenset[str]
+    profile: Profile
+
+
+@dataclass
+class BulkSyncReport:
+    profiles: int = 0
+    bulk_profile_jobs: int = 0
+    bulk_event_jobs: int = 0
+    list_removals: int = 0
+    requests: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class MembershipSync(Protocol):
+    def push(self, touched: Sequence[Touched], now: datetime) -> BulkSyncReport: ...
+
+
+def snapshot(touched: Touched, now: datetime, with_events: bool) -> SegmentChange:
+    """The profile's membership as one change; entered/exited only when events are wanted."""
+    profile = touched.profile
+    segments = set(profile.membership)
+    return SegmentChange(
+        shop=profile.shop,
+        profile_key=profile.key,
+        version=profile.version,
+        changed_at=now,
+        segments=sorted(segments),
+        entered=sorted(segments - touched.before) if with_events else [],
+        exited=sorted(touched.before - segments) if with_events else [],
+        customer_id=profile.customer_id,
+        email=profile.email,
+        phone=profile.phone,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        klaviyo_profile_id=profile.klaviyo_profile_id,
+    )
+
+
+class BulkMembershipSync:
+    """Pushes backfilled profiles through Klaviyo's bulk endpoints and records what reached it."""
+
+    def __init__(
+        self,
+        sender: KlaviyoSender,
+        list_ids: Mapping[str, str],
+        store: SyncStore,
+        *,
+        fire_segment_events: bool = False,
+    ) -> None:
+        self._sender = sender
+        self._list_ids = dict(list_ids)
+        self._store = store
+        self._fire_events = fire_segment_events
+
+    def _send(self, request: kr.KlaviyoRequest, report: BulkSyncReport) -> bool:
+        report.requests += 1
+        try:
+            self._sender.send(request)
+        except KlaviyoError as error:
+            report.errors.append(f"{error.operation}: {error.status or type(error).__name__}")
+            return False
+        return True
+
+    def push(self, touched: Sequence[Touched], now: datetime) -> BulkSyncReport:
+        report = BulkSyncReport()
+        changes = [snapshot(item, now, self._fire_events) for item in touched]
+        failed: set[int] = set()
+        by_lists: dict[frozenset[str], list[int]] = defaultdict(list)
+        for index, change in enumerate(changes):
+            lists = frozenset(self._list_ids[s] for s in change.segments if s in self._list_ids)
+            by_lists[lists].append(index)
+        for lists, indexes in sorted(by_lists.items(), key=lambda item: sorted(item[0])):
+            group = [changes[i] for i in indexes]
+            for job in kr.plan_bulk_profile_jobs(group):
+                if self._send(kr.profile_bulk_import([group[i] for i in job], lists), report):
+                    report.bulk_profile_jobs += 1
+                else:
+                    failed |= {indexes[i] for i in job}
+        self._remove_from_left_lists(touched, changes, failed, report)
+        if self._fire_events:
+            entries = [
+                kr.ProfileEvents(change, kr.segment_events(change), change.klaviyo_profile_id)
+                for index, change in enumerate(changes)
+                if index not in failed and (change.entered or change.exited)
+            ]
+            for event_job in kr.plan_bulk_event_jobs(entries):
+                if self._send(kr.bulk_create_events(event_job), report):
+                    report.bulk_event_jobs += 1
+        for index, change in enumerate(changes):
+            if index in failed:
+                continue
+            self._store.mark_synced(change.shop, change.profile_key, change.version)
+            report.profiles += 1
+        report.failed = len(failed)
+        return report
+
+    def _remove_from_left_lists(
+        self, touched: Sequence[Touched], changes: Sequence[SegmentChange], failed: set[int], report: BulkSyncReport
+    ) -> None:
+        removals: dict[str, list[str]] = defaultdict(list)
+        for index, (item, change) in enumerate(zip(touched, changes, strict=True)):
+            klaviyo_id = item.profile.klaviyo_profile_id
+            if index in failed or not klaviyo_id:
+                continue
+            kept = {self._list_ids[s] for s in change.segments if s in self._list_ids}
+            for segment in item.before - set(change.segments):
+                list_id = self._list_ids.get(segment)
+                if list_id and list_id not in kept:
+                    removals[list_id].append(klaviyo_id)
+        for list_id in sorted(removals):
+            for chunk in kr.pack(sorted(set(removals[list_id])), max_count=kr.MAX_LIST_PROFILES):
+                if self._send(kr.remove_profiles_from_list(list_id, chunk), report):
+                    report.list_removals += len(chunk)

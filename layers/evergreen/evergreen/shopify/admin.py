@@ -1,0 +1,362 @@
+"""Shopify Admin GraphQL client for the backfill: bulk operations over httpx, at the pinned API version.
+
+- `run_bulk_query` starts a `bulkOperationRunQuery` (customers, or orders with their refunds);
+- `bulk_operation` / `current_bulk_operation` poll it; `wait` polls until it ends;
+- `stream_lines` streams the result JSONL line by line (never the whole file in memory).
+
+Throttling (a `THROTTLED` cost error or a 429) is waited out with back-off, a bounded number of times.
+A revoked or wrong token (401), a missing scope (403 / ACCESS_DENIED), a failed or cancelled operation
+and an expired result URL each raise their own `AdminError` with a message that names no customer data
+and never the token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from evergreen.settings import SHOPIFY_API_VERSION
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+REQUIRED_SCOPES = ("read_customers", "read_orders")
+"""Access scopes the backfill needs. Orders older than 60 days also need `read_all_orders`."""
+
+CUSTOMER_FIELDS = """
+id email phone state createdAt updatedAt tags
+emailMarketingConsent { marketingState marketingOptInLevel consentUpdatedAt }
+smsMarketingConsent { marketingState marketingOptInLevel consentUpdatedAt }
+""".strip()
+
+ORDER_FIELDS = """
+id email phone createdAt processedAt updatedAt cancelledAt test displayFinancialStatus
+totalPriceSet { shopMoney { amount currencyCode } }
+customer { id }
+refunds { id createdAt transactions { edges { node {
+  id kind status amountSet { shopMoney { amount currencyCode } } } } } }
+""".strip()
+
+ROOTS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS}
+"""The two bulk queries the backfill runs: root connection -> the node fields it reads."""
+
+RUN_BULK_QUERY = """
+mutation RunBulkQuery($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}
+""".strip()
+
+_OPERATION_FIELDS = "id status errorCode createdAt completedAt objectCount rootObjectCount fileSize url partialDataUrl"
+CURRENT_BULK_OPERATION = f"query CurrentBulkOperation {{ currentBulkOperation {{ {_OPERATION_FIELDS} }} }}"
+BULK_OPERATION_BY_ID = (
+    f"query BulkOperation($id: ID!) {{ node(id: $id) {{ ... on BulkOperation {{ {_OPERATION_FIELDS} }} }} }}"
+)
+
+FINISHED = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
+
+
+def bulk_query(root: str, since: str | None = None) -> str:
+    """The bulk query document for `root` ("customers" or "orders"), optionally only updated since `since`."""
+    if root not in ROOTS:
+        raise ValueError(f"no bulk query for {root!r}")
+    argument = f"(query: \"updated_at:>='{since}'\")" if since else ""
+    return f"{{ {root}{argument} {{ edges {{ node {{ {ROOTS[root]} }} }} }} }}"
+
+
+class AdminError(Exception):
+    """A Shopify Admin call that did not succeed. Messages never carry the token or customer data."""
+
+    exit_code = 1
+
+
+class TokenRevoked(AdminError):
+    """401: the access token is wrong, or the app was uninstalled and the token revoked."""
+
+    exit_code = 3
+
+
+class AccessDenied(AdminError):
+    """403 / ACCESS_DENIED: the token lacks a scope the backfill needs."""
+
+    exit_code = 3
+
+
+class Throttled(AdminError):
+    """Still throttled (THROTTLED cost error or 429) after the bounded retries."""
+
+    exit_code = 4
+
+
+class BulkOperationFailed(AdminError):
+    """The bulk operation ended FAILED, CANCELED or EXPIRED; run the backfill again to start a new one."""
+
+    exit_code = 5
+
+
+class ResultUrlExpired(AdminError):
+    """The result URL no longer answers (it lives 7 days); the backfill starts a new operation."""
+
+    exit_code = 6
+
+
+class GraphQLError(AdminError):
+    """Shopify answered the request with GraphQL errors (a bug in the query, not a transient state)."""
+
+
+@dataclass(frozen=True)
+class BulkOperation:
+    id: str
+    status: str
+    error_code: str | None = None
+    object_count: int = 0
+    root_object_count: int = 0
+    url: str | None = None
+    partial_data_url: str | None = None
+    file_size: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BulkOperation:
+        def count(name: str) -> int:
+            value = data.get(name)
+            return int(value) if value is not None else 0
+
+        size = data.get("fileSize")
+        return cls(
+            id=str(data["id"]),
+            status=str(data.get("status") or "CREATED"),
+            error_code=data.get("errorCode"),
+            object_count=count("objectCount"),
+            root_object_count=count("rootObjectCount"),
+            url=data.get("url"),
+            partial_data_url=data.get("partialDataUrl"),
+            file_size=int(size) if size is not None else None,
+        )
+
+
+def admin_base_url(shop: str) -> str:
+    """The shop's own Admin API origin."""
+    return f"https://{shop}"
+
+
+class ShopifyAdmin:
+    """Admin GraphQL for one shop. Create once per shop and token; it pools connections."""
+
+    def __init__(
+        self,
+        shop: str,
+        access_token: str,
+        *,
+        base_url: str | None = None,
+        http: httpx.Client | None = None,
+        api_version: str = SHOPIFY_API_VERSION,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 6,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 30.0,
+    ) -> None:
+        self.shop = shop
+        self._endpoint = f"{(base_url or admin_base_url(shop)).rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self._headers = {"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"}
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self.throttled_count = 0
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ShopifyAdmin:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- GraphQL -----------------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int, throttle: dict[str, Any] | None = None) -> float:
+        """Seconds to wait: enough cost points to come back when Shopify says how many, else exponential."""
+        if throttle:
+            try:
+                missing = float(throttle["requested"]) - float(throttle["available"])
+                return min(self._backoff_cap_s, max(missing, 0.0) / max(float(throttle["restore_rate"]), 1.0) + 0.1)
+            except (KeyError, TypeError, ValueError):
+                pass
+        return float(min(self._backoff_cap_s, self._backoff_base_s * (2 ** (attempt - 1))))
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The `data` of a GraphQL answer, after waiting out throttling; raises `AdminError` otherwise."""
+        body = {"query": query, "variables": variables or {}}
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._http.post(self._endpoint, json=body, headers=self._headers)
+            except httpx.TransportError as error:
+                if attempt == self._max_attempts:
+                    raise AdminError(f"Shopify Admin API unreachable: {type(error).__name__}") from None
+                self._sleep(self._backoff(attempt))
+                continue
+            status = response.status_code
+            if status == 401:
+                raise TokenRevoked(
+                    f"Shopify refused the Admin API access token for {self.shop} (401): it is wrong or was revoked"
+                )
+            if status == 403:
+                raise AccessDenied(
+                    f"Shopify denied access for {self.shop} (403): the token needs scopes {', '.join(REQUIRED_SCOPES)}"
+                )
+            if status == 429 or status >= 500:
+                self.throttled_count += status == 429
+                if attempt == self._max_attempts:
+                    kind = Throttled if status == 429 else AdminError
+                    raise kind(f"Shopify Admin API answered {status} {self._max_attempts} times; try again later")
+                retry_after = response.headers.get("retry-after")
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else self._backoff(attempt)
+                self._sleep(min(wait, self._backoff_cap_s))
+                continue
+            if status != 200:
+                raise AdminError(f"Shopify Admin API answered {status}")
+            try:
+                answer = response.json()
+            except ValueError:
+                raise AdminError("Shopify Admin API answered with a body that is not JSON") from None
+            errors = answer.get("errors") if isinstance(answer, dict) else None
+            if errors:
+                codes = _error_codes(errors)
+                if "THROTTLED" in codes:
+                    self.throttled_count += 1
+                    if attempt == self._max_attempts:
+                        raise Throttled(f"Shopify kept throttling the Admin API for {self.shop}; try again later")
+                    self._sleep(self._backoff(attempt, _throttle_status(answer)))
+                    continue
+                if "ACCESS_DENIED" in codes:
+                    raise AccessDenied(
+                        f"Shopify denied access for {self.shop}: the token needs scopes {', '.join(REQUIRED_SCOPES)}"
+                    )
+                raise GraphQLError(f"Shopify rejected the query: {_messages(errors)}")
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, dict):
+                raise AdminError("Shopify Admin API answered without data")
+            return data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- bulk operations ---------------------------------------------------------------------------
+
+    def run_bulk_query(self, root: str, since: str | None = None) -> BulkOperation:
+        """Start the bulk query for `root`; raises AdminError on userErrors (e.g. one already running)."""
+        data = self.graphql(RUN_BULK_QUERY, {"query": bulk_query(root, since)})
+        payload = data.get("bulkOperationRunQuery") or {}
+        user_errors = payload.get("userErrors") or []
+        if user_errors:
+            raise AdminError(f"Shopify did not start the bulk {root} query: {_messages(user_errors)}")
+        operation = payload.get("bulkOperation")
+        if not isinstance(operation, dict):
+            raise AdminError(f"Shopify did not start the bulk {root} query")
+        return BulkOperation.from_json(operation)
+
+    def current_bulk_operation(self) -> BulkOperation | None:
+        found = self.graphql(CURRENT_BULK_OPERATION).get("currentBulkOperation")
+        return BulkOperation.from_json(found) if isinstance(found, dict) else None
+
+    def bulk_operation(self, operation_id: str) -> BulkOperation | None:
+        found = self.graphql(BULK_OPERATION_BY_ID, {"id": operation_id}).get("node")
+        return BulkOperation.from_json(found) if isinstance(found, dict) and found.get("id") else None
+
+    def wait(
+        self,
+        operation_id: str,
+        *,
+        poll_every_s: float = 2.0,
+        max_poll_s: float = 30.0,
+        on_poll: Callable[[BulkOperation], None] | None = None,
+        finished: Callable[[], bool] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> BulkOperation:
+        """Poll until the operation ends (or `finished()` says a bulk_operations/finish webhook came).
+
+        Returns the COMPLETED operation, or the still-running one when `should_stop()` says to give up
+        for now; raises BulkOperationFailed for FAILED, CANCELED or EXPIRED.
+        """
+        delay = poll_every_s
+        while True:
+            operation = self.bulk_operation(operation_id)
+            if operation is None:
+                raise BulkOperationFailed(f"Shopify does not know bulk operation {operation_id}")
+            if on_poll is not None:
+                on_poll(operation)
+            if operation.finished:
+                if operation.status != "COMPLETED":
+                    reason = f" ({operation.error_code})" if operation.error_code else ""
+                    raise BulkOperationFailed(
+                        f"bulk operation {operation_id} ended {operation.status}{reason}; run the backfill again"
+                    )
+                return operation
+            if should_stop is not None and should_stop():
+                return operation
+            if finished is None or not finished():
+                self._sleep(delay)
+                delay = min(max_poll_s, delay * 1.5)
+
+    def stream_lines(self, url: str, skip: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(line number from 1, raw line) of the result file, streamed; the first `skip` lines are not yielded.
+
+        Raises ResultUrlExpired when the URL no longer answers.
+        """
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code in {400, 401, 403, 404, 410}:
+                    raise ResultUrlExpired(
+                        f"the bulk result URL answered {response.status_code} (expired); run the backfill again"
+                    )
+                if response.status_code != 200:
+                    raise AdminError(f"downloading the bulk result answered {response.status_code}")
+                number = 0
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    number += 1
+                    if number > skip:
+                        yield number, line.encode("utf-8")
+        except httpx.TransportError as error:
+            raise AdminError(f"downloading the bulk result failed: {type(error).__name__}") from None
+
+
+def _error_codes(errors: Any) -> set[str]:
+    codes: set[str] = set()
+    for error in errors if isinstance(errors, list) else []:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if isinstance(code, str):
+            codes.add(code)
+    return codes
+
+
+def _messages(errors: Any) -> str:
+    if isinstance(errors, str):
+        return errors[:200]
+    found = [str(error.get("message"))[:200] for error in errors if isinstance(error, dict) and error.get("message")]
+    return "; ".join(found[:3]) or "no message"
+
+
+def _throttle_status(answer: dict[str, Any]) -> dict[str, Any] | None:
+    extensions = answer.get("extensions")
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    if not isinstance(cost, dict):
+        return None
+    status = cost.get("throttleStatus") or {}
+    return {
+        "requested": cost.get("requestedQueryCost"),
+        "available": status.get("currentlyAvailable"),
+        "restore_rate": status.get("restoreRate"),
+    }

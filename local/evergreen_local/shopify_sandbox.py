@@ -1,0 +1,438 @@
+"""A local stand-in for the Shopify Admin GraphQL API (127.0.0.1:3200 in the local stack).
+
+It answers the operations the backfill sends (`bulkOperationRunQuery` for customers or orders,
+`currentBulkOperation`, `node(id:)` on a BulkOperation) at the pinned API version, serves the bulk
+result JSONL from a local URL, and answers any other document with a GraphQL error rather than a guess.
+
+Control endpoints (not Shopify's):
+- POST /_sandbox/shop {"shop": ..., "customers": [...], "orders": [...]}: load a store (Admin GraphQL
+  shape, see docs/local-stack.md), replacing what was there;
+- GET /_sandbox/shop: the loaded store;
+- GET /_sandbox/requests: the recorded requests (access token redacted), oldest first;
+- DELETE /_sandbox/requests: forget them;
+- POST /_sandbox/fail {"kind": K, "count": N}: the next N matching calls misbehave, K one of
+  `throttled` (THROTTLED cost error), `http_429`, `revoked` (401), `bulk_failed`, `bulk_canceled`,
+  `url_expired` (result download 403), `malformed_line` (the next result file has a broken line 2).
+
+Run standalone: `python -m evergreen_local.shopify_sandbox --port 3200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.shopify.admin import BULK_OPERATION_BY_ID, CURRENT_BULK_OPERATION, ROOTS, RUN_BULK_QUERY, bulk_query
+
+DEFAULT_PORT = 3200
+DEFAULT_SHOP = "evergreen-demo.myshopify.com"
+GRAPHQL_PATH = f"/admin/api/{SHOPIFY_API_VERSION}/graphql.json"
+FAULT_KINDS = frozenset(
+    {"throttled", "http_429", "revoked", "bulk_failed", "bulk_canceled", "url_expired", "malformed_line"}
+)
+_SINCE = re.compile(r"updated_at:>='([^']+)'")
+_SPACE = re.compile(r"\s+")
+
+
+def _normal(document: str) -> str:
+    return _SPACE.sub(" ", document).strip()
+
+
+_KNOWN_BULK = {_normal(bulk_query(root)): root for root in ROOTS}
+
+
+def _bulk_root(document: str) -> tuple[str, str | None] | None:
+    """(root, since) for a bulk query the sandbox understands, else None."""
+    normal = _normal(document)
+    found = _SINCE.search(normal)
+    since = found.group(1) if found else None
+    plain = normal.replace(f"(query: \"updated_at:>='{since}'\")", "") if since else normal
+    root = _KNOWN_BULK.get(_normal(plain))
+    return (root, since) if root else None
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _gid(kind: str, value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(f"gid://shopify/{kind}/")
+
+
+def validate_store(body: Any) -> str | None:
+    """Why a store body cannot be loaded, or None when it can."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object with lists `customers` and `orders`"
+    for name, kind in (("customers", "Customer"), ("orders", "Order")):
+        items = body.get(name, [])
+        if not isinstance(items, list):
+            return f"`{name}` must be a list"
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not _gid(kind, item.get("id")):
+                return f"{name}[{index}].id must be a gid://shopify/{kind}/... string"
+            if kind == "Order" and _instant(item.get("createdAt")) is None:
+                return f"orders[{index}].createdAt must be an ISO 8601 timestamp"
+    return None
+
+
+def _transactions(refund: Mapping[str, Any]) -> list[dict[str, Any]]:
+    raw = refund.get("transactions")
+    if isinstance(raw, dict):
+        return [edge["node"] for edge in raw.get("edges", []) if isinstance(edge, dict) and "node" in edge]
+    return [dict(item) for item in raw] if isinstance(raw, list) else []
+
+
+def jsonl_lines(root: str, items: list[dict[str, Any]], since: str | None) -> list[bytes]:
+    """The bulk result as Shopify writes it: one object per line, nested connection nodes as their own
+    lines after their parent, carrying `__parentId`."""
+    cutoff = _instant(since) if since else None
+    lines: list[bytes] = []
+    for item in items:
+        updated = _instant(item.get("updatedAt")) or _instant(item.get("createdAt"))
+        if cutoff is not None and (updated is None or updated < cutoff):
+            continue
+        if root == "customers":
+            lines.append(json.dumps(item).encode())
+            continue
+        refunds = [{k: v for k, v in refund.items() if k != "transactions"} for refund in item.get("refunds") or []]
+        lines.append(json.dumps({**item, "refunds": refunds}).encode())
+        for refund in item.get("refunds") or []:
+            for transaction in _transactions(refund):
+                lines.append(json.dumps({**transaction, "__parentId": refund["id"]}).encode())
+    return lines
+
+
+class ShopState:
+    """The loaded store, the bulk operations run against it, recorded requests and pending faults."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.shop = DEFAULT_SHOP
+        self.customers: list[dict[str, Any]] = []
+        self.orders: list[dict[str, Any]] = []
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, bytes] = {}
+        self.current: str | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.faults: dict[str, int] = {}
+        self._ids = itertools.count(1)
+
+    def take_fault(self, kind: str) -> bool:
+        left = self.faults.get(kind, 0)
+        if left <= 0:
+            return False
+        self.faults[kind] = left - 1
+        return True
+
+    def load(self, body: dict[str, Any]) -> None:
+        self.shop = str(body.get("shop") or DEFAULT_SHOP)
+        self.customers = list(body.get("customers", []))
+        self.orders = list(body.get("orders", []))
+        self.operations.clear()
+        self.files.clear()
+        self.current = None
+
+    def start(self, root: str, since: str | None, base_url: str) -> dict[str, Any]:
+        number = next(self._ids)
+        operation_id = f"gid://shopify/BulkOperation/{number}"
+        items = self.customers if root == "customers" else self.orders
+        lines = jsonl_lines(root, items, since)
+        if self.take_fault("malformed_line") and lines:
+            lines.insert(1, b'{"id": "gid://shopify/Broken/1", ')
+        content = b"\n".join(lines) + (b"\n" if lines else b"")
+        token = f"op{number}"
+        self.files[token] = content
+        ending = "COMPLETED"
+        if self.take_fault("bulk_failed"):
+            ending = "FAILED"
+        elif self.take_fault("bulk_canceled"):
+            ending = "CANCELED"
+        roots = sum(1 for line in lines if b'"__parentId"' not in line)
+        operation = {
+            "id": operation_id,
+            "status": "CREATED",
+            "errorCode": None,
+            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "completedAt": None,
+            "objectCount": "0",
+            "rootObjectCount": "0",
+            "fileSize": None,
+            "url": None,
+            "partialDataUrl": None,
+            "_ending": ending,
+            "_final": {
+                "objectCount": str(len(lines)),
+                "rootObjectCount": str(roots),
+                "fileSize": str(len(content)),
+                "url": f"{base_url}/_sandbox/bulk/{token}.jsonl" if lines else None,
+            },
+        }
+        self.operations[operation_id] = operation
+        self.current = operation_id
+        return operation
+
+    def advance(self, operation_id: str) -> dict[str, Any] | None:
+        """The operation as a poll sees it: CREATED -> RUNNING -> its ending."""
+        operation = self.operations.get(operation_id)
+        if operation is None:
+            return None
+        if operation["status"] == "CREATED":
+            operation["status"] = "RUNNING"
+        elif operation["status"] == "RUNNING":
+            operation["status"] = operation["_ending"]
+            operation["completedAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            if operation["_ending"] == "COMPLETED":
+                operation.update(operation["_final"])
+            else:
+                operation["errorCode"] = "INTERNAL_SERVER_ERROR" if operation["_ending"] == "FAILED" else None
+        return {key: value for key, value in operation.items() if not key.startswith("_")}
+
+
+def _graphql_error(message: str, code: str = "SANDBOX_UNSUPPORTED") -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the requests are recorded instead."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _reply(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        self.send_response(status)
+        content_type = "application/jsonl" if isinstance(body, bytes) else "application/json"
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def _handle(self) -> None:
+        state = self.server.state
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+            if path == GRAPHQL_PATH or path.startswith("/_sandbox/shop"):
+                self._reply(HTTPStatus.BAD_REQUEST, {"errors": "body is not valid JSON"})
+                return
+        with state.lock:
+            if path.startswith("/_sandbox/"):
+                self._control(state, path, body)
+                return
+            state.requests.append(
+                {
+                    "method": self.command,
+                    "path": path,
+                    "body": body,
+                    "access_token": "<redacted>" if self.headers.get("X-Shopify-Access-Token") else None,
+                }
+            )
+            if path != GRAPHQL_PATH or self.command != "POST":
+                self._reply(HTTPStatus.NOT_FOUND, {"errors": "Not Found"})
+                return
+            self._graphql(state, body)
+
+    def _control(self, state: ShopState, path: str, body: Any) -> None:
+        if path == "/_sandbox/requests" and self.command == "GET":
+            self._reply(HTTPStatus.OK, state.requests)
+        elif path == "/_sandbox/requests" and self.command == "DELETE":
+            state.requests.clear()
+            self._reply(HTTPStatus.NO_CONTENT)
+        elif path == "/_sandbox/shop" and self.command == "POST":
+            problem = validate_store(body)
+            if problem is not None:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": problem})
+                return
+            state.load(body)
+            self._reply(
+                HTTPStatus.OK, {"shop": state.shop, "customers": len(state.customers), "orders": len(state.orders)}
+            )
+        elif path == "/_sandbox/shop" and self.command == "GET":
+            self._reply(HTTPStatus.OK, {"shop": state.shop, "customers": state.customers, "orders": state.orders})
+        elif path == "/_sandbox/fail" and self.command == "POST":
+            kind = body.get("kind") if isinstance(body, dict) else None
+            if kind not in FAULT_KINDS:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"kind must be one of {sorted(FAULT_KINDS)}"})
+                return
+            state.faults[kind] = int(body.get("count", 1))
+            self._reply(HTTPStatus.OK, {"kind": kind, "count": state.faults[kind]})
+        elif path.startswith("/_sandbox/bulk/") and self.command == "GET":
+            token = path.removeprefix("/_sandbox/bulk/").removesuffix(".jsonl")
+            content = state.files.get(token)
+            if content is None or state.take_fault("url_expired"):
+                self._reply(HTTPStatus.FORBIDDEN, {"error": "Request has expired"})
+                return
+            self._reply(HTTPStatus.OK, content)
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "unknown sandbox endpoint"})
+
+    def _graphql(self, state: ShopState, body: Any) -> None:
+        if state.take_fault("revoked"):
+            message = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+            self._reply(HTTPStatus.UNAUTHORIZED, {"errors": message})
+            return
+        if not self.headers.get("X-Shopify-Access-Token"):
+            self._reply(HTTPStatus.UNAUTHORIZED, {"errors": "[API] Invalid API key or access token"})
+            return
+        if state.take_fault("http_429"):
+            self._reply(HTTPStatus.TOO_MANY_REQUESTS, {"errors": "Exceeded 2 calls per second"}, {"Retry-After": "0"})
+            return
+        if state.take_fault("throttled"):
+            answer = _graphql_error("Throttled", "THROTTLED")
+            answer["extensions"] = {
+                "cost": {
+                    "requestedQueryCost": 10,
+                    "actualQueryCost": None,
+                    "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 10, "restoreRate": 100.0},
+                }
+            }
+            self._reply(HTTPStatus.OK, answer)
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": {"query": "Required parameter missing or invalid"}})
+            return
+        self._reply(HTTPStatus.OK, self._operation(state, body))
+
+    def _operation(self, state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
+        document = _normal(body["query"])
+        raw_variables = body.get("variables")
+        variables: dict[str, Any] = raw_variables if isinstance(raw_variables, dict) else {}
+        if document == _normal(RUN_BULK_QUERY):
+            understood = _bulk_root(str(variables.get("query", "")))
+            if understood is None:
+                return _graphql_error("the sandbox does not understand this bulk query (only Evergreen's own)")
+            running = state.operations.get(state.current or "")
+            if running is not None and running["status"] in {"CREATED", "RUNNING"}:
+                error = {
+                    "field": None,
+                    "message": f"A bulk query operation for this app and shop is already in progress: {running['id']}.",
+                    "code": "OPERATION_IN_PROGRESS",
+                }
+                return {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [error]}}}
+            operation = state.start(*understood, base_url=self._base())
+            created = {"id": operation["id"], "status": operation["status"]}
+            return {"data": {"bulkOperationRunQuery": {"bulkOperation": created, "userErrors": []}}}
+        if document == _normal(CURRENT_BULK_OPERATION):
+            return {"data": {"currentBulkOperation": state.advance(state.current) if state.current else None}}
+        if document == _normal(BULK_OPERATION_BY_ID):
+            return {"data": {"node": state.advance(str(variables.get("id", "")))}}
+        return _graphql_error("the sandbox does not understand this query (it answers only the backfill's operations)")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: ShopState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class ShopifySandbox:
+    """A running sandbox (see `start_shopify_sandbox`)."""
+
+    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.state = server.state
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def load(self, store: dict[str, Any]) -> None:
+        problem = validate_store(store)
+        if problem is not None:
+            raise ValueError(problem)
+        with self.state.lock:
+            self.state.load(store)
+
+    def fail_next(self, kind: str, count: int = 1) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(kind)
+        with self.state.lock:
+            self.state.faults[kind] = count
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ShopifySandbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start_shopify_sandbox(host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ShopifySandbox:
+    """Start the sandbox on a daemon thread (port 0: any free port)."""
+    server = _Server((host, port), ShopState())
+    thread = threading.Thread(target=server.serve_forever, name="shopify-sandbox", daemon=True)
+    thread.start()
+    return ShopifySandbox(server, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    sandbox = start_shopify_sandbox(args.host, args.port)
+    print(f"Shopify Admin sandbox on {sandbox.url}{GRAPHQL_PATH}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

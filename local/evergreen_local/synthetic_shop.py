@@ -1,0 +1,184 @@
+"""A synthetic Shopify store in the Admin GraphQL shape the Shopify sandbox loads (docs/local-stack.md).
+
+Realistic histories from a seed: power-law order counts (most customers order once or never, a few
+dozens of times), some lapsed (nothing for 180+ days), refunds (some only pending), cancellations,
+test orders, guest checkouts (orders with an email and no customer) and unsubscribed customers.
+`expected_facts` is the store's own arithmetic, independent of Evergreen's reducers, for tests.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+DEFAULT_SHOP = "evergreen-demo.myshopify.com"
+MAX_ORDERS = 60
+LAPSED_SHARE = 0.25
+GUEST_ORDER_SHARE = 0.08
+UNSUBSCRIBED_SHARE = 0.12
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ExpectedFacts:
+    orders_count: int
+    net_spent: Decimal
+    last_order_at: datetime | None
+    email_consent: str
+
+
+def _money(amount: Decimal) -> dict[str, Any]:
+    return {"shopMoney": {"amount": f"{amount:.2f}", "currencyCode": "USD"}}
+
+
+def _order_count(rng: random.Random) -> int:
+    if rng.random() < 0.2:
+        return 0
+    return min(MAX_ORDERS, int(rng.paretovariate(1.3)))
+
+
+def _consent(rng: random.Random, since: datetime, now: datetime) -> dict[str, Any]:
+    draw = rng.random()
+    state = "UNSUBSCRIBED" if draw < UNSUBSCRIBED_SHARE else "SUBSCRIBED" if draw < 0.75 else "NOT_SUBSCRIBED"
+    at = since + (now - since) * rng.random()
+    return {"marketingState": state, "marketingOptInLevel": "SINGLE_OPT_IN", "consentUpdatedAt": iso(at)}
+
+
+def _order(
+    rng: random.Random, number: int, at: datetime, now: datetime, customer_id: str | None, email: str
+) -> dict[str, Any]:
+    total = Decimal(str(round(rng.lognormvariate(4.0, 0.8), 2))).quantize(Decimal("0.01"))
+    total = max(total, Decimal("1.00"))
+    cancelled = rng.random() < 0.05
+    test = rng.random() < 0.01
+    refunds: list[dict[str, Any]] = []
+    status = "PAID"
+    updated = at + timedelta(hours=rng.randint(1, 72))
+    if not cancelled and rng.random() < 0.1:
+        refunded = (total * Decimal(str(rng.choice([0.25, 0.5, 1.0])))).quantize(Decimal("0.01"))
+        refund_at = at + timedelta(days=rng.randint(1, 20))
+        updated = max(updated, refund_at)
+        pending = rng.random() < 0.2
+        refunds.append(
+            {
+                "id": f"gid://shopify/Refund/{number}",
+                "createdAt": iso(refund_at),
+                "transactions": {
+                    "edges": [
+                        {
+                            "node": {
+                                "id": f"gid://shopify/OrderTransaction/{number}",
+                                "kind": "REFUND",
+                                "status": "PENDING" if pending else "SUCCESS",
+                                "amountSet": _money(refunded),
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+        if not pending:
+            status = "REFUNDED" if refunded == total else "PARTIALLY_REFUNDED"
+    cancelled_at = at + timedelta(hours=rng.randint(1, 48)) if cancelled else None
+    if cancelled_at is not None:
+        status = "VOIDED"
+        updated = max(updated, cancelled_at)
+    return {
+        "id": f"gid://shopify/Order/{number}",
+        "email": email,
+        "phone": None,
+        "createdAt": iso(at),
+        "processedAt": iso(at),
+        "updatedAt": iso(min(updated, now)),
+        "cancelledAt": iso(cancelled_at) if cancelled_at else None,
+        "test": test,
+        "displayFinancialStatus": status,
+        "totalPriceSet": _money(total),
+        "customer": {"id": customer_id} if customer_id else None,
+        "refunds": refunds,
+    }
+
+
+def synthetic_store(
+    customers: int, seed: int = 1, now: datetime | None = None, shop: str = DEFAULT_SHOP
+) -> dict[str, Any]:
+    """A store of `customers` customers with their orders (and some guest orders), reproducible from `seed`."""
+    rng = random.Random(seed)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    customer_nodes: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
+    order_number = 5_000_000
+    for index in range(customers):
+        customer_id = f"gid://shopify/Customer/{7_000_000 + index}"
+        email = f"customer{seed}-{index}@example.com"
+        created = now - timedelta(days=rng.randint(30, 1_500), minutes=rng.randint(0, 1_439))
+        lapsed = rng.random() < LAPSED_SHARE
+        last_at = now - timedelta(
+            days=rng.randint(185, 700) if lapsed else rng.randint(0, 170), hours=rng.randint(0, 23)
+        )
+        last_at = max(last_at, created + timedelta(hours=1))
+        count = _order_count(rng)
+        for position in range(count):
+            at = last_at if position == count - 1 else created + (last_at - created) * rng.random()
+            order_number += 1
+            orders.append(_order(rng, order_number, at, now, customer_id, email))
+        customer_nodes.append(
+            {
+                "id": customer_id,
+                "email": email,
+                "phone": f"+1555{index % 10_000_000:07d}" if rng.random() < 0.4 else None,
+                "state": "ENABLED" if rng.random() < 0.7 else "DISABLED",
+                "createdAt": iso(created),
+                "updatedAt": iso(min(now, created + timedelta(days=rng.randint(0, 30)))),
+                "tags": rng.sample(["wholesale", "newsletter", "referral", "loyalty"], rng.randint(0, 2)),
+                "emailMarketingConsent": _consent(rng, created, now),
+                "smsMarketingConsent": None,
+            }
+        )
+        if rng.random() < GUEST_ORDER_SHARE * 3:
+            order_number += 1
+            guest_at = now - timedelta(days=rng.randint(0, 600))
+            orders.append(_order(rng, order_number, guest_at, now, None, f"guest{seed}-{index}@example.com"))
+    rng.shuffle(orders)
+    return {"shop": shop, "customers": customer_nodes, "orders": orders}
+
+
+def _counted(order: dict[str, Any]) -> bool:
+    return not (order["cancelledAt"] or order["test"] or order["displayFinancialStatus"] == "VOIDED")
+
+
+def _refunded(order: dict[str, Any]) -> Decimal:
+    total = Decimal(0)
+    for refund in order.get("refunds") or []:
+        for edge in refund["transactions"]["edges"]:
+            node = edge["node"]
+            if node["kind"] == "REFUND" and node["status"] == "SUCCESS":
+                total += Decimal(node["amountSet"]["shopMoney"]["amount"])
+    return total
+
+
+def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
+    """Per profile key (`customer#<id>` or `guest#<email>`): what the store's own numbers say."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    consent: dict[str, str] = {}
+    for customer in store["customers"]:
+        key = f"customer#{customer['id'].rsplit('/', 1)[-1]}"
+        by_key[key] = []
+        consent[key] = (customer.get("emailMarketingConsent") or {}).get("marketingState", "unknown").lower()
+    for order in store["orders"]:
+        customer = order.get("customer")
+        key = f"customer#{customer['id'].rsplit('/', 1)[-1]}" if customer else f"guest#{order['email'].lower()}"
+        by_key.setdefault(key, []).append(order)
+    facts: dict[str, ExpectedFacts] = {}
+    for key, orders in by_key.items():
+        counted = [order for order in orders if _counted(order)]
+        spent = sum((Decimal(o["totalPriceSet"]["shopMoney"]["amount"]) - _refunded(o) for o in counted), Decimal(0))
+        last = max((datetime.fromisoformat(o["createdAt"]) for o in counted), default=None)
+        facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"))
+    return facts

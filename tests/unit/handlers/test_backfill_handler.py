@@ -1,0 +1,93 @@
+"""BackfillFunction, in-process against moto, reading the Shopify and Klaviyo sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from evergreen_local.inprocess import create_resources
+from evergreen_local.klaviyo_sandbox import start_sandbox
+from evergreen_local.lambda_runtime import LambdaContext
+from evergreen_local.shopify_sandbox import start_shopify_sandbox
+from evergreen_local.synthetic_shop import synthetic_store
+
+SHOP = "handler-backfill.myshopify.com"
+TOKEN = "shpat_handler_test_token"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def load_function(name: str) -> ModuleType:
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_under_test_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def backfill_handler() -> Iterator[ModuleType]:
+    patch = pytest.MonkeyPatch()
+    shopify, klaviyo = start_shopify_sandbox(port=0), start_sandbox(port=0)
+    shopify.load(synthetic_store(4, seed=9, shop=SHOP))
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        patch.delenv(name, raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "EvergreenTest",
+        "POWERTOOLS_SERVICE_NAME": "evergreen",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "SHOPIFY_ADMIN_BASE_URL": shopify.url,
+        "KLAVIYO_BASE_URL": klaviyo.url,
+        "SHOPIFY_ADMIN_SECRETS_ID": "shopify-admin",
+    }.items():
+        patch.setenv(name, value)
+    with mock_aws():
+        environment = create_resources({SHOP: "s"}, {SHOP: {"api_key": "pk_test", "webhook_secret": "k"}})
+        boto3.client("secretsmanager").create_secret(Name="shopify-admin", SecretString=json.dumps({SHOP: TOKEN}))
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        yield load_function("backfill")
+    patch.undo()
+    shopify.stop()
+    klaviyo.stop()
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext(
+        "backfill", 512, "arn:aws:lambda:us-east-1:123456789012:function:backfill", timeout_seconds=900
+    )
+
+
+def test_the_console_test_event_backfills_the_shop_to_the_end(backfill_handler, context):
+    event = {**json.loads((ROOT / "events" / "backfill" / "shop.json").read_text()), "shop": SHOP}
+
+    result = backfill_handler.lambda_handler(event, context)
+
+    assert result["finished"] is True
+    assert result["applied"] > 0 and result["skipped"] == 0
+
+
+def test_an_unknown_request_gets_a_clear_answer(backfill_handler, context):
+    result = backfill_handler.lambda_handler({"shop": "not a shop"}, context)
+    assert "expected" in result["error"]
+
+
+def test_a_shop_without_an_admin_token_gets_a_clear_answer_that_never_shows_tokens(backfill_handler, context):
+    result = backfill_handler.lambda_handler({"shop": "other-shop.myshopify.com"}, context)
+
+    assert "no Shopify Admin API token" in result["error"]
+    assert TOKEN not in json.dumps(result)
