@@ -84,6 +84,9 @@ class InMemoryProfileStore:
                 )
         return found
 
+    def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
+        return [order.order_id for order in self.orders_of(shop, profile_key)]
+
     def customer_key_for_email(self, shop: str, email_normalized: str) -> str | None:
         customers = [key for key in self.keys_with_email(shop, email_normalized) if key.startswith("customer#")]
         return min(customers) if customers else None

@@ -59,6 +59,10 @@ class ProfileStore(Protocol):
         """Every order item owned by the profile, read consistently (the aggregates' rebuild)."""
         ...
 
+    def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
+        """The ids of the orders the profile owns, from the `by_owner` index (eventually consistent)."""
+        ...
+
     def park_refund(self, item: OrderItem, now: datetime) -> None:
         """Write an order item with no owner yet (refunds before their order); VersionConflict on a race."""
         ...

@@ -192,7 +192,7 @@ class ShopifyWebhooks:
     def _redact_customer(self, shop: str, event: CustomerRedactRequested) -> int:
         profiles = self._customer_keys(shop, event.customer_id, event.email_normalized)
         owners = {profile.key for profile in profiles} | {key for profile in profiles for key in profile.merged_guests}
-        owned = {order.order_id for owner in sorted(owners) for order in self._store.orders_of(shop, owner)}
+        owned = {order_id for owner in sorted(owners) for order_id in self._store.order_ids_of(shop, owner)}
         order_ids = sorted({*event.orders, *owned})
         keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
         deleted = self._store.delete(shop, keys)

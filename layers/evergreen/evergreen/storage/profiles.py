@@ -117,6 +117,20 @@ class DynamoProfileStore:
 
     def orders_of(self, shop: str, profile_key: str) -> list[OrderItem]:
         """Every order item owned by the profile: the `by_owner` index names them, a consistent read reads them."""
+        names = self._owned_keys(shop, profile_key)
+        orders: list[OrderItem] = []
+        for offset in range(0, len(names), 100):
+            request: dict[str, Any] = {self._table: {"Keys": names[offset : offset + 100], "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                orders += [order_from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
+                request = response.get("UnprocessedKeys") or {}
+        return [order for order in orders if order.owner == profile_key]
+
+    def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
+        return [key["sk"]["S"].removeprefix(ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
+
+    def _owned_keys(self, shop: str, profile_key: str) -> list[dict[str, Any]]:
         names: list[dict[str, Any]] = []
         start: PageKey = None
         while True:
@@ -132,15 +146,7 @@ class DynamoProfileStore:
             names += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
             start = response.get("LastEvaluatedKey")
             if not start:
-                break
-        orders: list[OrderItem] = []
-        for offset in range(0, len(names), 100):
-            request: dict[str, Any] = {self._table: {"Keys": names[offset : offset + 100], "ConsistentRead": True}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                orders += [order_from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
-                request = response.get("UnprocessedKeys") or {}
-        return [order for order in orders if order.owner == profile_key]
+                return names
 
     def park_refund(self, item: OrderItem, now: datetime) -> None:
         try:
