@@ -1,6 +1,6 @@
 """An in-memory ProfileStore: the port's contract without DynamoDB, for fast service tests.
 
-It keeps items as JSON the way the DynamoDB adapter does, so what is stored is what is read back. It honours
+It serialises every item as the DynamoDB adapter does (to enforce the item size limit). It honours
 what the service relies on: version conditions on profiles and order items (a stale write raises
 `VersionConflict` and changes nothing), atomic profile + order + guest writes, the `by_email` and `by_owner`
 lookups, and DynamoDB's 400 KB item size limit (an oversized write fails, as DynamoDB's would).
@@ -32,6 +32,8 @@ class _ProfileItem:
     profile_json: str
     version: int
     email: str | None
+    profile: Profile
+    """The profile that was stored (the service never mutates a profile; the moto tests cover the JSON round trip)."""
 
     @property
     def size(self) -> int:
@@ -43,6 +45,7 @@ class _OrderItem:
     state_json: str
     owner: str | None
     version: int
+    state: OrderState
 
     @property
     def size(self) -> int:
@@ -79,9 +82,7 @@ class InMemoryProfileStore:
         found = []
         for (item_shop, order_id), item in self.orders.items():
             if item_shop == shop and item.owner == profile_key:
-                found.append(
-                    OrderItem(shop, order_id, item.owner, OrderState.model_validate_json(item.state_json), item.version)
-                )
+                found.append(OrderItem(shop, order_id, item.owner, item.state, item.version))
         return found
 
     def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
@@ -129,7 +130,8 @@ class InMemoryProfileStore:
             stored_guest = self.profiles.get((guest.shop, guest.key))
             if stored_guest is None or stored_guest.version != guest.version:
                 raise VersionConflict("the guest changed since it was read")
-        item = _ProfileItem(profile.model_dump_json(exclude_defaults=True), profile.version, profile.email_normalized)
+        profile_json = profile.model_dump_json(exclude_defaults=True)
+        item = _ProfileItem(profile_json, profile.version, profile.email_normalized, profile)
         order_item = self._order_item(order) if order is not None else None
         for size in (item.size, order_item.size if order_item else 0):
             if size > ITEM_SIZE_LIMIT:
@@ -161,13 +163,13 @@ class InMemoryProfileStore:
     # helpers -------------------------------------------------------------
     def _profile(self, shop: str, key: str | None) -> Profile | None:
         item = self.profiles.get((shop, key)) if key is not None else None
-        return Profile.model_validate_json(item.profile_json) if item else None
+        return item.profile if item else None
 
     def _order(self, shop: str, order_id: str) -> OrderItem | None:
         item = self.orders.get((shop, order_id))
         if item is None:
             return None
-        return OrderItem(shop, order_id, item.owner, OrderState.model_validate_json(item.state_json), item.version)
+        return OrderItem(shop, order_id, item.owner, item.state, item.version)
 
     def _check_order(self, order: OrderItem) -> None:
         stored = self.orders.get((order.shop, order.order_id))
@@ -176,7 +178,8 @@ class InMemoryProfileStore:
 
     @staticmethod
     def _order_item(order: OrderItem) -> _OrderItem:
-        return _OrderItem(order.state.model_dump_json(exclude_defaults=True), order.owner, order.version + 1)
+        state_json = order.state.model_dump_json(exclude_defaults=True)
+        return _OrderItem(state_json, order.owner, order.version + 1, order.state)
 
 
 @dataclass
