@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from evergreen.domain.profile import Consent, ConsentState, Engagement, OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions, evaluate
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -50,7 +51,6 @@ def build_facts(count: int = PROFILES, seed: int = 7) -> list[dict[str, Any]]:
             email_normalized=f"c{index}@example.com" if rng.random() < 0.95 else None,
             customer_created_at=_maybe_ago(rng, 0.9, 800),
             email_consent=Consent(state=rng.choice(CONSENT_STATES), updated_at=_maybe_ago(rng, 0.7, 500)),
-            orders=orders,
             open_checkout_at=_maybe_ago(rng, 0.1, 10),
             engagement=Engagement(
                 last_email_open_at=_maybe_ago(rng, 0.6, 200),
@@ -58,7 +58,7 @@ def build_facts(count: int = PROFILES, seed: int = 7) -> list[dict[str, Any]]:
                 email_bounced=rng.random() < 0.02,
             ),
         )
-        population.append(profile.facts())
+        population.append(with_orders(profile, orders.values()).facts())
     return population
 
 

@@ -1,6 +1,9 @@
 """Ingest figures: DynamoDB requests and handler time per Shopify webhook, by topic, on in-process moto.
 
-ingest.ddb_requests_per_webhook  {topic: requests}   first delivery of each sample
+ingest.ddb_requests_per_webhook  {topic: requests}   first delivery of each sample; every DynamoDB API call
+                                                     (GetItem, BatchGetItem, Query, UpdateItem, TransactWriteItems, ...)
+                                                     is one request
+ingest.ddb_operations            {"topic: Operation": calls}   the same, by operation
 ingest.handler_ms_p50            {topic: ms}         the whole Lambda handler, median
 ingest.floor_ms_p50              ms                  HMAC check + one put_item of the raw body
 """
@@ -107,21 +110,31 @@ def run() -> dict[str, object]:
         os.environ.update(create_resources({SHOP: SECRET}, {}))
         handler = _load_handler()
         calls: Counter[str] = Counter()
-        handler.edges.dynamodb.meta.events.register("after-call.dynamodb", lambda **kw: calls.update(["n"]))
+        operations: Counter[str] = Counter()
+
+        def count(event_name: str, **_: Any) -> None:
+            calls.update(["n"])
+            operations.update([event_name.rsplit(".", 1)[-1]])
+
+        handler.edges.dynamodb.meta.events.register("after-call.dynamodb", count)
         context = LambdaContext(
             "bench", 512, "arn:aws:lambda:us-east-1:123456789012:function:bench", timeout_seconds=10
         )
         requests: dict[str, list[int]] = {}
+        by_operation: dict[str, list[int]] = {}
         timings: dict[str, list[float]] = {}
         for n in range(ROUNDS):
             for topic, sample in SAMPLES:
                 event = _event(topic, _vary(topic, json.loads((ROOT / "events" / "shopify" / sample).read_text()), n))
                 calls.clear()
+                operations.clear()
                 started = time.perf_counter()
                 answer = handler.lambda_handler(event, context)
                 timings.setdefault(topic, []).append((time.perf_counter() - started) * 1000)
                 assert answer["statusCode"] == 200, (topic, answer)
                 requests.setdefault(topic, []).append(calls["n"])
+                for operation, number in operations.items():
+                    by_operation.setdefault(f"{topic}: {operation}", []).append(number)
                 if topic == "orders/create":
                     calls.clear()
                     handler.lambda_handler(event, context)  # the same delivery again: a retry
@@ -129,6 +142,7 @@ def run() -> dict[str, object]:
         floor = _floor_ms(handler.edges.dynamodb)
     return {
         "ingest.ddb_requests_per_webhook": {topic: statistics.median(counts) for topic, counts in requests.items()},
+        "ingest.ddb_operations": {name: statistics.median(counts) for name, counts in by_operation.items()},
         "ingest.handler_ms_p50": {topic: round(statistics.median(values), 2) for topic, values in timings.items()},
         "ingest.floor_ms_p50": floor,
     }

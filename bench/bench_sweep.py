@@ -25,6 +25,7 @@ def run() -> dict[str, object]:
     from evergreen.clock import FixedClock  # noqa: PLC0415
     from evergreen.domain.membership import reevaluate  # noqa: PLC0415
     from evergreen.domain.profile import OrderRecord, Profile  # noqa: PLC0415
+    from evergreen.domain.reducers import with_orders  # noqa: PLC0415
     from evergreen.service.sweep import SweepRequest  # noqa: PLC0415
     from evergreen.settings import Settings  # noqa: PLC0415
     from evergreen.wiring import Edges  # noqa: PLC0415
@@ -40,11 +41,9 @@ def run() -> dict[str, object]:
         for number in range(PROFILES):
             due = number % DUE_EVERY == 0
             last_order = now - timedelta(days=180 if due else 20) + timedelta(minutes=5)
-            profile = Profile(
-                shop="bench.myshopify.com",
-                customer_id=str(number),
-                email_normalized=f"c{number}@example.com",
-                orders={"o": OrderRecord(order_id=str(number), created_at=last_order, total=Decimal("60.00"))},
+            profile = with_orders(
+                Profile(shop="bench.myshopify.com", customer_id=str(number), email_normalized=f"c{number}@example.com"),
+                [OrderRecord(order_id=str(number), created_at=last_order, total=Decimal("60.00"))],
             )
             profiles.append(reevaluate(profile, edges.definitions, now, version=1).profile)
         edges.store.backfill(profiles, now)

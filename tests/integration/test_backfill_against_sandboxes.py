@@ -167,7 +167,9 @@ def test_a_backfill_racing_live_webhooks_ends_in_the_newest_state(harness):
 
     profile = harness.edges.store.load(SHOP, f"customer#{customer_id}")
     assert profile is not None
-    assert profile.orders[order["id"].rsplit("/", 1)[-1]].cancelled, "the newer webhook snapshot was kept"
+    stored = harness.edges.store.load_order(SHOP, order["id"].rsplit("/", 1)[-1])
+    assert stored is not None and stored.state.order is not None
+    assert stored.state.order.cancelled, "the newer webhook snapshot was kept"
     assert profile.customer_tags == ["webhook-tag"]
     # The customer phase ran before the webhook: a second backfill with the older bulk customer changes nothing.
     harness.backfill().run(SHOP)

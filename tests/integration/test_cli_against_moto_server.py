@@ -9,7 +9,7 @@ import pytest
 
 from evergreen.domain.events import OrderObserved
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply
+from evergreen.domain.reducers import apply_order
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.cli import main
@@ -33,7 +33,9 @@ def test_explain_prints_membership_reasons_and_next_transition_as_json(running_s
     order = OrderObserved(
         order_id="1", customer_id="77", email="Grace@Example.com", created_at="2026-11-01T00:00:00Z", total="700.00"
     )
-    running_stack.writer.write(Profile(shop=SHOP, customer_id="77"), lambda profile: apply(profile, order))
+    running_stack.writer.write_order(
+        Profile(shop=SHOP, customer_id="77"), order.order_id, lambda profile, state: apply_order(profile, state, order)
+    )
     capsys.readouterr()
 
     code = main(["explain", "--shop", SHOP, "--email", "grace@example.com", "--json"])

@@ -13,6 +13,7 @@ import pytest
 
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen_local.http_api import build_http_api_v2_event
@@ -86,12 +87,14 @@ def test_a_sweep_racing_webhooks_on_the_same_profiles_loses_no_update(containers
     evaluated_at = now - timedelta(days=2)
     numbers = range(30)
     for number in numbers:  # lapsed flipped a day ago; the sweep has not run since
-        profile = Profile(
-            shop=SHOP,
-            customer_id=str(number),
-            email=f"racer{number}@example.com",
-            email_normalized=f"racer{number}@example.com",
-            orders={"o": OrderRecord(order_id=f"o{number}", created_at=now - timedelta(days=181), total=Decimal(9))},
+        profile = with_orders(
+            Profile(
+                shop=SHOP,
+                customer_id=str(number),
+                email=f"racer{number}@example.com",
+                email_normalized=f"racer{number}@example.com",
+            ),
+            [OrderRecord(order_id=f"o{number}", created_at=now - timedelta(days=181), total=Decimal(9))],
         )
         store.save(reevaluate(profile, default_definitions(), evaluated_at, version=1).profile, 0, None, evaluated_at)
 

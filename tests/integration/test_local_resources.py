@@ -28,7 +28,13 @@ def test_the_local_table_has_the_templates_keys_indexes_and_ttl(
     assert table["KeySchema"] == props["KeySchema"]
     assert _index_keys(table["GlobalSecondaryIndexes"]) == _index_keys(props["GlobalSecondaryIndexes"])
     projections = {i["IndexName"]: i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]}
-    assert projections == {"due": "ALL", "unsynced": "ALL", "by_email": "KEYS_ONLY", "by_klaviyo": "KEYS_ONLY"}
+    assert projections == {
+        "due": "ALL",
+        "unsynced": "ALL",
+        "by_email": "KEYS_ONLY",
+        "by_klaviyo": "KEYS_ONLY",
+        "by_owner": "KEYS_ONLY",
+    }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = dynamodb.describe_time_to_live(TableName=local_resources.table_name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}

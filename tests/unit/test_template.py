@@ -164,6 +164,7 @@ def test_profiles_are_kept_safe_and_indexed_for_the_sweep_sync_repair_and_email_
         "unsynced": ([("unsynced_pk", "HASH"), ("unsynced_since", "RANGE")], {"ProjectionType": "ALL"}),
         "by_email": ([("email_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
         "by_klaviyo": ([("klaviyo_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
+        "by_owner": ([("owner_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
     }
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     keys = {k["AttributeName"] for k in props["KeySchema"]} | {

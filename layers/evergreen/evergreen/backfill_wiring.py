@@ -129,7 +129,6 @@ def build_backfill(
     return Backfill(
         source,
         edges.store,
-        edges.order_links,
         DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table),
         edges.definitions,
         edges.clock,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from segment_oracle import facts_dicts, nows
 
 from evergreen.domain.profile import Consent, Engagement, OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions, evaluate, parse_definitions
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -19,17 +20,20 @@ DAY = timedelta(days=1)
 
 
 def regular() -> Profile:
-    return Profile(
+    profile = Profile(
         shop="shop.myshopify.com",
         customer_id="7",
         email_normalized="grace@example.com",
         customer_tags=["wholesale"],
         email_consent=Consent(state="subscribed", updated_at=NOW - 300 * DAY),
         engagement=Engagement(last_email_open_at=NOW - 100 * DAY),
-        orders={
-            "1": OrderRecord(order_id="1", created_at=NOW - 200 * DAY, total=Decimal("23.45")),
-            "2": OrderRecord(order_id="2", created_at=NOW - 90 * DAY, total=Decimal("100.00")),
-        },
+    )
+    return with_orders(
+        profile,
+        [
+            OrderRecord(order_id="1", created_at=NOW - 200 * DAY, total=Decimal("23.45")),
+            OrderRecord(order_id="2", created_at=NOW - 90 * DAY, total=Decimal("100.00")),
+        ],
     )
 
 

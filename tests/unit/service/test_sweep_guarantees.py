@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.service.sweep import SweepRequest
 from evergreen_local.metering import ProfileItemReads
 
@@ -14,12 +15,14 @@ SHOP = "evergreen-test.myshopify.com"
 
 
 def customer(number: int, last_order_at: datetime, total: str = "60.00") -> Profile:
-    return Profile(
-        shop=SHOP,
-        customer_id=str(number),
-        email=f"c{number}@example.com",
-        email_normalized=f"c{number}@example.com",
-        orders={"1": OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal(total))},
+    return with_orders(
+        Profile(
+            shop=SHOP,
+            customer_id=str(number),
+            email=f"c{number}@example.com",
+            email_normalized=f"c{number}@example.com",
+        ),
+        [OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal(total))],
     )
 
 

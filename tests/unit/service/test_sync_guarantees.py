@@ -13,6 +13,7 @@ import pytest
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sweep import SweepRequest
@@ -38,12 +39,14 @@ def sync(edges, sandbox, clock) -> SegmentSync:
 def saved_change(edges, clock, number: int = 1, days_ago: int = 3) -> SegmentChange:
     """A profile written with a pending change, as a webhook would leave it."""
     created = clock.now() - timedelta(days=days_ago)
-    profile = Profile(
-        shop=SHOP,
-        customer_id=str(number),
-        email=f"c{number}@example.com",
-        email_normalized=f"c{number}@example.com",
-        orders={"o": OrderRecord(order_id=f"{number}", created_at=created, total=Decimal("20.00"))},
+    profile = with_orders(
+        Profile(
+            shop=SHOP,
+            customer_id=str(number),
+            email=f"c{number}@example.com",
+            email_normalized=f"c{number}@example.com",
+        ),
+        [OrderRecord(order_id=f"{number}", created_at=created, total=Decimal("20.00"))],
     )
     current = edges.store.load(SHOP, profile.key)
     version = current.version + 1 if current else 1

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from order_books import Books, apply
 from shopify_samples_2025_10 import CURRENT_SAMPLES, customer_create, order, refund
 
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, UnknownTopic, translate
 
 RECEIVED = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
@@ -130,7 +130,7 @@ def assert_translates_or_refuses(topic: str, body: Any) -> None:
         event = translate(topic, body, RECEIVED)
     except (MalformedPayload, UnknownTopic):
         return
-    apply(Profile(shop="shop.myshopify.com", customer_id=event.customer_id), event)
+    apply(Books(Profile(shop="shop.myshopify.com", customer_id=event.customer_id)), event)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

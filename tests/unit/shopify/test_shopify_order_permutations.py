@@ -9,11 +9,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from order_books import Books, apply
 from shopify_samples_2025_10 import CUSTOMER_ID, order, refund
 
 from evergreen.domain.events import DomainEvent
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply
 from evergreen.shopify.topics import translate
 
 RECEIVED = datetime(2025, 10, 1, tzinfo=UTC)
@@ -126,8 +126,8 @@ def expected_facts(plans: list[OrderPlan]) -> tuple[int, Decimal]:
     return len(counted), sum((plan.total for plan in counted), Decimal(0)) - refunded
 
 
-def replay(events: list[DomainEvent]) -> Profile:
-    profile = Profile(shop="shop.myshopify.com", customer_id=str(CUSTOMER_ID))
+def replay(events: list[DomainEvent]) -> Books:
+    profile = Books(Profile(shop="shop.myshopify.com", customer_id=str(CUSTOMER_ID)))
     for event in events:
         profile = apply(profile, event)
     return profile

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from order_books import Books, apply
 from shopify_samples_2025_10 import (
     CHECKOUT_TOKEN,
     CUSTOMER_ID,
@@ -33,7 +34,6 @@ from evergreen.domain.events import (
     RefundObserved,
 )
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply
 from evergreen.shopify.topics import translate
 
 RECEIVED = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
@@ -52,8 +52,8 @@ def fresh() -> Profile:
     return Profile(shop="shop.myshopify.com", customer_id=str(CUSTOMER_ID))
 
 
-def applied(*events: DomainEvent, profile: Profile | None = None) -> Profile:
-    result = profile or fresh()
+def applied(*events: DomainEvent, profile: Profile | None = None) -> Books:
+    result = Books(profile or fresh())
     for each in events:
         result = apply(result, each)
     return result
@@ -107,7 +107,7 @@ def test_every_event_applied_twice_is_the_same_as_once() -> None:
         EngagementRecorded(kind="email_click", occurred_at=T0, email=None, phone=None, klaviyo_profile_id="K"),
         event("customers/delete", customer_delete()),
     ]
-    profile = fresh()
+    profile = Books(fresh())
     for each in events:
         once = apply(profile, each)
         assert apply(once, each) == once

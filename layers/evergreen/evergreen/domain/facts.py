@@ -2,7 +2,8 @@
 
 Counted orders: every order that is neither cancelled nor a test order nor voided, paid or
 still pending payment (Shopify's own "orders count" counts pending orders too). Net spent is
-the sum of their totals less every refund recorded against them.
+the sum of their totals less every refund recorded against them. The profile carries these as
+bounded aggregates (`domain/orders.py`), kept exact per order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evergreen.domain.profile import OrderRecord, Profile
+    from evergreen.domain.orders import OrderRecord
+    from evergreen.domain.profile import Profile
 
 UNCOUNTED_FINANCIAL_STATUSES = frozenset({"voided"})
 BOUNDED_SET_SIZE = 50
@@ -55,25 +57,17 @@ def _latest(*instants: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
-def _bounded(values: set[str]) -> frozenset[str]:
-    return frozenset(sorted(values)[:BOUNDED_SET_SIZE])
-
-
 def profile_facts(profile: Profile) -> dict[str, Any]:
-    counted = [order for order in profile.orders.values() if is_counted(order)]
-    counted_ids = {order.order_id for order in counted}
-    refunded = sum((refund.amount for refund in profile.refunds.values() if refund.order_id in counted_ids), Decimal(0))
-    net_spent = sum((order.total for order in counted), Decimal(0)) - refunded
-    created = [order.created_at for order in counted]
+    stats = profile.order_stats
     engagement = profile.engagement
     return {
-        "orders_count": len(counted),
-        "net_spent": net_spent,
-        "average_order_value": (net_spent / len(counted)).quantize(Decimal("0.01")) if counted else None,
-        "first_order_at": min(created) if created else None,
-        "last_order_at": max(created) if created else None,
-        "product_types_bought": _bounded({t for order in counted for t in order.product_types if t}),
-        "order_tags": _bounded({t for order in counted for t in order.tags if t}),
+        "orders_count": stats.count,
+        "net_spent": stats.net_spent,
+        "average_order_value": (stats.net_spent / stats.count).quantize(Decimal("0.01")) if stats.count else None,
+        "first_order_at": stats.first_order_at,
+        "last_order_at": stats.last_order_at,
+        "product_types_bought": stats.product_types.smallest(),
+        "order_tags": stats.tags.smallest(),
         "customer_tags": frozenset(profile.customer_tags),
         "customer_state": profile.customer_state,
         "customer_created_at": profile.customer_created_at,

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.domain.facts import profile_facts
+from evergreen.domain.orders import OrderRecord, OrderStats, RefundRecord
+
+__all__ = ["Consent", "ConsentState", "Engagement", "OrderRecord", "OrderStats", "Profile", "RefundRecord"]
 
 ConsentState = Literal["subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid", "unknown"]
 
 SEEN_EVENTS_KEPT = 100
 """How many recent delivery ids a profile remembers for de-duplication."""
+MERGED_GUESTS_KEPT = 20
+"""How many merged guest keys a profile remembers (one per email it has had)."""
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -31,31 +35,6 @@ class _Model(BaseModel):
 class Consent(_Model):
     state: ConsentState = "unknown"
     updated_at: datetime | None = None
-
-
-class OrderRecord(_Model):
-    """What one order contributes to the profile, kept per order so re-delivery is exact."""
-
-    order_id: str
-    created_at: datetime
-    updated_at: datetime | None = None
-    total: Decimal = Decimal(0)
-    currency: str | None = None
-    financial_status: str | None = None
-    cancelled: bool = False
-    test: bool = False
-    checkout_token: str | None = None
-    product_types: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-
-
-class RefundRecord(_Model):
-    """One refund, keyed by its id, so a refund before its order or twice counts once."""
-
-    refund_id: str
-    order_id: str
-    amount: Decimal
-    created_at: datetime | None = None
 
 
 class TagChange(_Model):
@@ -107,8 +86,10 @@ class Profile(_Model):
     email_consent: Consent = Field(default_factory=Consent)
     sms_consent: Consent = Field(default_factory=Consent)
 
-    orders: dict[str, OrderRecord] = Field(default_factory=dict)
-    refunds: dict[str, RefundRecord] = Field(default_factory=dict)
+    order_stats: OrderStats = Field(default_factory=OrderStats)
+    """Order aggregates; each order itself is its own item (see domain/orders.py)."""
+    merged_guests: list[str] = Field(default_factory=list)
+    """Keys of guest profiles folded into this one: their order items still name them as owner."""
     open_checkout_at: datetime | None = None
     """Last checkout started and not followed by an order (abandoned until an order arrives)."""
     open_checkout_token: str | None = None

@@ -1,7 +1,9 @@
-"""Pure reducers: `apply(profile, event) -> profile`, never mutating the input.
+"""Pure reducers: `apply(profile, event) -> profile` and, for orders and refunds,
+`apply_order(profile, order_state, event) -> (profile, order_state)`; never mutating the input.
 
 Every rule is a merge that does not care about delivery order or repetition:
-- orders are kept per order id, last writer wins on the order's own `updated_at`
+- orders are kept per order id (each in its own state, outside the profile), last writer
+  wins on the order's own `updated_at`
   (ties prefer the cancelled, then the further-along record, so the result is deterministic);
 - refunds are kept per refund id; a refund seen again keeps the larger amount (a pending
   refund transaction can only later succeed), so a refund before its order, or twice, is exact;
@@ -15,6 +17,7 @@ are never touched here. Neither is the profile's key (`customer_id`, and a guest
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, assert_never
@@ -36,13 +39,13 @@ from evergreen.domain.events import (
     RefundObserved,
     ShopRedactRequested,
 )
+from evergreen.domain.orders import OrderRecord, OrderState, OrderStats, RefundRecord
 from evergreen.domain.profile import (
+    MERGED_GUESTS_KEPT,
     SEEN_EVENTS_KEPT,
     Consent,
     Engagement,
-    OrderRecord,
     Profile,
-    RefundRecord,
     TagChange,
     TagHistory,
     normalise_email,
@@ -83,10 +86,8 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
             return profile if profile.deleted else profile.model_copy(update={"deleted": True})
         case ConsentChanged():
             return _apply_consent(profile, event)
-        case OrderObserved():
-            return _apply_order(profile, event)
-        case RefundObserved():
-            return _apply_refunds(profile, [event])
+        case OrderObserved() | RefundObserved():
+            raise TypeError("an order event needs its order's stored state: use apply_order")
         case CheckoutObserved():
             return _apply_checkout(profile, event)
         case EngagementRecorded():
@@ -100,7 +101,9 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
 def merge_guest(customer: Profile, guest: Profile) -> Profile:
     """The customer profile after absorbing a guest profile (same shop, keyed by email).
 
-    Orders, refunds, checkouts and engagement are unioned with the same merges `apply` uses;
+    Order aggregates are summed (each order item has one owner, so the two sets of orders are
+    disjoint; the service merges in the same transaction that deletes the guest, so never twice);
+    checkouts and engagement use the same merges `apply` uses;
     consents keep the newest per channel; the customer's identity wins and the guest only
     fills gaps; delivery ids are unioned (bounded). Service-owned fields stay the customer's.
     """
@@ -108,7 +111,10 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         raise ValueError("cannot merge profiles of different shops")
     if guest.customer_id is not None:
         raise ValueError("only a guest profile (no customer id) can be merged into a customer")
-    merged = _apply_records(customer, list(guest.orders.values()), list(guest.refunds.values()))
+    merged = customer.model_copy(update={"order_stats": customer.order_stats.merged(guest.order_stats)})
+    opened_at = merged.open_checkout_at
+    if opened_at is not None and guest.order_stats.closes_checkout(merged.open_checkout_token, opened_at):
+        merged = merged.model_copy(update={"open_checkout_at": None, "open_checkout_token": None})
     if guest.open_checkout_at is not None and guest.open_checkout_token is not None:
         merged = _open_checkout(merged, guest.open_checkout_token, guest.open_checkout_at)
     seen = [*merged.seen_event_ids, *(i for i in guest.seen_event_ids if i not in merged.seen_event_ids)]
@@ -125,6 +131,10 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         "sms_consent": _newer_consent(merged.sms_consent, guest.sms_consent).model_copy(),
         "engagement": _merge_engagement(merged.engagement, guest.engagement),
         "seen_event_ids": seen[-SEEN_EVENTS_KEPT:],
+        "merged_guests": [
+            *merged.merged_guests,
+            *(key for key in (*guest.merged_guests, guest.key) if key not in merged.merged_guests),
+        ][-MERGED_GUESTS_KEPT:],
     }
     return merged.model_copy(update=update)
 
@@ -366,54 +376,75 @@ def _refund_record(event: RefundObserved) -> RefundRecord:
     )
 
 
+def _merge_state(state: OrderState, orders: list[OrderRecord], refunds: list[RefundRecord]) -> OrderState:
+    """One order's state with newer snapshots and refunds merged in (order-free and idempotent)."""
+    kept_order = state.order
+    for record in orders:
+        kept_order = record if kept_order is None else _newer_order(kept_order, record)
+    kept_refunds = dict(state.refunds)
+    for refund in refunds:
+        existing = kept_refunds.get(refund.refund_id)
+        kept_refunds[refund.refund_id] = refund if existing is None else _merge_refund(existing, refund)
+    if kept_order == state.order and kept_refunds == state.refunds:
+        return state
+    return OrderState(order=kept_order, refunds=kept_refunds)
+
+
 def _closes_checkout(order: OrderRecord, token: str | None, opened_at: datetime) -> bool:
     """An order ends a checkout when it came from it or was placed at or after its last activity."""
     return (token is not None and order.checkout_token == token) or order.created_at >= opened_at
 
 
-def _apply_records(profile: Profile, orders: list[OrderRecord], refunds: list[RefundRecord]) -> Profile:
-    """Merge order and refund records into the profile; orders may close the open checkout."""
-    kept_orders = dict(profile.orders)
+def apply_order(
+    profile: Profile, state: OrderState | None, event: OrderObserved | RefundObserved
+) -> tuple[Profile, OrderState]:
+    """The profile and the order's state after an order snapshot or a refund of that order.
+
+    `state` is what is stored for the order (None: nothing yet). The profile's aggregates move by the
+    order's contribution before and after, so applying the same event again changes nothing.
+    """
+    before = state or OrderState()
+    if isinstance(event, OrderObserved):
+        orders = [_order_record(event)]
+        refunds = [_refund_record(refund) for refund in event.refunds]
+    else:
+        orders, refunds = [], [_refund_record(event)]
+    after = _merge_state(before, orders, refunds)
+    stats = profile.order_stats.replaced(before.contribution(), after.contribution())
     for record in orders:
-        existing = kept_orders.get(record.order_id)
-        kept_orders[record.order_id] = record if existing is None else _newer_order(existing, record)
-    kept_refunds = dict(profile.refunds)
-    for refund in refunds:
-        existing_refund = kept_refunds.get(refund.refund_id)
-        kept_refunds[refund.refund_id] = refund if existing_refund is None else _merge_refund(existing_refund, refund)
+        stats = stats.observed(record)
     update: dict[str, Any] = {}
-    if kept_orders != profile.orders:
-        update["orders"] = kept_orders
-    if kept_refunds != profile.refunds:
-        update["refunds"] = kept_refunds
+    if stats != profile.order_stats:
+        update["order_stats"] = stats
     opened_at = profile.open_checkout_at
-    if opened_at is not None and any(
-        _closes_checkout(order, profile.open_checkout_token, opened_at) for order in orders
-    ):
+    if opened_at is not None and any(_closes_checkout(o, profile.open_checkout_token, opened_at) for o in orders):
         update["open_checkout_at"] = None
         update["open_checkout_token"] = None
-    return profile.model_copy(update=update) if update else profile
+    if isinstance(event, OrderObserved):
+        update |= _fill_identity(
+            profile, email=event.email, phone=event.phone, first_name=event.first_name, last_name=event.last_name
+        )
+    return (profile.model_copy(update=update) if update else profile), after
 
 
-def _apply_order(profile: Profile, event: OrderObserved) -> Profile:
-    merged = _apply_records(profile, [_order_record(event)], [_refund_record(refund) for refund in event.refunds])
-    identity = _fill_identity(
-        merged,
-        email=event.email,
-        phone=event.phone,
-        first_name=event.first_name,
-        last_name=event.last_name,
-    )
-    return merged.model_copy(update=identity) if identity else merged
-
-
-def _apply_refunds(profile: Profile, events: list[RefundObserved]) -> Profile:
-    return _apply_records(profile, [], [_refund_record(event) for event in events])
+def with_orders(profile: Profile, orders: Iterable[OrderRecord], refunds: Iterable[RefundRecord] = ()) -> Profile:
+    """The profile with these orders and refunds (keyed by their ids) as its whole order history."""
+    states: dict[str, OrderState] = {}
+    for record in orders:
+        states[record.order_id] = _merge_state(states.get(record.order_id, OrderState()), [record], [])
+    for refund in refunds:
+        states[refund.order_id] = _merge_state(states.get(refund.order_id, OrderState()), [], [refund])
+    stats = OrderStats()
+    for state in states.values():
+        stats = stats.replaced(None, state.contribution())
+        if state.order is not None:
+            stats = stats.observed(state.order)
+    return profile.model_copy(update={"order_stats": stats})
 
 
 def _open_checkout(profile: Profile, token: str, at: datetime) -> Profile:
     """Open (or move) the open checkout, unless an order already ended it or a later one is open."""
-    if any(_closes_checkout(order, token, at) for order in profile.orders.values()):
+    if profile.order_stats.closes_checkout(token, at):
         return profile
     current = profile.open_checkout_at
     if current is not None and (at, token) <= (current, profile.open_checkout_token or ""):

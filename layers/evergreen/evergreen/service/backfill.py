@@ -21,9 +21,10 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.events import CustomerUpserted, OrderObserved, RefundObserved
+from evergreen.domain.events import CustomerUpserted, OrderObserved
+from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply, merge_guest
+from evergreen.domain.reducers import apply, apply_order, merge_guest
 from evergreen.segments import Definitions
 from evergreen.service.backfill_model import PHASES, BackfillCounts, BackfillProgress, Phase
 from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Touched
@@ -75,10 +76,6 @@ class BulkSource(Protocol):
 class ProgressStore(Protocol):
     def load(self, shop: str) -> BackfillProgress | None: ...
     def save(self, progress: BackfillProgress) -> None: ...
-
-
-class OrderLinker(Protocol):
-    def link(self, shop: str, order_id: str, profile_key: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -207,16 +204,16 @@ def order_payload(node: Mapping[str, Any], children: Mapping[str, list[dict[str,
     }
 
 
-def backfill_order(profile: Profile, event: OrderObserved) -> Profile:
-    """`apply` for a backfilled order: a stored snapshot at the same or a newer `updated_at` is kept
+def backfill_order(profile: Profile, state: OrderState | None, event: OrderObserved) -> tuple[Profile, OrderState]:
+    """`apply_order` for a backfilled order: a stored snapshot at the same or a newer `updated_at` is kept
     (a webhook's may carry details the bulk query does not read); its refunds still merge."""
-    stored = profile.orders.get(event.order_id)
+    stored = state.order if state is not None else None
     stored_at = stored.updated_at if stored is not None else None
-    if stored_at is not None and (event.updated_at is None or event.updated_at <= stored_at):
+    if state is not None and stored_at is not None and (event.updated_at is None or event.updated_at <= stored_at):
         for refund in event.refunds:
-            profile = apply(profile, refund)
-        return profile
-    return apply(profile, event)
+            profile, state = apply_order(profile, state, refund)
+        return profile, state
+    return apply_order(profile, state, event)
 
 
 # --- the backfill ------------------------------------------------------------------------------------
@@ -246,7 +243,6 @@ class Backfill:
         self,
         source: BulkSource,
         store: ProfileStore,
-        order_links: OrderLinker,
         progress: ProgressStore,
         definitions: Definitions,
         clock: Clock,
@@ -266,7 +262,6 @@ class Backfill:
         and every write is conditional, so two records of one profile in flight only cost a retry."""
         self._source = source
         self._store = store
-        self._links = order_links
         self._progress = progress
         self._clock = clock
         self._membership = membership
@@ -427,7 +422,7 @@ class Backfill:
                 if blank is None:
                     return "skipped", []
                 result = self._write(blank, order)
-                results = [result, *self._link(shop, order, result, revisit)]
+                results = [result]
         except MalformedPayload as error:
             logger.warning(
                 "Backfill record skipped", extra={"shop": shop, "line": record.last_line, "reason": error.reason}
@@ -436,10 +431,20 @@ class Backfill:
         return ("applied" if result.outcome is Outcome.WRITTEN else "unchanged"), results
 
     def _write(self, blank: Profile, event: CustomerUpserted | OrderObserved) -> WriteResult:
-        def reducer(profile: Profile) -> Profile:
-            return backfill_order(profile, event) if isinstance(event, OrderObserved) else apply(profile, event)
-
-        return self._writer.write(blank, reducer, None, merge=merge_guest)
+        """The webhook write path: an order and its refunds land on the order item, together with the profile's
+        aggregates, in one conditional write (refunds webhooks parked there are folded in by the same write)."""
+        if isinstance(event, OrderObserved):
+            return self._writer.write_order(
+                blank,
+                event.order_id,
+                lambda profile, state: backfill_order(profile, state, event),
+                None,
+                merge=merge_guest,
+                guest_email=event.email_normalized,
+            )
+        return self._writer.write(
+            blank, lambda profile: apply(profile, event), None, merge=merge_guest, guest_email=event.email_normalized
+        )
 
     def _touch(self, result: WriteResult, revisit: bool) -> None:
         """Remember a written profile for the bulk sync (and, right after a resume, an unchanged one too,
@@ -462,29 +467,8 @@ class Backfill:
         self._before_versions[profile.key] = before_version
         self._touched[profile.key] = Touched(before, profile)
 
-    def _link(self, shop: str, order: OrderObserved, result: WriteResult, revisit: bool) -> list[WriteResult]:
-        """Point the order at its profile so later refunds/create webhooks find it, and fold in refunds
-        that webhooks parked before the order was known."""
-        profile = result.profile
-        if profile is None:
-            return []
-        new_order = result.outcome is Outcome.WRITTEN and (
-            result.before is None or order.order_id not in result.before.orders
-        )
-        if not (new_order or revisit):
-            return []
-        link = self._links.link(shop, order.order_id, profile.key)
-        parked = getattr(link, "parked_refunds", {}) or {}
-        missing = [RefundObserved.model_validate(raw) for rid, raw in parked.items() if rid not in profile.refunds]
-        blank = Profile(shop=shop, customer_id=profile.customer_id, email_normalized=profile.email_normalized)
-        return [self._writer.write(blank, _applying(refund), None, merge=merge_guest) for refund in missing]
-
 
 def _with_end[T](items: Iterator[T]) -> Iterator[T | None]:
     """The items, then None once, so a loop can finish its last batch."""
     yield from items
     yield None
-
-
-def _applying(event: RefundObserved) -> Callable[[Profile], Profile]:
-    return lambda profile: apply(profile, event)

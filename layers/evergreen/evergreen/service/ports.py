@@ -1,13 +1,42 @@
-"""The small interfaces the use cases need from storage and messaging."""
+"""The small interfaces the use cases need from storage and messaging, and the types they exchange."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
+
+
+class VersionConflict(Exception):
+    """Another writer changed the profile (or the order) since it was read."""
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    """One order as stored beside the profiles: its owner (None while only refunds are parked) and state.
+
+    `version` is the stored version (0: not stored); writes are conditioned on it.
+    """
+
+    shop: str
+    order_id: str
+    owner: str | None
+    state: OrderState
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one consistent batch read returns for a write."""
+
+    profile: Profile | None
+    order: OrderItem | None = None
+    guest: Profile | None = None
 
 
 class PageLike[T](Protocol):
@@ -19,13 +48,40 @@ class PageLike[T](Protocol):
 
 class ProfileStore(Protocol):
     def load(self, shop: str, profile_key: str) -> Profile | None: ...
+    def load_for_write(
+        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+    ) -> Snapshot:
+        """The profile, the order item and the guest profile, in one consistent read."""
+        ...
+
+    def load_order(self, shop: str, order_id: str) -> OrderItem | None: ...
+    def orders_of(self, shop: str, profile_key: str) -> list[OrderItem]:
+        """Every order item owned by the profile, read consistently (the aggregates' rebuild)."""
+        ...
+
+    def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
+        """The ids of the orders the profile owns, from the `by_owner` index (eventually consistent)."""
+        ...
+
+    def park_refund(self, item: OrderItem, now: datetime) -> None:
+        """Write an order item with no owner yet (refunds before their order); VersionConflict on a race."""
+        ...
+
     def customer_key_for_email(self, shop: str, email_normalized: str) -> str | None: ...
     def keys_with_email(self, shop: str, email_normalized: str) -> list[str]: ...
     def keys_in_shop(self, shop: str) -> Iterator[str]: ...
-    def save(self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime) -> None: ...
-    def save_merged(
-        self, profile: Profile, expected_version: int, guest: Profile, pending: SegmentChange | None, now: datetime
-    ) -> None: ...
+    def save(
+        self,
+        profile: Profile,
+        expected_version: int,
+        pending: SegmentChange | None,
+        now: datetime,
+        order: OrderItem | None = None,
+        guest: Profile | None = None,
+    ) -> None:
+        """Write the profile (and the order item, and delete a merged guest) atomically, or VersionConflict."""
+        ...
+
     def delete(self, shop: str, profile_keys: Sequence[str]) -> int: ...
 
 

@@ -1,8 +1,12 @@
-"""Load, apply, re-evaluate and write one profile with optimistic concurrency."""
+"""Load, apply, re-evaluate and write one profile (and the order an event is about) with optimistic concurrency.
+
+One write costs one consistent BatchGetItem (the profile, the order item, the guest profile a customer may
+absorb) and one conditional write: an UpdateItem, or a TransactWriteItems when an order item is written or a
+guest is merged. Re-delivery is found by that read; nothing is written for it.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,10 +16,11 @@ from aws_lambda_powertools import Logger
 from evergreen.clock import Clock
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.membership import reevaluate
+from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
-from evergreen.service.ports import ChangePublisher, ProfileStore
-from evergreen.storage.profiles import VersionConflict
+from evergreen.service.ports import ChangePublisher, OrderItem, ProfileStore, Snapshot, VersionConflict
+from evergreen.service.routing import GUEST_PREFIX, guest_key, profile_at
 
 logger = Logger(child=True)
 
@@ -43,6 +48,16 @@ class ConflictsExhausted(Exception):
 
 
 Reducer = Callable[[Profile], Profile]
+OrderReducer = Callable[[Profile, OrderState | None], tuple[Profile, OrderState]]
+Merge = Callable[[Profile, Profile], Profile]
+
+
+class _Reroute(Exception):
+    """The order belongs to another profile: write there instead."""
+
+    def __init__(self, target: Profile) -> None:
+        super().__init__("order owned elsewhere")
+        self.target = target
 
 
 class ProfileWriter:
@@ -59,37 +74,141 @@ class ProfileWriter:
         blank: Profile,
         reducer: Reducer,
         delivery_id: str | None = None,
-        merge: Callable[[Profile, Profile], Profile] | None = None,
+        merge: Merge | None = None,
+        guest_email: str | None = None,
     ) -> WriteResult:
         """Apply `reducer` to the stored profile at `blank.key` (or to `blank` when none is stored).
 
         A delivery id the profile has seen makes the call a no-op. With `merge`, a guest profile
-        with the result's email is folded in and deleted in the same transaction.
+        with the result's email is folded in and deleted in the same transaction; `guest_email` is
+        the email the event names, so that guest is read with the profile.
         """
+        return self._write(blank, None, lambda profile, _: (reducer(profile), None), delivery_id, merge, guest_email)
+
+    def write_order(
+        self,
+        blank: Profile,
+        order_id: str,
+        reducer: OrderReducer,
+        delivery_id: str | None = None,
+        merge: Merge | None = None,
+        guest_email: str | None = None,
+    ) -> WriteResult:
+        """Apply an order event to the profile and the order's item together, in one transaction.
+
+        The order's item names its owner: when that is another profile, the write goes there, so an
+        order counts for exactly one profile.
+        """
+        return self._write(blank, order_id, reducer, delivery_id, merge, guest_email)
+
+    def _write(
+        self,
+        blank: Profile,
+        order_id: str | None,
+        reducer: Callable[[Profile, OrderState | None], tuple[Profile, OrderState | None]],
+        delivery_id: str | None,
+        merge: Merge | None,
+        guest_email: str | None,
+    ) -> WriteResult:
+        target = blank
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            loaded = self._store.load(blank.shop, blank.key)
+            hint = guest_email if merge is not None and target.customer_id is not None else None
+            wanted_guest = guest_key(target.shop, hint) if hint else None
+            snapshot = self._store.load_for_write(target.shop, target.key, order_id, wanted_guest)
+            loaded = snapshot.profile
             if loaded is not None and loaded.has_seen(delivery_id):
                 return WriteResult(Outcome.DUPLICATE, loaded)
-            base = loaded or blank
-            applied = reducer(base)
-            guest = self._guest_to_merge(loaded, applied) if merge else None
-            if guest is not None and merge is not None:
-                applied = merge(applied, guest)
-            if loaded is not None and applied == loaded and guest is None:
-                return WriteResult(Outcome.UNCHANGED, loaded)
-            expected = loaded.version if loaded else 0
-            result = reevaluate(applied.remember(delivery_id), self._definitions, self._clock.now(), expected + 1)
             try:
-                if guest is not None:
-                    self._store.save_merged(result.profile, expected, guest, result.change, self._clock.now())
-                else:
-                    self._store.save(result.profile, expected, result.change, self._clock.now())
+                outcome = self._attempt(target, order_id, reducer, snapshot, wanted_guest, merge, delivery_id)
+            except _Reroute as reroute:
+                target = reroute.target
+                continue
             except VersionConflict:
                 logger.info("Profile changed concurrently; retrying", extra={"attempt": attempt})
                 continue
-            self.enqueue(result.change)
-            return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
-        raise ConflictsExhausted(f"profile key sha256:{hashlib.sha256(blank.key.encode()).hexdigest()[:12]}")
+            return outcome
+        raise ConflictsExhausted("the profile kept changing concurrently")
+
+    def _attempt(
+        self,
+        target: Profile,
+        order_id: str | None,
+        reducer: Callable[[Profile, OrderState | None], tuple[Profile, OrderState | None]],
+        snapshot: Snapshot,
+        wanted_guest: str | None,
+        merge: Merge | None,
+        delivery_id: str | None,
+    ) -> WriteResult:
+        loaded, stored = snapshot.profile, snapshot.order
+        base = loaded or target
+        if stored is not None and stored.owner is not None:
+            base = self._adopt(base, loaded, stored, snapshot)
+        applied, state = reducer(base, stored.state if stored is not None else None)
+        guest = self._guest_to_merge(loaded, applied, snapshot.guest, wanted_guest) if merge else None
+        if guest is not None and merge is not None:
+            applied = merge(applied, guest)
+        owner_changes = stored is not None and stored.owner != applied.key
+        guest_owned = snapshot.guest is not None and stored is not None and stored.owner == snapshot.guest.key
+        if guest_owned and owner_changes and (guest is None or stored is None or guest.key != stored.owner):
+            raise _Reroute(profile_at(applied.shop, snapshot.guest.key if snapshot.guest else applied.key))
+        order_changed = state is not None and (stored is None or state != stored.state or owner_changes)
+        if loaded is not None and applied == loaded and guest is None and not order_changed:
+            return WriteResult(Outcome.UNCHANGED, loaded)
+        if applied.order_stats.needs_rebuild:
+            applied = self._rebuilt(applied, order_id, state)
+        expected = loaded.version if loaded else 0
+        now = self._clock.now()
+        result = reevaluate(applied.remember(delivery_id), self._definitions, now, expected + 1)
+        order = None
+        if order_changed and order_id is not None and state is not None:
+            version = stored.version if stored is not None else 0
+            order = OrderItem(applied.shop, order_id, applied.key, state, version)
+        self._store.save(result.profile, expected, result.change, now, order=order, guest=guest)
+        self.enqueue(result.change)
+        return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
+
+    def _adopt(self, base: Profile, loaded: Profile | None, stored: OrderItem, snapshot: Snapshot) -> Profile:
+        """The profile to apply an order event to, given that `stored.owner` owns the order.
+
+        The owner's aggregates hold the order's contribution. When the owner is this profile, or a guest
+        it absorbed or is about to absorb, nothing is needed. When the owner is another profile that exists,
+        the write goes there. When the owner is gone (a guest merged into a customer, found by its email),
+        the write goes to that customer; with no successor, this profile takes the order over with its
+        contribution.
+        """
+        owner = stored.owner
+        assert owner is not None
+        if (owner == base.key and loaded is not None) or owner in base.merged_guests:
+            return base
+        if snapshot.guest is not None and owner == snapshot.guest.key:
+            return base  # merged in this write, or re-routed to the guest after the merge check
+        if owner != base.key and self._store.load(base.shop, owner) is not None:
+            raise _Reroute(profile_at(base.shop, owner))
+        if owner.startswith(GUEST_PREFIX):
+            successor = self._store.customer_key_for_email(base.shop, owner.removeprefix(GUEST_PREFIX))
+            if successor is not None and successor != base.key:
+                raise _Reroute(profile_at(base.shop, successor))
+        stats = base.order_stats.replaced(None, stored.state.contribution())
+        return base.model_copy(update={"order_stats": stats})
+
+    def _rebuilt(self, applied: Profile, order_id: str | None, state: OrderState | None) -> Profile:
+        """The profile with its order windows rebuilt from its order items (a window ran out).
+
+        The items are listed by an eventually consistent index; the rebuild must agree with the exact
+        count and net spent, or the write is retried.
+        """
+        states: dict[str, OrderState] = {}
+        for owner in (applied.key, *applied.merged_guests):
+            for item in self._store.orders_of(applied.shop, owner):
+                states[item.order_id] = item.state
+        if order_id is not None and state is not None:
+            states[order_id] = state
+        stats = applied.order_stats.rebuilt(states.values())
+        exact = applied.order_stats
+        if (stats.count, stats.net_spent) != (exact.count, exact.net_spent) or stats.needs_rebuild:
+            logger.info("Order index not caught up; retrying")
+            raise VersionConflict("order index behind")
+        return applied.model_copy(update={"order_stats": stats})
 
     def enqueue(self, change: SegmentChange | None) -> bool:
         """Send a change; on failure the outbox index keeps it for the sweep to re-send."""
@@ -102,10 +221,14 @@ class ProfileWriter:
             return False
         return True
 
-    def _guest_to_merge(self, loaded: Profile | None, applied: Profile) -> Profile | None:
+    def _guest_to_merge(
+        self, loaded: Profile | None, applied: Profile, prefetched: Profile | None, prefetched_key: str | None
+    ) -> Profile | None:
         if applied.customer_id is None or applied.email_normalized is None:
             return None
         if loaded is not None and loaded.email_normalized == applied.email_normalized:
             return None
-        guest_key = Profile(shop=applied.shop, email_normalized=applied.email_normalized).key
-        return self._store.load(applied.shop, guest_key)
+        key = guest_key(applied.shop, applied.email_normalized)
+        if key == prefetched_key:
+            return prefetched
+        return self._store.load(applied.shop, key)

@@ -23,3 +23,15 @@ def profile_for(store: ProfileStore, shop: str, customer_id: str | None, email: 
     if key is not None:
         return Profile(shop=shop, customer_id=key.removeprefix(CUSTOMER_PREFIX))
     return Profile(shop=shop, email_normalized=email)
+
+
+def profile_at(shop: str, profile_key: str) -> Profile:
+    """A blank profile with this key (a customer's or a guest's)."""
+    if profile_key.startswith(CUSTOMER_PREFIX):
+        return Profile(shop=shop, customer_id=profile_key.removeprefix(CUSTOMER_PREFIX))
+    return Profile(shop=shop, email_normalized=profile_key.removeprefix(GUEST_PREFIX))
+
+
+def guest_key(shop: str, email_normalized: str) -> str:
+    """The key of the guest profile for an email."""
+    return Profile(shop=shop, email_normalized=email_normalized).key

@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -23,14 +22,14 @@ from evergreen.domain.events import (
     ShopifyEvent,
     ShopRedactRequested,
 )
+from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply, merge_guest
-from evergreen.service.ports import DataExporter, ProfileStore
-from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
-from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
+from evergreen.domain.reducers import apply, apply_order, merge_guest
+from evergreen.service.ports import DataExporter, OrderItem, ProfileStore, VersionConflict
+from evergreen.service.profile_writer import ConflictsExhausted, Outcome, ProfileWriter, WriteResult
+from evergreen.service.routing import profile_at, profile_for
 from evergreen.shopify.hmac import verify_shopify_hmac
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, canonical_topic, translate
-from evergreen.storage.orders import OrderLink
 
 logger = Logger(child=True)
 
@@ -67,10 +66,9 @@ class WebhookAnswer:
 
 
 class OrderLinks(Protocol):
-    def get(self, shop: str, order_id: str) -> OrderLink | None: ...
-    def link(self, shop: str, order_id: str, profile_key: str) -> OrderLink: ...
-    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any], now: datetime) -> bool: ...
-    def keys_for(self, order_ids: list[str]) -> list[str]: ...
+    def keys_for(self, order_ids: list[str]) -> list[str]:
+        """The item keys of these orders (their order items live beside the profiles)."""
+        ...
 
 
 def fingerprint(value: str | None) -> str | None:
@@ -152,49 +150,49 @@ class ShopifyWebhooks:
                     return WebhookAnswer(200, {"status": "ignored", "reason": "no customer"}, topic, "ignored")
                 if isinstance(event, CustomerDeleted):
                     _log_destructive(topic, shop, None, event.customer_id)
-                result = self._write(blank, event, delivery_id)
-                if isinstance(event, OrderObserved):
-                    result = self._link_order(shop, event, result, delivery_id)
-                answer = _answer(topic, result)
+                answer = _answer(topic, self._write(blank, event, delivery_id))
                 return replace(answer, notes=_DESTROYED) if isinstance(event, CustomerDeleted) else answer
 
-    def _write(self, blank: Profile, event: ShopifyEvent | RefundObserved, delivery_id: str | None) -> WriteResult:
-        return self._writer.write(blank, lambda profile: apply(profile, event), delivery_id, merge=merge_guest)
-
-    def _link_order(self, shop: str, event: OrderObserved, result: WriteResult, delivery_id: str | None) -> WriteResult:
-        """Record which profile owns a new order, then fold in refunds that arrived before it.
-
-        A re-delivery links again, so a link lost to a failure after the profile write is restored.
-        """
-        if result.profile is None or result.outcome is Outcome.UNCHANGED:
-            return result
-        if result.outcome is Outcome.WRITTEN and result.before is not None and event.order_id in result.before.orders:
-            return result
-        profile = result.profile
-        link = self._links.link(shop, event.order_id, profile.key)
-        missing = [
-            RefundObserved.model_validate(refund)
-            for refund_id, refund in link.parked_refunds.items()
-            if refund_id not in profile.refunds
-        ]
-        blank = Profile(shop=shop, customer_id=profile.customer_id, email_normalized=profile.email_normalized)
-        for refund in missing:
-            result = self._write(blank, refund, None)
-        return result
+    def _write(self, blank: Profile, event: ShopifyEvent, delivery_id: str | None) -> WriteResult:
+        """One consistent read and one conditional write (a transaction when an order item is written)."""
+        if isinstance(event, OrderObserved | RefundObserved):
+            return self._writer.write_order(
+                blank,
+                event.order_id,
+                lambda profile, state: apply_order(profile, state, event),
+                delivery_id,
+                merge=merge_guest,
+                guest_email=event.email_normalized,
+            )
+        return self._writer.write(
+            blank,
+            lambda profile: apply(profile, event),
+            delivery_id,
+            merge=merge_guest,
+            guest_email=event.email_normalized,
+        )
 
     def _refund(self, shop: str, topic: str, event: RefundObserved, delivery_id: str | None) -> WebhookAnswer:
-        link = self._links.get(shop, event.order_id)
-        if link is None or link.profile_key is None:
-            parked = event.model_dump(mode="json")
-            if self._links.park_refund(shop, event.order_id, event.refund_id, parked, self._clock.now()):
+        """Route a refund to its order's owner; park it on the order's item when the order is not known yet.
+
+        The refund names only its order, so its owner is read first: one GetItem, then the write's own read
+        and write (3 requests). Parking is that GetItem and one conditional Put.
+        """
+        for _ in range(8):
+            item = self._store.load_order(shop, event.order_id)
+            if item is not None and item.owner is not None:
+                return _answer(topic, self._write(profile_at(shop, item.owner), event, delivery_id))
+            state = item.state if item is not None else OrderState()
+            _, parked = apply_order(Profile(shop=shop), state, event)
+            if item is not None and parked == item.state:
                 return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
-            link = self._links.get(shop, event.order_id)
-        assert link is not None and link.profile_key is not None
-        owner = link.profile_key
-        customer_id = owner.removeprefix(CUSTOMER_PREFIX) if owner.startswith(CUSTOMER_PREFIX) else None
-        email = owner.removeprefix(GUEST_PREFIX) if customer_id is None else None
-        blank = Profile(shop=shop, customer_id=customer_id, email_normalized=email)
-        return _answer(topic, self._write(blank, event, delivery_id))
+            version = item.version if item is not None else 0
+            try:
+                self._store.park_refund(OrderItem(shop, event.order_id, None, parked, version), self._clock.now())
+            except VersionConflict:
+                continue
+            return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
+        raise ConflictsExhausted("the order kept changing concurrently")
 
     def _customer_keys(self, shop: str, customer_id: str | None, email: str | None) -> list[Profile]:
         found: list[Profile] = []
@@ -212,7 +210,9 @@ class ShopifyWebhooks:
 
     def _redact_customer(self, shop: str, event: CustomerRedactRequested) -> int:
         profiles = self._customer_keys(shop, event.customer_id, event.email_normalized)
-        order_ids = sorted({*event.orders, *(order for profile in profiles for order in profile.orders)})
+        owners = {profile.key for profile in profiles} | {key for profile in profiles for key in profile.merged_guests}
+        owned = {order_id for owner in sorted(owners) for order_id in self._store.order_ids_of(shop, owner)}
+        order_ids = sorted({*event.orders, *owned})
         keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
         deleted = self._store.delete(shop, keys)
         logger.info(
@@ -220,6 +220,14 @@ class ShopifyWebhooks:
             extra={"shop": shop, "customer_id": event.customer_id, "email_hash": fingerprint(event.email_normalized)},
         )
         return deleted
+
+    def _exported(self, profile: Profile) -> dict[str, Any]:
+        """A profile as stored, with every order it owns (each order is its own item)."""
+        owned = [
+            order for key in (profile.key, *profile.merged_guests) for order in self._store.orders_of(profile.shop, key)
+        ]
+        orders = {order.order_id: order.state.model_dump(mode="json", exclude_defaults=True) for order in owned}
+        return {**profile.model_dump(mode="json"), "orders": orders}
 
     def _export_customer(self, shop: str, event: DataRequested) -> str:
         profiles = self._customer_keys(shop, event.customer_id, event.email_normalized)
@@ -232,7 +240,7 @@ class ShopifyWebhooks:
             "data_request_id": event.data_request_id,
             "orders_requested": list(event.orders_requested),
             "generated_at": self._clock.now().isoformat(),
-            "profiles": [profile.model_dump(mode="json") for profile in profiles],
+            "profiles": [self._exported(profile) for profile in profiles],
         }
         self._exporter.export(key, document)
         logger.info("Customer data exported", extra={"shop": shop, "export_key": key})

@@ -18,8 +18,7 @@ from evergreen.domain.changes import SegmentChange
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
-from evergreen.service.ports import ChangePublisher, PageLike
-from evergreen.storage.profiles import VersionConflict
+from evergreen.service.ports import ChangePublisher, PageLike, VersionConflict
 
 logger = Logger(child=True)
 

@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 
 SHOP_PREFIX = "shop#"
+ORDER_PREFIX = "order#"
 
 
 def shop_pk(shop: str) -> str:
@@ -28,6 +29,11 @@ def unsynced_pk(shard: int) -> str:
 
 def email_pk(shop: str, email_normalized: str) -> str:
     return f"{shop}#{email_normalized}"
+
+
+def owner_pk(shop: str, profile_key: str) -> str:
+    """The `by_owner` index key: every order item of one profile."""
+    return f"{shop}/{profile_key}"
 
 
 def instant(at: datetime) -> str:

@@ -1,89 +1,65 @@
-"""Order links: which profile an order belongs to, and refunds that arrived before their order.
+"""Order items: one per order (`sk = order#<order id>`) beside the profiles of its shop.
 
-A link is an item beside the profiles (`sk = order#<order id>`). refunds/create names only the
-order, so the link routes it; when the order is not known yet, the refund is parked on the link
-and folded into the profile when the order arrives (one attribute per parked refund).
+An order item holds the order's newest snapshot and its refunds (`OrderState` as JSON), the key of the
+profile that owns it (`owner`, absent while only refunds that arrived before the order are parked) and
+`owner_pk`, the `by_owner` index key that lists a profile's orders. refunds/create names only the order,
+so the item routes it to its profile. It is written in the same transaction as its profile, conditioned
+on its own `version`. An item that only holds parked refunds carries `expires_at`, so DynamoDB's TTL
+removes it if its order never arrives (60 days).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from evergreen.domain.orders import OrderState
+from evergreen.service.ports import OrderItem
 from evergreen.storage import keys
 
-ORDER_PREFIX = "order#"
-PARKED_PREFIX = "parked_refund:"
+ORDER_PREFIX = keys.ORDER_PREFIX
 PARKED_REFUNDS_KEPT = timedelta(days=60)
 
 
-@dataclass(frozen=True)
-class OrderLink:
-    profile_key: str | None
-    parked_refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+def order_key(shop: str, order_id: str) -> dict[str, Any]:
+    return {"pk": {"S": keys.shop_pk(shop)}, "sk": {"S": f"{ORDER_PREFIX}{order_id}"}}
 
 
-def _link_from_item(item: dict[str, Any]) -> OrderLink:
-    parked = {
-        name.removeprefix(PARKED_PREFIX): json.loads(value["S"])
-        for name, value in item.items()
-        if name.startswith(PARKED_PREFIX)
+def order_from_item(item: dict[str, Any]) -> OrderItem:
+    shop = item["pk"]["S"].removeprefix(keys.SHOP_PREFIX)
+    order_id = item["sk"]["S"].removeprefix(ORDER_PREFIX)
+    raw = item.get("order", {}).get("S")
+    state = OrderState.model_validate_json(raw) if raw else OrderState()
+    return OrderItem(shop, order_id, item.get("owner", {}).get("S"), state, int(item.get("version", {"N": "0"})["N"]))
+
+
+def order_put(table: str, order: OrderItem, now: datetime) -> dict[str, Any]:
+    """A conditional Put of the item's next version (the one after `order.version`)."""
+    item: dict[str, Any] = {
+        **order_key(order.shop, order.order_id),
+        "order": {"S": order.state.model_dump_json(exclude_defaults=True)},
+        "version": {"N": str(order.version + 1)},
     }
-    return OrderLink(item.get("profile_key", {}).get("S"), parked)
+    if order.owner is not None:
+        item["owner"] = {"S": order.owner}
+        item["owner_pk"] = {"S": keys.owner_pk(order.shop, order.owner)}
+    else:
+        item["expires_at"] = {"N": str(int((now + PARKED_REFUNDS_KEPT).timestamp()))}
+    put: dict[str, Any] = {"TableName": table, "Item": item}
+    if order.version == 0:
+        put["ConditionExpression"] = "attribute_not_exists(pk)"
+    else:
+        put["ConditionExpression"] = "version = :ov"
+        put["ExpressionAttributeValues"] = {":ov": {"N": str(order.version)}}
+    return put
 
 
 class DynamoOrderLinks:
+    """The sort keys of order items, for deletions that know only order ids."""
+
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
         self._table = table_name
-
-    def _key(self, shop: str, order_id: str) -> dict[str, Any]:
-        return {"pk": {"S": keys.shop_pk(shop)}, "sk": {"S": f"{ORDER_PREFIX}{order_id}"}}
-
-    def get(self, shop: str, order_id: str) -> OrderLink | None:
-        response = self._client.get_item(TableName=self._table, Key=self._key(shop, order_id), ConsistentRead=True)
-        item = response.get("Item")
-        return _link_from_item(item) if item else None
-
-    def link(self, shop: str, order_id: str, profile_key: str) -> OrderLink:
-        """Point the order at its profile; returns the link with any refunds parked meanwhile."""
-        response = self._client.update_item(
-            TableName=self._table,
-            Key=self._key(shop, order_id),
-            UpdateExpression="SET profile_key = :k REMOVE expires_at",
-            ExpressionAttributeValues={":k": {"S": profile_key}},
-            ReturnValues="ALL_NEW",
-        )
-        return _link_from_item(response["Attributes"])
-
-    def park_refund(self, shop: str, order_id: str, refund_id: str, refund: dict[str, Any], now: datetime) -> bool:
-        """Keep a refund for an order not seen yet; False when the order got linked meanwhile.
-
-        A link that only holds parked refunds expires (DynamoDB TTL) if its order never arrives,
-        for example an order with no customer and no email.
-        """
-        expires_at = int((now + PARKED_REFUNDS_KEPT).timestamp())
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(shop, order_id),
-                UpdateExpression="SET #refund = :refund, expires_at = if_not_exists(expires_at, :expires)",
-                ConditionExpression="attribute_not_exists(profile_key)",
-                ExpressionAttributeNames={"#refund": f"{PARKED_PREFIX}{refund_id}"},
-                ExpressionAttributeValues={
-                    ":refund": {"S": json.dumps(refund, default=str)},
-                    ":expires": {"N": str(expires_at)},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
     def keys_for(self, order_ids: list[str]) -> list[str]:
         return [f"{ORDER_PREFIX}{order_id}" for order_id in order_ids]

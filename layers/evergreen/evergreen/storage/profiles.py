@@ -1,6 +1,7 @@
 """The profiles table: one item per (shop, profile key), written with optimistic concurrency.
 
-An item holds the profile as JSON plus the attributes its indexes need:
+An item holds the profile as JSON (with bounded order aggregates; each order is its own item, see
+storage/orders.py) plus the attributes its indexes need:
 `due_pk`/`next_transition_at` (sparse `due` index), `unsynced_pk`/`unsynced_since` and
 `pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index),
 `klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known) and `synced_version`,
@@ -19,7 +20,11 @@ from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
+from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
 from evergreen.storage import keys
+from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
+
+__all__ = ["DynamoProfileStore", "Page", "VersionConflict", "profile_from_item"]
 
 Item = dict[str, Any]
 PageKey = dict[str, Any] | None
@@ -34,10 +39,6 @@ PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 def klaviyo_pk(shop: str, klaviyo_profile_id: str) -> str:
     """The `by_klaviyo` index key: a shop's profile by the Klaviyo profile id sync learned for it."""
     return f"{shop}#{klaviyo_profile_id}"
-
-
-class VersionConflict(Exception):
-    """Another writer changed the profile since it was read."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _is_conditional_failure(error: ClientError) -> bool:
         return True
     if code == "TransactionCanceledException":
         reasons = error.response.get("CancellationReasons", [])
-        return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+        return any(reason.get("Code") in {"ConditionalCheckFailed", "TransactionConflict"} for reason in reasons)
     return False
 
 
@@ -89,6 +90,77 @@ class DynamoProfileStore:
         )
         item = response.get("Item")
         return profile_from_item(item) if item else None
+
+    def load_for_write(
+        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+    ) -> Snapshot:
+        """The profile, the order item and the guest profile in one consistent BatchGetItem."""
+        wanted = [{"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}]
+        if order_id is not None:
+            wanted.append(order_key(shop, order_id))
+        if guest_key is not None and guest_key != profile_key:
+            wanted.append({"pk": _s(keys.shop_pk(shop)), "sk": _s(guest_key)})
+        found: dict[str, Item] = {}
+        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
+        while request:
+            response = self._client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[item["sk"]["S"]] = item
+            request = response.get("UnprocessedKeys") or {}
+        profile_item = found.get(profile_key)
+        order_item = found.get(f"{ORDER_PREFIX}{order_id}") if order_id is not None else None
+        guest_item = found.get(guest_key) if guest_key is not None and guest_key != profile_key else None
+        return Snapshot(
+            profile=profile_from_item(profile_item) if profile_item else None,
+            order=order_from_item(order_item) if order_item else None,
+            guest=profile_from_item(guest_item) if guest_item else None,
+        )
+
+    def load_order(self, shop: str, order_id: str) -> OrderItem | None:
+        response = self._client.get_item(TableName=self._table, Key=order_key(shop, order_id), ConsistentRead=True)
+        item = response.get("Item")
+        return order_from_item(item) if item else None
+
+    def orders_of(self, shop: str, profile_key: str) -> list[OrderItem]:
+        """Every order item owned by the profile: the `by_owner` index names them, a consistent read reads them."""
+        names = self._owned_keys(shop, profile_key)
+        orders: list[OrderItem] = []
+        for offset in range(0, len(names), 100):
+            request: dict[str, Any] = {self._table: {"Keys": names[offset : offset + 100], "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                orders += [order_from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
+                request = response.get("UnprocessedKeys") or {}
+        return [order for order in orders if order.owner == profile_key]
+
+    def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
+        return [key["sk"]["S"].removeprefix(ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
+
+    def _owned_keys(self, shop: str, profile_key: str) -> list[dict[str, Any]]:
+        names: list[dict[str, Any]] = []
+        start: PageKey = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "by_owner",
+                "KeyConditionExpression": "owner_pk = :o",
+                "ExpressionAttributeValues": {":o": _s(keys.owner_pk(shop, profile_key))},
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._client.query(**kwargs)
+            names += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return names
+
+    def park_refund(self, item: OrderItem, now: datetime) -> None:
+        try:
+            self._client.put_item(**order_put(self._table, item, now))
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise VersionConflict(item.order_id) from error
+            raise
 
     def customer_key_for_email(self, shop: str, email_normalized: str) -> str | None:
         """The key of the shop's customer profile with this email, if one exists (eventually consistent)."""
@@ -254,25 +326,30 @@ class DynamoProfileStore:
         self._client.delete_item(TableName=self._table, Key=PROGRESS_KEY)
 
     # writes --------------------------------------------------------------
-    def save(self, profile: Profile, expected_version: int, pending: SegmentChange | None, now: datetime) -> None:
-        """Write the profile if its stored version is still `expected_version` (0: must not exist)."""
-        try:
-            self._client.update_item(**self._update(profile, expected_version, pending, now))
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise VersionConflict(profile.key) from error
-            raise
-
-    def save_merged(
-        self, profile: Profile, expected_version: int, guest: Profile, pending: SegmentChange | None, now: datetime
+    def save(
+        self,
+        profile: Profile,
+        expected_version: int,
+        pending: SegmentChange | None,
+        now: datetime,
+        order: OrderItem | None = None,
+        guest: Profile | None = None,
     ) -> None:
-        """Write the customer profile and delete the guest profile merged into it, atomically."""
+        """Write the profile if its stored version is still `expected_version` (0: must not exist).
+
+        With `order`, the order item's next version is written in the same transaction (conditioned on
+        `order.version`); with `guest`, the guest profile merged into this one is deleted in it.
+        """
         update = self._update(profile, expected_version, pending, now)
-        update.pop("ReturnValues", None)
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {"Update": update},
+            if order is None and guest is None:
+                self._client.update_item(**update)
+                return
+            actions: list[dict[str, Any]] = [{"Update": update}]
+            if order is not None:
+                actions.append({"Put": order_put(self._table, order, now)})
+            if guest is not None:
+                actions.append(
                     {
                         "Delete": {
                             "TableName": self._table,
@@ -280,12 +357,12 @@ class DynamoProfileStore:
                             "ConditionExpression": "version = :gv",
                             "ExpressionAttributeValues": {":gv": _n(guest.version)},
                         }
-                    },
-                ]
-            )
+                    }
+                )
+            self._client.transact_write_items(TransactItems=actions)
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise VersionConflict(profile.key) from error
+                raise VersionConflict("the profile changed since it was read") from error
             raise
 
     def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None:
