@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
@@ -18,7 +20,33 @@ from evergreen.storage.profiles import VersionConflict
 
 logger = Logger(child=True)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 64
+"""An upper bound only: the retry policy's time budget usually ends a losing streak first."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a write that lost a race is retried: jittered exponential backoff within a time budget.
+
+    Writers of one hot profile that retried at once would collide again. Each pause is drawn uniformly
+    from [0, min(cap, cycle * 2**(conflicts - 1))), where `cycle` is how long the losing attempt took
+    (load + apply + conditional write), so the spread grows with the number of contenders and scales
+    with how fast the table answers. The budget bounds the whole write inside the function's timeout;
+    a write that is still losing then answers 503 and the sender retries.
+    """
+
+    max_attempts: int = MAX_ATTEMPTS
+    budget_seconds: float = 8.0
+    min_cycle_seconds: float = 0.005
+    cap_seconds: float = 1.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+
+    def pause(self, conflicts: int, cycle_seconds: float) -> float:
+        """The pause after the `conflicts`-th lost race, whose attempt took `cycle_seconds`."""
+        spread: float = max(cycle_seconds, self.min_cycle_seconds) * 2.0 ** min(conflicts - 1, 16)
+        return self.jitter() * min(self.cap_seconds, spread)
 
 
 class Outcome(StrEnum):
@@ -47,11 +75,19 @@ Reducer = Callable[[Profile], Profile]
 class ProfileWriter:
     """The one place profiles are written: load, apply, re-evaluate, conditional write, enqueue."""
 
-    def __init__(self, store: ProfileStore, publisher: ChangePublisher, definitions: Definitions, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        publisher: ChangePublisher,
+        definitions: Definitions,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._definitions = definitions
         self._clock = clock
+        self._retry = retry or RetryPolicy()
 
     def write(
         self,
@@ -65,7 +101,11 @@ class ProfileWriter:
         A delivery id the profile has seen makes the call a no-op. With `merge`, a guest profile
         with the result's email is folded in and deleted in the same transaction.
         """
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        retry = self._retry
+        deadline = retry.monotonic() + retry.budget_seconds
+        attempt = 0
+        for attempt in range(1, retry.max_attempts + 1):
+            started = retry.monotonic()
             loaded = self._store.load(blank.shop, blank.key)
             if loaded is not None and loaded.has_seen(delivery_id):
                 return WriteResult(Outcome.DUPLICATE, loaded)
@@ -84,10 +124,16 @@ class ProfileWriter:
                 else:
                     self._store.save(result.profile, expected, result.change, self._clock.now())
             except VersionConflict:
-                logger.info("Profile changed concurrently; retrying", extra={"attempt": attempt})
+                now = retry.monotonic()
+                pause = retry.pause(attempt, now - started)
+                if attempt == retry.max_attempts or now + pause > deadline:
+                    break
+                logger.debug("Profile changed concurrently; retrying", extra={"attempt": attempt})
+                retry.sleep(pause)
                 continue
             self.enqueue(result.change)
             return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
+        logger.warning("Profile kept changing; answering 5xx so the sender retries", extra={"attempts": attempt})
         raise ConflictsExhausted(blank.key)
 
     def enqueue(self, change: SegmentChange | None) -> bool:
