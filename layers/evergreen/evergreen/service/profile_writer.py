@@ -28,24 +28,28 @@ MAX_ATTEMPTS = 64
 class RetryPolicy:
     """How a write that lost a race is retried: jittered exponential backoff within a time budget.
 
-    Writers of one hot profile that retried at once would collide again. Each pause is drawn uniformly
-    from [0, min(cap, cycle * 2**(conflicts - 1))), where `cycle` is how long the losing attempt took
-    (load + apply + conditional write), so the spread grows with the number of contenders and scales
-    with how fast the table answers. The budget bounds the whole write inside the function's timeout;
-    a write that is still losing then answers 503 and the sender retries.
+    Writers of one hot profile that retried at once would collide again, and every losing attempt costs the
+    table a read and a failed write. Each pause is drawn uniformly from
+    [0, min(cap, first_spread_cycles * cycle * 2**(conflicts - 1))), where `cycle` is how long the losing
+    attempt took (load + apply + conditional write): the spread starts at a few attempts' worth (a conflict
+    means at least one other writer), doubles with each further conflict, and scales with how fast the table
+    answers. The budget bounds the whole write inside the function's timeout; a write that is still losing
+    then answers 503 and the sender retries.
     """
 
     max_attempts: int = MAX_ATTEMPTS
     budget_seconds: float = 8.0
     min_cycle_seconds: float = 0.005
-    cap_seconds: float = 1.0
+    first_spread_cycles: float = 4.0
+    cap_seconds: float = 2.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def pause(self, conflicts: int, cycle_seconds: float) -> float:
         """The pause after the `conflicts`-th lost race, whose attempt took `cycle_seconds`."""
-        spread: float = max(cycle_seconds, self.min_cycle_seconds) * 2.0 ** min(conflicts - 1, 16)
+        cycle = max(cycle_seconds, self.min_cycle_seconds)
+        spread: float = self.first_spread_cycles * cycle * 2.0 ** min(conflicts - 1, 16)
         return self.jitter() * min(self.cap_seconds, spread)
 
 
