@@ -191,3 +191,26 @@ def test_a_message_that_arrives_just_before_its_instant_waits_for_it(edges, cloc
     assert waited == [0.7]
     assert result.outcome is TransitionOutcome.APPLIED
     assert world.profile(1).membership["lapsed"] == flip
+
+
+def test_a_message_far_ahead_of_its_instant_is_sent_again_for_the_rest_and_changes_nothing(edges, clock, world):
+    lapsing_in(edges, 1, timedelta(seconds=90))
+    edges.sweep.run(SweepRequest())
+    (due,) = delivered(edges)
+    before = world.profile(1)
+
+    result = edges.transitions.apply(due)
+
+    assert result.outcome is TransitionOutcome.RESCHEDULED
+    assert scheduled(edges) == [("customer#1", 90)]
+    assert world.profile(1) == before
+
+
+def test_a_dry_run_or_a_run_restricted_to_some_segments_hands_nothing_off(edges, clock):
+    lapsing_in(edges, 1, timedelta(seconds=90))
+
+    dry = edges.sweep.run(SweepRequest(dry_run=True))
+    some = edges.sweep.run(SweepRequest(segments=["lapsed"]))
+
+    assert (dry.scheduled, some.scheduled) == (0, 0)
+    assert scheduled(edges) == []
