@@ -31,6 +31,7 @@ from evergreen_local.targets import local_state_path
 from evergreen_local.template import (
     REPO_ROOT,
     TEMPLATE_PATH,
+    SqsSource,
     http_routes,
     load_template,
     schedules,
@@ -174,7 +175,7 @@ class LocalStack:
         self._moto_endpoint: str | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._poll_lock = threading.Lock()
+        self._poll_locks = {source.queue: threading.Lock() for source in sqs_sources(self.template)}
         self.sweeps_run = 0
         self._wrote_state = False
 
@@ -238,8 +239,11 @@ class LocalStack:
             )
             self.http_api.start()
             self._write_state()
-            if self.options.poll and sqs_sources(self.template):
-                self._spawn("sqs-poller", self._poll_forever)
+            if self.options.poll:
+                # One poller per queue, as Lambda polls each event source apart: a slow sync batch never
+                # holds back a transition due now.
+                for source in sqs_sources(self.template):
+                    self._spawn(f"sqs-poller-{source.function}", lambda source=source: self._poll_forever(source))
             if self.options.sweep_every and schedules(self.template):
                 self._spawn("sweep-timer", self._sweep_forever)
         except BaseException:
@@ -323,14 +327,15 @@ class LocalStack:
         self.sweeps_run += 1
         return result
 
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        """Receive one batch from each SQS event source and hand it to its function; returns messages handled."""
+    def poll_once(self, wait_seconds: int = 0, source: SqsSource | None = None) -> int:
+        """Receive one batch from each SQS event source (or only `source`) and hand it to its function;
+        returns messages handled."""
         runtime, resources = self._require(self.runtime), self._require(self.resources)
         handled = 0
-        with self._poll_lock:
-            for source in sqs_sources(self.template):
+        for polled in [source] if source else sqs_sources(self.template):
+            with self._poll_locks[polled.queue]:
                 handled += self._deliver_batch(
-                    runtime, resources, source.queue, source.function, source.batch_size, wait_seconds
+                    runtime, resources, polled.queue, polled.function, polled.batch_size, wait_seconds
                 )
         return handled
 
@@ -400,10 +405,10 @@ class LocalStack:
         LOG.info("%s: %d message(s), %d failed", function, len(messages), len(retry))
         return len(messages)
 
-    def _poll_forever(self) -> None:
+    def _poll_forever(self, source: SqsSource) -> None:
         while not self._stopping.is_set():
             try:
-                self.poll_once(wait_seconds=1)
+                self.poll_once(wait_seconds=1, source=source)
             except Exception:
                 if self._stopping.is_set():
                     return
@@ -436,7 +441,8 @@ class LocalStack:
             f"    table {resources.table_name}, queue {resources.queue_url}",
             f"  {sandbox}",
             f"  Shopify Admin sandbox {self._require(self.shopify_sandbox).url}  (fill it: ./evergreen seed-shop)",
-            f"  SQS poller           {'on' if self.options.poll else 'off'} -> SegmentSyncFunction",
+            f"  SQS pollers          {'on' if self.options.poll else 'off'} -> "
+            + ", ".join(source.function for source in sqs_sources(self.template)),
             f"  staleness sweep      {sweep}",
             "  local secrets        EVERGREEN_LOCAL_SHOPIFY_SECRET, EVERGREEN_LOCAL_KLAVIYO_SECRET (defaults in docs)",
             "",

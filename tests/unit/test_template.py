@@ -16,6 +16,7 @@ FUNCTIONS = {
     "StalenessSweepFunction": "functions/staleness_sweep",
     "SegmentSyncFunction": "functions/segment_sync",
     "BackfillFunction": "functions/backfill",
+    "TransitionFunction": "functions/transition",
 }
 
 
@@ -49,7 +50,7 @@ def test_every_function_runs_python_3_13_on_arm64_with_active_tracing(template: 
         assert props.get("Tracing", "Active") == "Active"
 
 
-def test_the_four_functions_live_where_the_handlers_are(template: dict[str, Any], repo_root: Any) -> None:
+def test_the_functions_live_where_the_handlers_are(template: dict[str, Any], repo_root: Any) -> None:
     specs = functions(template, repo_root)
     assert set(specs) == set(FUNCTIONS)
     for logical_id, directory in FUNCTIONS.items():
@@ -108,8 +109,7 @@ def test_webhooks_arrive_through_the_http_api_as_payload_v2(template: dict[str, 
 
 
 def test_segment_sync_reports_partial_batch_failures_within_klaviyos_rate_limits(template: dict[str, Any]) -> None:
-    (source,) = sqs_sources(template)
-    assert source.function == "SegmentSyncFunction"
+    (source,) = [source for source in sqs_sources(template) if source.function == "SegmentSyncFunction"]
     assert source.queue == "SegmentChangesQueue"
     assert source.report_batch_item_failures
     assert source.batch_size > 10 and source.batching_window_seconds >= 1

@@ -35,6 +35,10 @@ class Settings(BaseModel):
     sync_grace_seconds: int = Field(900, alias="SYNC_GRACE_SECONDS", ge=0)
     secrets_cache_seconds: int = Field(300, alias="SECRETS_CACHE_SECONDS", ge=0)
     sweep_safety_ms: int = Field(20_000, alias="SWEEP_SAFETY_MS", ge=0)
+    transitions_queue_url: str = Field("", alias="TRANSITIONS_QUEUE_URL")
+    """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
+    transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=900)
+    """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

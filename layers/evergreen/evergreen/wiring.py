@@ -16,10 +16,12 @@ from evergreen.clock import Clock, SystemClock
 from evergreen.segments import Definitions, default_definitions, load_definitions
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import StalenessSweep
+from evergreen.service.transitions import ExactTransitions, TransitionScheduler
 from evergreen.settings import Settings
 from evergreen.storage.orders import DynamoOrderLinks
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen.storage.queue import SqsChangePublisher
+from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender
+from evergreen.storage.schedule import DynamoTransitionSchedule
 from evergreen.storage.secrets import ShopSecrets
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
@@ -87,4 +89,25 @@ class Edges:
             self.clock,
             shards=self.settings.due_shards,
             sync_grace=timedelta(seconds=self.settings.sync_grace_seconds),
+            handoff=self.transition_scheduler,
         )
+
+    @cached_property
+    def transitions_sender(self) -> SqsDelayedSender:
+        return SqsDelayedSender(self.sqs, self.settings.transitions_queue_url)
+
+    @cached_property
+    def transition_scheduler(self) -> TransitionScheduler | None:
+        """The sweep's hand-off to the exact-instant path; None without a transitions queue or lookahead."""
+        if not self.settings.transitions_queue_url or not self.settings.transition_lookahead_seconds:
+            return None
+        return TransitionScheduler(
+            DynamoTransitionSchedule(self.dynamodb, self.settings.profiles_table),
+            self.transitions_sender,
+            self.clock,
+            timedelta(seconds=self.settings.transition_lookahead_seconds),
+        )
+
+    @cached_property
+    def transitions(self) -> ExactTransitions:
+        return ExactTransitions(self.store, self.sweep, self.transitions_sender, self.clock)

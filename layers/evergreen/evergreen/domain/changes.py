@@ -29,6 +29,8 @@ class SegmentChange(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     klaviyo_profile_id: str | None = None
+    transition_at: datetime | None = None
+    """For a change that time alone made (no event): the exact instant it was due, for lateness metrics."""
 
     @property
     def external_id(self) -> str:

@@ -7,8 +7,10 @@ guest is merged. Re-delivery is found by that read; nothing is written for it.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
@@ -24,7 +26,37 @@ from evergreen.service.routing import GUEST_PREFIX, guest_key, profile_at
 
 logger = Logger(child=True)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 64
+"""An upper bound only: the retry policy's time budget usually ends a losing streak first."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a write that lost a race is retried: jittered exponential backoff within a time budget.
+
+    Writers of one hot profile that retried at once would collide again, and every losing attempt costs the
+    table a read and a failed write. Each pause is drawn uniformly from
+    [0, min(cap, first_spread_cycles * cycle * 2**(conflicts - 1))), where `cycle` is how long the losing
+    attempt took (load + apply + conditional write): the spread starts at a few attempts' worth (a conflict
+    means at least one other writer), doubles with each further conflict, and scales with how fast the table
+    answers. The budget bounds the whole write inside the function's timeout; a write that is still losing
+    then answers 503 and the sender retries.
+    """
+
+    max_attempts: int = MAX_ATTEMPTS
+    budget_seconds: float = 8.0
+    min_cycle_seconds: float = 0.005
+    first_spread_cycles: float = 4.0
+    cap_seconds: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+
+    def pause(self, conflicts: int, cycle_seconds: float) -> float:
+        """The pause after the `conflicts`-th lost race, whose attempt took `cycle_seconds`."""
+        cycle = max(cycle_seconds, self.min_cycle_seconds)
+        spread: float = self.first_spread_cycles * cycle * 2.0 ** min(conflicts - 1, 16)
+        return self.jitter() * min(self.cap_seconds, spread)
 
 
 class Outcome(StrEnum):
@@ -63,11 +95,19 @@ class _Reroute(Exception):
 class ProfileWriter:
     """The one place profiles are written: load, apply, re-evaluate, conditional write, enqueue."""
 
-    def __init__(self, store: ProfileStore, publisher: ChangePublisher, definitions: Definitions, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        publisher: ChangePublisher,
+        definitions: Definitions,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._definitions = definitions
         self._clock = clock
+        self._retry = retry or RetryPolicy()
 
     def write(
         self,
@@ -111,7 +151,11 @@ class ProfileWriter:
         guest_email: str | None,
     ) -> WriteResult:
         target = blank
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        retry = self._retry
+        deadline = retry.monotonic() + retry.budget_seconds
+        attempt = 0
+        for attempt in range(1, retry.max_attempts + 1):
+            started = retry.monotonic()
             hint = guest_email if merge is not None and target.customer_id is not None else None
             wanted_guest = guest_key(target.shop, hint) if hint else None
             snapshot = self._store.load_for_write(target.shop, target.key, order_id, wanted_guest)
@@ -124,9 +168,15 @@ class ProfileWriter:
                 target = reroute.target
                 continue
             except VersionConflict:
-                logger.info("Profile changed concurrently; retrying", extra={"attempt": attempt})
+                now = retry.monotonic()
+                pause = retry.pause(attempt, now - started)
+                if attempt == retry.max_attempts or now + pause > deadline:
+                    break
+                logger.debug("Profile changed concurrently; retrying", extra={"attempt": attempt})
+                retry.sleep(pause)
                 continue
             return outcome
+        logger.warning("Profile kept changing; answering 5xx so the sender retries", extra={"attempts": attempt})
         raise ConflictsExhausted("the profile kept changing concurrently")
 
     def _attempt(

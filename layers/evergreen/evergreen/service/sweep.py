@@ -64,6 +64,16 @@ class SweepStore(Protocol):
     def finish_full_sweep(self, definitions_hash: str) -> None: ...
 
 
+class Handoff(Protocol):
+    """The exact-instant path, as the sweep sees it (service/transitions.py's TransitionScheduler)."""
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]: ...
+    def hand_off_shard(
+        self, shard: int, after: datetime, until: datetime, time_left: Callable[[], bool]
+    ) -> tuple[int, bool]: ...
+    def finished(self, until: datetime) -> None: ...
+
+
 @dataclass
 class SweepReport:
     mode: str
@@ -78,6 +88,8 @@ class SweepReport:
     exited: Counter[str] = field(default_factory=Counter)
     enqueued: int = 0
     repaired: int = 0
+    scheduled: int = 0
+    """Transitions due before the next run, handed to the transitions queue for their exact instant."""
     oldest_overdue_seconds: float = 0.0
     complete: bool = True
     duration_ms: float = 0.0
@@ -109,6 +121,7 @@ class SweepReport:
             "exited": dict(sorted(self.exited.items())),
             "enqueued": self.enqueued,
             "repaired": self.repaired,
+            "scheduled": self.scheduled,
             "oldest_overdue_seconds": round(self.oldest_overdue_seconds, 3),
             "complete": self.complete,
             "duration_ms": round(self.duration_ms, 1),
@@ -128,6 +141,7 @@ class StalenessSweep:
         sync_grace: timedelta,
         scan_segments: int = 4,
         workers: int = 4,
+        handoff: Handoff | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -137,6 +151,7 @@ class StalenessSweep:
         self._grace = sync_grace
         self._scan_segments = scan_segments
         self._workers = workers
+        self._handoff = handoff
 
     def run(self, request: SweepRequest, time_left: Callable[[], bool] = lambda: True) -> SweepReport:
         """Sweep until done or until `time_left()` says stop; the next run continues where work remains.
@@ -175,6 +190,8 @@ class StalenessSweep:
                 self._store.save_full_sweep_cursors(
                     self._definitions.hash, {lane.number: lane.cursor for _, lane in finished}
                 )
+        if not (full or request.dry_run or only) and report.complete:
+            report.scheduled = self._hand_off(now, time_left)
         if not request.dry_run and report.complete:
             report.repaired = self._repair_outbox(now, time_left)
         report.duration_ms = (time.perf_counter() - started) * 1000
@@ -215,6 +232,35 @@ class StalenessSweep:
             if not start:
                 return report, _Lane(lane.number, DONE)
 
+    def sweep_profile(self, profile: Profile, now: datetime) -> SweepReport:
+        """Re-evaluate one due profile at `now` and write it under the version condition (the exact-instant path)."""
+        report = SweepReport("due", dry_run=False, segments=None)
+        self._sweep_one(profile, now, None, SweepRequest(), report, full=False)
+        return report
+
+    def _hand_off(self, now: datetime, time_left: Callable[[], bool]) -> int:
+        """Hand what falls due before the next run to the exact-instant path; the mark moves only when all shards
+        were handed off (otherwise the next run reads the window again)."""
+        if self._handoff is None:
+            return 0
+        handoff = self._handoff
+        after, until = handoff.window(now)
+        if after >= until:
+            return 0
+
+        def hand_off_shard(shard: int) -> tuple[int, bool]:
+            return handoff.hand_off_shard(shard, after, until, time_left)
+
+        try:
+            with ThreadPoolExecutor(max_workers=self._workers) as pool:
+                results = list(pool.map(hand_off_shard, range(self._shards)))
+        except Exception:
+            logger.exception("Hand-off to the transitions queue failed; the next sweeps apply these transitions")
+            return 0
+        if all(finished for _, finished in results):
+            handoff.finished(until)
+        return sum(sent for sent, _ in results)
+
     def _definitions_changed(self, request: SweepRequest) -> bool:
         """A scheduled run after a definitions change becomes a full re-evaluation, until one completes."""
         if request.full or request.dry_run or request.segments:
@@ -240,12 +286,15 @@ class StalenessSweep:
             report.evaluated += 1
             if _settled(current, result.profile) and result.change is None:
                 return
+            change = result.change
+            if change is not None and _is_due(current, now):
+                change = change.model_copy(update={"transition_at": current.next_transition_at})
             if request.dry_run:
                 report.entered.update(result.entered)
                 report.exited.update(result.exited)
                 return
             try:
-                self._store.save(result.profile, current.version, result.change, now)
+                self._store.save(result.profile, current.version, change, now)
             except VersionConflict:
                 report.conflicts += 1
                 current = self._store.load(current.shop, current.key)
@@ -255,7 +304,7 @@ class StalenessSweep:
             report.written += 1
             report.entered.update(result.entered)
             report.exited.update(result.exited)
-            if result.change is not None and self._publish([result.change]):
+            if change is not None and self._publish([change]):
                 report.enqueued += 1
             return
 

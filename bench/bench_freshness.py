@@ -1,0 +1,297 @@
+"""Freshness on the local stack: how long a change takes to reach the Klaviyo sandbox, and how close to its exact
+instant a time-based change arrives. Plus the hot-customer 5xx ratio on moto server.
+
+freshness.event_to_klaviyo_ms_p50 / _p99    500 signed orders/create webhooks at 10/s (one customer each): from the
+                                            webhook POST to the sandbox's record of that customer's profile import
+freshness.event_to_klaviyo_floor_ms_p50     the floor in the same run: the webhook POST's own answer
+freshness.transition_lateness_s_p99 / _max  240 profiles whose segment flips at known instants over ~2.5 minutes
+                                            (a definitions file with a 3-minute window), one scheduled sweep at the
+                                            start with the deployed default interval (5 min, so the sweep itself
+                                            never applies them): from the instant to the sandbox's record
+freshness.transition_applied_s_p99          from the instant to the profile's write (membership entered_at)
+freshness.transition_lateness_floor_s_p50   the floor in the same run: from that write to the sandbox's record
+ingest.hot_customer_5xx_ratio               20 Lambda containers deliver 10 orders each for one customer at once,
+                                            through the real handler on moto server (the local HTTP API runs one
+                                            invocation per function at a time, so it cannot race)
+ingest.hot_customer_lost_updates            accepted orders missing from the profile (must be 0)
+
+    uv run python bench/run.py freshness
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOP = "bench-freshness.myshopify.com"
+WEBHOOKS = 500
+RATE_PER_SECOND = 10.0
+TRANSITIONS = 240
+FIRST_TRANSITION_S = 20
+LAST_TRANSITION_S = 150
+SWEEP_INTERVAL_S = 300.0
+HOT_CONTAINERS = 20
+HOT_ORDERS_EACH = 10
+SHORT_DEFINITIONS = """\
+version: 1
+segments:
+  stale:
+    description: Last order 3 minutes ago or more (a short window, for this benchmark).
+    when:
+      last_order_at: {older_than: 3m}
+"""
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def _profiles_in(node: Any) -> Iterator[tuple[str, list[str]]]:
+    """(external_id, evergreen_segments) of every profile a recorded Klaviyo request carries."""
+    if isinstance(node, dict):
+        external_id = node.get("external_id")
+        if isinstance(external_id, str):
+            properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+            segments = properties.get("evergreen_segments") if properties else None
+            yield external_id, list(segments) if isinstance(segments, list) else []
+        for value in node.values():
+            yield from _profiles_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _profiles_in(value)
+
+
+class SandboxWatch:
+    """The first time the sandbox recorded each profile (optionally: with a given segment)."""
+
+    def __init__(self, sandbox: Any, segment: str | None = None) -> None:
+        self._sandbox = sandbox
+        self._segment = segment
+        self._seen = 0
+        self.first: dict[str, float] = {}
+
+    def poll(self) -> None:
+        recorded = self._sandbox.requests()
+        for request in recorded[self._seen :]:
+            if not str(request.get("path", "")).startswith("/api/") or request.get("status", 500) >= 300:
+                continue
+            at = datetime.fromisoformat(request["received_at"]).timestamp()
+            for external_id, segments in _profiles_in(request.get("json")):
+                if self._segment is None or self._segment in segments:
+                    self.first.setdefault(external_id, at)
+        self._seen = len(recorded)
+
+
+def _quiet() -> contextlib.AbstractContextManager[Any]:
+    logging.getLogger().setLevel(logging.WARNING)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _options(**overrides: Any) -> Any:
+    from evergreen_local.stack import LocalStackOptions  # noqa: PLC0415
+
+    settings: dict[str, Any] = {
+        "port": 0,
+        "moto_port": 0,
+        "klaviyo_port": 0,
+        "sweep_every": None,
+        "use_sandbox": True,
+        "environ": {},
+        "state_file": None,
+    }
+    return LocalStackOptions(**{**settings, **overrides})
+
+
+def event_to_klaviyo() -> dict[str, float]:
+    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
+    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_local.stack import LocalStack  # noqa: PLC0415
+
+    template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
+    posted: dict[str, float] = {}
+    answers: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    with _quiet(), LocalStack(_options()) as stack, httpx.Client(timeout=30) as http:
+        watch = SandboxWatch(stack.sandbox)
+
+        def send(number: int) -> None:
+            customer_id = 810_000_000_000_000_000 + number
+            body = dict(template, id=customer_id + 1, customer=dict(template["customer"], id=customer_id))
+            raw = json.dumps(body).encode()
+            headers = shopify_headers(raw, "orders/create", SHOP, DEFAULT_LOCAL_SHOPIFY_SECRET)
+            started = time.time()
+            with lock:
+                posted[f"{SHOP}/customer#{customer_id}"] = started
+            answer = http.post(stack.shopify_webhook_url, content=raw, headers=headers)
+            with lock:
+                answers.append((time.time() - started) * 1000)
+                statuses.append(answer.status_code)
+
+        begin = time.monotonic()
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            for number in range(WEBHOOKS):
+                time.sleep(max(0.0, begin + number / RATE_PER_SECOND - time.monotonic()))
+                pool.submit(send, number)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(watch.first.keys() & posted.keys()) < len(posted):
+            time.sleep(0.25)
+            watch.poll()
+    latencies = [(watch.first[key] - at) * 1000 for key, at in posted.items() if key in watch.first]
+    return {
+        "freshness.event_to_klaviyo_ms_p50": round(statistics.median(latencies), 1),
+        "freshness.event_to_klaviyo_ms_p99": round(_percentile(latencies, 0.99), 1),
+        "freshness.event_to_klaviyo_floor_ms_p50": round(statistics.median(answers), 1),
+        "freshness.event_to_klaviyo_delivered": len(latencies),
+        "freshness.event_to_klaviyo_sent": len(posted),
+        "freshness.event_to_klaviyo_webhook_5xx": sum(1 for status in statuses if status >= 500),
+    }
+
+
+def transition_lateness() -> dict[str, float]:
+    from evergreen.domain.membership import reevaluate  # noqa: PLC0415
+    from evergreen.domain.profile import OrderRecord, Profile  # noqa: PLC0415
+    from evergreen.segments import load_definitions  # noqa: PLC0415
+    from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
+    from evergreen_local.stack import LocalStack  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as directory:
+        definitions_file = Path(directory) / "segments.yaml"
+        definitions_file.write_text(SHORT_DEFINITIONS, encoding="utf-8")
+        definitions = load_definitions(definitions_file)
+        previous = os.environ.get("SEGMENTS_FILE")
+        os.environ["SEGMENTS_FILE"] = str(definitions_file)
+        try:
+            with _quiet(), LocalStack(_options(sweep_every=SWEEP_INTERVAL_S)) as stack:
+                resources = stack.resources
+                assert resources is not None and stack.sandbox is not None
+                store = DynamoProfileStore(resources.client("dynamodb"), resources.table_name, 8)
+                now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+                span = LAST_TRANSITION_S - FIRST_TRANSITION_S
+                profiles = []
+                for number in range(TRANSITIONS):
+                    flips_in = FIRST_TRANSITION_S + span * number / (TRANSITIONS - 1)
+                    last_order = now - timedelta(minutes=3) + timedelta(seconds=round(flips_in))
+                    profile = Profile(
+                        shop=SHOP,
+                        customer_id=str(900_000 + number),
+                        email=f"t{number}@example.com",
+                        email_normalized=f"t{number}@example.com",
+                        orders={"1": OrderRecord(order_id=f"t{number}", created_at=last_order, total=Decimal(10))},
+                    )
+                    profiles.append(reevaluate(profile, definitions, now, version=1).profile)
+                store.backfill(profiles, now)
+                due = {f"{SHOP}/{p.key}": p.next_transition_at.timestamp() for p in profiles if p.next_transition_at}
+                report = stack.run_sweep()  # the scheduled run at the start of an interval
+                watch = SandboxWatch(stack.sandbox, segment="stale")
+                deadline = time.time() + LAST_TRANSITION_S + 30
+                while time.time() < deadline and len(watch.first.keys() & due.keys()) < len(due):
+                    time.sleep(0.25)
+                    watch.poll()
+                applied = {}
+                for profile in profiles:
+                    stored = store.load(SHOP, profile.key)
+                    if stored is not None and "stale" in stored.membership:
+                        applied[f"{SHOP}/{profile.key}"] = stored.membership["stale"].timestamp()
+        finally:
+            if previous is None:
+                os.environ.pop("SEGMENTS_FILE", None)
+            else:
+                os.environ["SEGMENTS_FILE"] = previous
+    lateness = [watch.first[key] - at for key, at in due.items() if key in watch.first]
+    applied_lateness = [applied[key] - at for key, at in due.items() if key in applied]
+    sync_leg = [watch.first[key] - applied[key] for key in applied.keys() & watch.first.keys()]
+    return {
+        "freshness.transition_lateness_s_p99": round(_percentile(lateness, 0.99), 2),
+        "freshness.transition_lateness_s_max": round(max(lateness), 2),
+        "freshness.transition_lateness_s_p50": round(statistics.median(lateness), 2),
+        "freshness.transition_applied_s_p99": round(_percentile(applied_lateness, 0.99), 2),
+        "freshness.transition_lateness_floor_s_p50": round(statistics.median(sync_leg), 2),
+        "freshness.transitions_due": len(due),
+        "freshness.transitions_reached_klaviyo": len(lateness),
+        "freshness.transitions_scheduled_by_sweep": int(report.get("scheduled", 0)) if isinstance(report, dict) else 0,
+    }
+
+
+def hot_customer() -> dict[str, float]:
+    from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
+    from evergreen_local.http_api import build_http_api_v2_event  # noqa: PLC0415
+    from evergreen_local.lambda_runtime import LambdaRuntime  # noqa: PLC0415
+    from evergreen_local.moto_server import MotoServer  # noqa: PLC0415
+    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET, LocalSecrets, provision  # noqa: PLC0415
+    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_local.template import load_template  # noqa: PLC0415
+
+    customer = 830_000_000_000_000_000
+    sample = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
+
+    def order_event(order_id: int, total: str) -> dict[str, Any]:
+        body = dict(sample, id=order_id, total_price=total, current_total_price=total)
+        body["total_price_set"] = {"shop_money": {"amount": total, "currency_code": "USD"}}
+        body["customer"] = dict(sample["customer"], id=customer)
+        raw = json.dumps(body).encode()
+        headers = shopify_headers(raw, "orders/create", SHOP, DEFAULT_LOCAL_SHOPIFY_SECRET)
+        return build_http_api_v2_event("POST", "/webhooks/shopify", headers, raw)
+
+    orders = [(70_000 + n, f"{n % 7 + 1}.00") for n in range(HOT_CONTAINERS * HOT_ORDERS_EACH)]
+    server = MotoServer("127.0.0.1", 0).start()
+    try:
+        with _quiet():
+            resources = provision(load_template(), server.url, prefix="bench-hot", local_secrets=LocalSecrets())
+            containers = [LambdaRuntime(resources) for _ in range(HOT_CONTAINERS)]
+            try:
+
+                def deliver_from(index: int) -> list[tuple[tuple[int, str], int]]:
+                    runtime = containers[index]
+                    return [
+                        (order, int(runtime.invoke("ShopifyWebhookFunction", order_event(*order))["statusCode"]))
+                        for order in orders[index::HOT_CONTAINERS]
+                    ]
+
+                with ThreadPoolExecutor(max_workers=HOT_CONTAINERS) as pool:
+                    answers = [answer for batch in pool.map(deliver_from, range(HOT_CONTAINERS)) for answer in batch]
+            finally:
+                containers[0].restore_environment()
+            store = DynamoProfileStore(resources.client("dynamodb"), resources.table_name, 8)
+            profile = store.load(SHOP, f"customer#{customer}")
+    finally:
+        server.stop()
+    accepted = [order for order, status in answers if status == 200]
+    counted = int(profile.facts()["orders_count"]) if profile else 0
+    return {
+        "ingest.hot_customer_5xx_ratio": round(sum(1 for _, status in answers if status >= 500) / len(answers), 4),
+        "ingest.hot_customer_requests": len(answers),
+        "ingest.hot_customer_lost_updates": len(accepted) - counted,
+    }
+
+
+def run() -> dict[str, object]:
+    results: dict[str, object] = {}
+    for part in (hot_customer, event_to_klaviyo, transition_lateness):
+        started = time.perf_counter()
+        results.update(part())
+        print(f"   {part.__name__}: {time.perf_counter() - started:.0f} s", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
