@@ -10,7 +10,7 @@ import pytest
 
 from evergreen.domain.events import OrderObserved
 from evergreen.domain.profile import Profile
-from evergreen.domain.reducers import apply
+from evergreen.domain.reducers import apply_order
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
@@ -37,8 +37,11 @@ def order(customer_id: str, days_ago: int, total: str) -> OrderObserved:
 
 
 def add_customer(edges: Edges, customer_id: str, days_ago: int, total: str) -> None:
-    edges.writer.write(
-        Profile(shop=SHOP, customer_id=customer_id), lambda profile: apply(profile, order(customer_id, days_ago, total))
+    event = order(customer_id, days_ago, total)
+    edges.writer.write_order(
+        Profile(shop=SHOP, customer_id=customer_id),
+        event.order_id,
+        lambda profile, state: apply_order(profile, state, event),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions, evaluate
 from evergreen_local.explain import condition_text, deciding_condition, table_rows
 
@@ -19,11 +20,8 @@ def report_for(profile: Profile) -> dict:
 
 
 def customer(last_order_at: datetime, total: str) -> Profile:
-    return Profile(
-        shop="s.myshopify.com",
-        customer_id="7",
-        orders={"1": OrderRecord(order_id="1", created_at=last_order_at, total=Decimal(total))},
-    )
+    blank = Profile(shop="s.myshopify.com", customer_id="7")
+    return with_orders(blank, [OrderRecord(order_id="1", created_at=last_order_at, total=Decimal(total))])
 
 
 def test_each_segment_is_one_row_with_its_deciding_condition_and_the_value_seen():

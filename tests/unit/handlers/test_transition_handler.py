@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
 
@@ -73,10 +74,9 @@ def test_a_due_transition_is_applied_and_an_unreadable_message_alone_is_retried(
     edges = transition.edges
     now = datetime.now(UTC).replace(microsecond=0)
     flip = now - timedelta(seconds=1)
-    profile = Profile(
-        shop=SHOP,
-        customer_id="1",
-        orders={"1": OrderRecord(order_id="o1", created_at=flip - timedelta(days=180), total=Decimal(5))},
+    profile = with_orders(
+        Profile(shop=SHOP, customer_id="1"),
+        [OrderRecord(order_id="o1", created_at=flip - timedelta(days=180), total=Decimal(5))],
     )
     evaluated = reevaluate(profile, edges.definitions, flip - timedelta(minutes=1), version=1).profile
     assert evaluated.next_transition_at == flip

@@ -17,6 +17,7 @@ from moto.sqs.models import sqs_backends
 from evergreen.clock import FixedClock
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.transitions import DueTransition, TransitionOutcome
 from evergreen.settings import Settings
@@ -34,13 +35,10 @@ def edges(settings: Settings, clock: FixedClock) -> Edges:
 
 
 def customer(number: int, last_order_at: datetime) -> Profile:
-    return Profile(
-        shop=SHOP,
-        customer_id=str(number),
-        email=f"c{number}@example.com",
-        email_normalized=f"c{number}@example.com",
-        orders={"1": OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal("60.00"))},
+    blank = Profile(
+        shop=SHOP, customer_id=str(number), email=f"c{number}@example.com", email_normalized=f"c{number}@example.com"
     )
+    return with_orders(blank, [OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal("60.00"))])
 
 
 def lapsing_in(edges: Edges, number: int, delay: timedelta) -> Profile:
