@@ -49,6 +49,10 @@ OP_BULK_EVENTS = "bulk_create_events"
 OP_LIST_ADD = "add_profiles_to_list"
 OP_LIST_REMOVE = "remove_profiles_from_list"
 OP_GET_PROFILES = "get_profiles"
+OP_PROFILE_DELETION = "request_profile_deletion"
+
+EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY)
+"""Every profile property Evergreen writes: what an erasure unsets."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_LIST_ADD: RateLimit(10, 150),
     OP_LIST_REMOVE: RateLimit(10, 150),
     OP_GET_PROFILES: RateLimit(75, 750),
+    OP_PROFILE_DELETION: RateLimit(3, 60),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -218,6 +223,43 @@ def profile_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
             "page[size]": "100",
         },
         operation=OP_GET_PROFILES,
+    )
+
+
+def unset_evergreen_properties(external_id: str, klaviyo_profile_id: str) -> KlaviyoRequest:
+    """POST /api/profile-import on a known profile: remove Evergreen's properties, touching nothing else.
+
+    `meta.patch_properties.unset` drops the keys and their values; the external id is the one the profile
+    already has (an identifier Klaviyo matches on), so nothing new is written.
+    """
+    return KlaviyoRequest(
+        method="POST",
+        path="/api/profile-import",
+        json={
+            "data": {
+                "type": "profile",
+                "id": klaviyo_profile_id,
+                "attributes": {"external_id": external_id},
+                "meta": {"patch_properties": {"unset": list(EVERGREEN_PROPERTIES)}},
+            }
+        },
+        query={"fields[profile]": "external_id"},
+        operation=OP_PROFILE_IMPORT,
+    )
+
+
+def request_profile_deletion(klaviyo_profile_id: str) -> KlaviyoRequest:
+    """POST /api/data-privacy-deletion-jobs: Klaviyo's own GDPR deletion of one profile (asynchronous, 202)."""
+    return KlaviyoRequest(
+        method="POST",
+        path="/api/data-privacy-deletion-jobs",
+        json={
+            "data": {
+                "type": "data-privacy-deletion-job",
+                "attributes": {"profile": {"data": {"type": "profile", "id": klaviyo_profile_id, "attributes": {}}}},
+            }
+        },
+        operation=OP_PROFILE_DELETION,
     )
 
 

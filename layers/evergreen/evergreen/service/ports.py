@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.profile import Profile
 
 
@@ -31,6 +31,7 @@ class ProfileStore(Protocol):
 
 class ChangePublisher(Protocol):
     def publish(self, changes: Sequence[SegmentChange]) -> None: ...
+    def publish_erasure(self, erasure: ProfileErasure) -> None: ...
 
 
 class DataExporter(Protocol):

@@ -9,7 +9,7 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
@@ -100,6 +100,11 @@ class ProfileWriter:
             logger.exception("Enqueue failed; the sweep will re-send from the outbox")
             return False
         return True
+
+    def enqueue_erasure(self, erasure: ProfileErasure | None) -> None:
+        """Send a redacted customer's Klaviyo clean-up; raises when it cannot (the redaction must then wait)."""
+        if erasure is not None:
+            self._publisher.publish_erasure(erasure)
 
     def _guest_to_merge(self, loaded: Profile | None, applied: Profile) -> Profile | None:
         if applied.customer_id is None or applied.email_normalized is None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
+from evergreen.domain.changes import erasure_for
 from evergreen.domain.events import (
     CustomerRedactRequested,
     DataRequested,
@@ -195,6 +196,8 @@ class ShopifyWebhooks:
         profiles = self._customer_keys(shop, event.customer_id, event.email_normalized)
         order_ids = sorted({*event.orders, *(order for profile in profiles for order in profile.orders)})
         keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
+        # Klaviyo clean-up first: once the rows are gone nothing would know what to clear there.
+        self._writer.enqueue_erasure(erasure_for(shop, profiles, self._clock.now()))
         deleted = self._store.delete(shop, keys)
         logger.info(
             "Customer redacted",
