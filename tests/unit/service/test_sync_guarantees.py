@@ -15,8 +15,10 @@ from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync
+from evergreen.storage.queue import SqsChangePublisher
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
@@ -141,3 +143,30 @@ def test_klaviyos_id_for_a_synced_profile_is_kept_for_later_list_removals(edges,
     sync.sync([change])
 
     assert edges.store.load(SHOP, change.profile_key).klaviyo_profile_id
+
+
+def test_a_change_whose_enqueue_failed_is_resent_by_the_next_sweep_without_waiting_the_grace_period(
+    edges, clock, world
+):
+    change = saved_change(edges, clock)
+    missing_queue = SqsChangePublisher(edges.sqs, edges.settings.segment_changes_queue_url + "-missing")
+    writer = ProfileWriter(edges.store, missing_queue, edges.definitions, clock)
+
+    assert writer.enqueue(change) is False
+    clock.advance(timedelta(minutes=5))  # one sweep interval, well inside the grace period
+    report = edges.sweep.run(SweepRequest())
+
+    assert report.repaired == 1
+    [requeued] = world.queued()
+    assert requeued["version"] == change.version
+
+
+def test_a_change_that_was_enqueued_is_not_resent_before_the_grace_period(edges, clock, world):
+    change = saved_change(edges, clock)
+    assert edges.writer.enqueue(change) is True
+    world.queued()
+
+    clock.advance(timedelta(minutes=5))
+
+    assert edges.sweep.run(SweepRequest()).repaired == 0
+    assert world.queued() == []

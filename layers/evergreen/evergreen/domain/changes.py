@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from evergreen.domain.profile import Profile
+
+UNDELIVERED_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+"""The outbox date of a change whose send to the queue failed: older than any grace period, so the next
+sweep's repair re-sends it at once instead of waiting SYNC_GRACE_SECONDS."""
 
 
 class SegmentChange(BaseModel):

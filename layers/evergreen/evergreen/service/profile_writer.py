@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.changes import UNDELIVERED_SINCE, ProfileErasure, SegmentChange
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
@@ -35,6 +37,22 @@ class WriteResult:
     exited: tuple[str, ...] = ()
     before: Profile | None = None
     """The profile as it was stored before this write (None when it is new)."""
+
+
+class OutboxStore(Protocol):
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
+
+
+def mark_undelivered(store: OutboxStore, changes: Sequence[SegmentChange]) -> None:
+    """Date these outbox entries as never sent, so the next sweep re-sends them without a grace period.
+
+    Best effort: if this write fails too, the grace period still catches them.
+    """
+    for change in changes:
+        try:
+            store.touch_unsynced(change, UNDELIVERED_SINCE)
+        except Exception:
+            logger.exception("Could not mark a change undelivered; the grace period will catch it")
 
 
 class ConflictsExhausted(Exception):
@@ -97,7 +115,8 @@ class ProfileWriter:
         try:
             self._publisher.publish([change])
         except Exception:
-            logger.exception("Enqueue failed; the sweep will re-send from the outbox")
+            logger.exception("Enqueue failed; the next sweep re-sends it from the outbox")
+            mark_undelivered(self._store, [change])
             return False
         return True
 
