@@ -107,6 +107,8 @@ def sync_batch(records: list[SQSRecord]) -> set[str]:
     metrics.add_metric(name="Klaviyo429s", unit=MetricUnit.Count, value=throttled)
     if report.lag_seconds:
         metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=max(report.lag_seconds))
+    for latency_ms in report.event_to_klaviyo_ms:  # one value each, for p50/p99 (Powertools flushes at 100)
+        metrics.add_metric(name="EventToKlaviyoMs", unit=MetricUnit.Milliseconds, value=latency_ms)
     logger.info(
         "Batch synced",
         extra={

@@ -150,7 +150,7 @@ def test_the_generated_sqs_event_as_is_is_reported_failed_not_raised(handlers, c
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
 
-def test_the_generated_sqs_event_carrying_an_enqueued_change_reaches_klaviyo(handlers, context, sandbox):
+def test_the_generated_sqs_event_carrying_an_enqueued_change_reaches_klaviyo(handlers, context, sandbox, capsys):
     body = (ROOT / "events" / "shopify" / "orders_create.json").read_bytes()
     order = json.loads(body)
     order["id"] += 1
@@ -170,6 +170,8 @@ def test_the_generated_sqs_event_carrying_an_enqueued_change_reaches_klaviyo(han
 
     assert answer == {"batchItemFailures": []}
     assert [r["path"] for r in sandbox.requests()].count("/api/profile-import") == 1
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("EventToKlaviyoMs" in document for document in emf), "the freshness metric is emitted"
 
 
 def test_the_generated_scheduled_event_runs_the_due_sweep(handlers, context):

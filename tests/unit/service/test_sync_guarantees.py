@@ -170,3 +170,27 @@ def test_a_change_that_was_enqueued_is_not_resent_before_the_grace_period(edges,
 
     assert edges.sweep.run(SweepRequest()).repaired == 0
     assert world.queued() == []
+
+
+def test_a_webhook_change_carries_its_receipt_instant_and_sync_measures_event_to_klaviyo(edges, clock, sync, world):
+    received = clock.now()
+    order = OrderRecord(order_id="9", created_at=received - timedelta(days=1), total=Decimal("30.00"))
+    blank = Profile(shop=SHOP, customer_id="77", email="c77@example.com", email_normalized="c77@example.com")
+    edges.writer.write(blank, lambda profile: profile.model_copy(update={"orders": {"9": order}}))
+    [body] = world.queued()
+    change = SegmentChange.model_validate(body)
+    assert change.received_at == received
+
+    clock.advance(timedelta(seconds=2))
+    report = sync.sync([change])
+
+    assert report.event_to_klaviyo_ms == [2000.0]
+
+
+def test_a_change_the_sweep_made_is_not_counted_as_event_to_klaviyo(edges, clock, sync):
+    change = saved_change(edges, clock)
+    assert change.received_at is None
+
+    report = sync.sync([change])
+
+    assert report.pushed == 1 and report.event_to_klaviyo_ms == []

@@ -37,6 +37,8 @@ class SegmentChange(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     klaviyo_profile_id: str | None = None
+    received_at: datetime | None = None
+    """When the webhook that caused this change reached Evergreen; None for a change the sweep made."""
 
     @property
     def external_id(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -83,6 +83,7 @@ class ProfileWriter:
         A delivery id the profile has seen makes the call a no-op. With `merge`, a guest profile
         with the result's email is folded in and deleted in the same transaction.
         """
+        received_at = self._clock.now()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             loaded = self._store.load(blank.shop, blank.key)
             if loaded is not None and loaded.has_seen(delivery_id):
@@ -96,6 +97,8 @@ class ProfileWriter:
                 return WriteResult(Outcome.UNCHANGED, loaded)
             expected = loaded.version if loaded else 0
             result = reevaluate(applied.remember(delivery_id), self._definitions, self._clock.now(), expected + 1)
+            if result.change is not None:  # carried to SegmentSync for the EventToKlaviyoMs metric
+                result = replace(result, change=result.change.model_copy(update={"received_at": received_at}))
             try:
                 if guest is not None:
                     self._store.save_merged(result.profile, expected, guest, result.change, self._clock.now())

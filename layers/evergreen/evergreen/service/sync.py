@@ -84,6 +84,8 @@ class SyncReport:
     erased: int = 0
     """Erasures (redacted customers) completed in Klaviyo."""
     lag_seconds: list[float] = field(default_factory=list)
+    event_to_klaviyo_ms: list[float] = field(default_factory=list)
+    """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
 
 
 class SegmentSync:
@@ -172,6 +174,8 @@ class SegmentSync:
                 continue
             report.pushed += 1
             report.lag_seconds.append((now - change.changed_at).total_seconds())
+            if change.received_at is not None:
+                report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
         for position in newest.values():
