@@ -1,7 +1,12 @@
-"""SQS segment-changes -> Klaviyo: newest snapshot per profile, batched, partial failures reported."""
+"""SQS segment-changes -> Klaviyo: newest snapshot per profile, batched, partial failures reported.
+
+A failed message is postponed by its own back-off (ChangeMessageVisibility) rather than burning receives;
+poison (a 4xx Klaviyo will always refuse, an unreadable body) goes to the DLQ at once.
+"""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -13,21 +18,25 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import QueueMessage, parse_queue_message
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
-from evergreen.service.sync import SegmentSync
+from evergreen.service.sync import RETRY_JITTER, SegmentSync, plan_redelivery
 from evergreen.settings import Settings
+from evergreen.storage.queue import Received, SqsRedelivery
 from evergreen.wiring import Edges
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Every record of a batch failing (a Klaviyo outage) is an expected outcome, reported as failed items,
+# not a Lambda error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 edges = Edges(Settings.from_env())
 http = httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0))
 clients: dict[str, KlaviyoClient] = {}
+redelivery = SqsRedelivery(edges.sqs, edges.settings.segment_changes_queue_url, edges.settings.segment_changes_dlq_url)
 
 
 def pusher_for_shop(shop: str) -> KlaviyoPusher | None:
@@ -42,43 +51,83 @@ def pusher_for_shop(shop: str) -> KlaviyoPusher | None:
     return KlaviyoPusher(client, edges.definitions.klaviyo_list_ids)
 
 
-sync = SegmentSync(edges.store, pusher_for_shop, edges.clock)
+sync = SegmentSync(
+    edges.store, pusher_for_shop, edges.clock, delete_profiles_in_klaviyo=edges.settings.klaviyo_delete_on_redact
+)
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (TypeError, ValueError):
+        return 1
 
 
 @tracer.capture_method
 def sync_batch(records: list[SQSRecord]) -> set[str]:
-    """Push the batch; returns the message ids to retry."""
-    changes: list[SegmentChange] = []
-    message_ids: list[str] = []
-    retry: set[str] = set()
+    """Push the batch, postpone or dead-letter what failed; returns the message ids to report as failed."""
+    messages: list[QueueMessage] = []
+    handled: list[SQSRecord] = []
+    unreadable: list[SQSRecord] = []
     for record in records:
         try:
-            changes.append(SegmentChange.model_validate_json(record.body))
-            message_ids.append(record.message_id)
+            messages.append(parse_queue_message(record.body))
+            handled.append(record)
         except ValidationError:
-            logger.error("Unreadable segment change; left for the DLQ", extra={"message_id": record.message_id})
-            retry.add(record.message_id)
+            logger.error("Unreadable queue message; dead-lettered", extra={"message_id": record.message_id})
+            unreadable.append(record)
     throttled_before = sum(client.throttled_count for client in clients.values())
-    report = sync.sync(changes)
+    report = sync.handle(messages)
     throttled = sum(client.throttled_count for client in clients.values()) - throttled_before
-    retry |= {message_ids[index] for index in report.failed}
+    plan = plan_redelivery(report, [_receive_count(r) for r in handled], lambda: random.uniform(0, RETRY_JITTER))
+
+    poison = [_received(r) for r in unreadable] + [_received(handled[i]) for i in plan.poison]
+    reasons = {r.message_id: "unreadable" for r in unreadable} | {
+        handled[i].message_id: reason for i, reason in plan.poison.items()
+    }
+    retry = {handled[i].message_id for i in plan.delays_s}
+    try:
+        retry |= redelivery.dead_letter(poison, reasons)
+    except Exception:
+        logger.exception("Could not dead-letter poison; left to the queue's redrive policy")
+        retry |= {message.message_id for message in poison}
+    try:
+        redelivery.postpone(
+            [_received(handled[i]) for i in plan.delays_s],
+            {handled[i].message_id: delay for i, delay in plan.delays_s.items()},
+        )
+    except Exception:
+        logger.exception("Could not postpone failed messages; they return after the queue's VisibilityTimeout")
+
     metrics.add_metric(name="ChangesSynced", unit=MetricUnit.Count, value=report.pushed)
     metrics.add_metric(name="ChangesSkippedStale", unit=MetricUnit.Count, value=report.stale + report.gone)
-    metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(report.failed))
+    metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(report.failed) + len(unreadable))
+    metrics.add_metric(name="SyncDeadLettered", unit=MetricUnit.Count, value=len(poison))
+    metrics.add_metric(name="ProfilesErased", unit=MetricUnit.Count, value=report.erased)
     metrics.add_metric(name="Klaviyo429s", unit=MetricUnit.Count, value=throttled)
     if report.lag_seconds:
         metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=max(report.lag_seconds))
+    for latency_ms in report.event_to_klaviyo_ms:  # one value each, for p50/p99 (Powertools flushes at 100)
+        metrics.add_metric(name="EventToKlaviyoMs", unit=MetricUnit.Milliseconds, value=latency_ms)
     logger.info(
         "Batch synced",
         extra={
-            "received": report.received,
+            "received": len(records),
             "pushed": report.pushed,
             "stale": report.stale,
             "gone": report.gone,
+            "erased": report.erased,
+            "postponed": len(plan.delays_s),
+            "longest_postpone_s": max(plan.delays_s.values(), default=0),
+            "dead_lettered": len(poison),
             "failed": len(retry),
         },
     )
     return retry
+
+
+def _received(record: SQSRecord) -> Received:
+    return Received(record.message_id, record.receipt_handle, record.body)
 
 
 @logger.inject_lambda_context(clear_state=True)

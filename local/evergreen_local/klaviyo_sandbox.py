@@ -9,7 +9,7 @@ Control endpoints (not Klaviyo's):
 - DELETE /_sandbox/requests: forget recorded requests and state;
 - POST /_sandbox/fail {"status": 429, "count": N, "retry_after": 1}: the next N API requests answer
   that status (429 with Retry-After), to exercise back-off and retries;
-- GET /_sandbox/state: profiles, list members and accepted events.
+- GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions.
 
 Run standalone: `python -m evergreen_local.klaviyo_sandbox --port 3100`.
 """
@@ -74,6 +74,7 @@ class SandboxState:
         self.profiles: dict[str, dict[str, Any]] = {}
         self.lists: dict[str, list[str]] = {}
         self.events: dict[str, dict[str, Any]] = {}
+        self.deleted: list[str] = []
         self.failures: list[tuple[int, float | None]] = []
         self._ids = itertools.count(1)
 
@@ -83,6 +84,7 @@ class SandboxState:
             self.profiles.clear()
             self.lists.clear()
             self.events.clear()
+            self.deleted.clear()
             self.failures.clear()
 
     def next_id(self) -> int:
@@ -90,7 +92,29 @@ class SandboxState:
 
     # --- Klaviyo behaviour (called with the lock held) -----------------------------------------
 
-    def upsert_profile(self, attributes: Mapping[str, Any]) -> tuple[str, bool]:
+    def unset_properties(self, profile_id: str, meta: Any) -> None:
+        """Apply `meta.patch_properties.unset` (a key or a list of keys) to a stored profile."""
+        patch = meta.get("patch_properties") if isinstance(meta, Mapping) else None
+        unset = patch.get("unset") if isinstance(patch, Mapping) else None
+        keys = [unset] if isinstance(unset, str) else unset if isinstance(unset, list) else []
+        properties = self.profiles.get(profile_id, {}).get("properties", {})
+        for key in keys:
+            properties.pop(str(key), None)
+
+    def delete_profile(self, profile_id: str) -> None:
+        """Klaviyo's data-privacy deletion, done at once: the profile, its list memberships and events go."""
+        self.deleted.append(profile_id)
+        self.profiles.pop(profile_id, None)
+        for members in self.lists.values():
+            if profile_id in members:
+                members.remove(profile_id)
+        for key in [key for key, event in self.events.items() if event.get("profile_id") == profile_id]:
+            del self.events[key]
+
+    def upsert_profile(self, attributes: Mapping[str, Any], profile_id: str | None = None) -> tuple[str, bool]:
+        """Create or update; an id Klaviyo already knows names the profile, whatever the identifiers say."""
+        if profile_id and profile_id in self.profiles:
+            return self._update(profile_id, attributes), False
         identity = next(
             (
                 str(attributes[key]).lower() if key == "email" else str(attributes[key])
@@ -103,6 +127,9 @@ class SandboxState:
             identity = f"anonymous:{self.next_id()}"
         profile_id = fake_profile_id(identity)
         created = profile_id not in self.profiles
+        return self._update(profile_id, attributes), created
+
+    def _update(self, profile_id: str, attributes: Mapping[str, Any]) -> str:
         stored = self.profiles.setdefault(profile_id, {"properties": {}})
         for key, value in attributes.items():
             if key == "properties" and isinstance(value, Mapping):
@@ -111,7 +138,7 @@ class SandboxState:
                 stored.pop(key, None)
             else:
                 stored[key] = value
-        return profile_id, created
+        return profile_id
 
     def record_event(self, attributes: Mapping[str, Any], profile: Mapping[str, Any]) -> None:
         profile_attributes = profile.get("attributes") if isinstance(profile.get("attributes"), Mapping) else {}
@@ -223,6 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "profiles": state.profiles,
                     "lists": state.lists,
                     "events": list(state.events.values()),
+                    "deleted": list(state.deleted),
                 }
                 encoded = json.loads(json.dumps(current))
             self._reply(HTTPStatus.OK, encoded)
@@ -241,15 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, state: SandboxState, path: str, query: Mapping[str, str], body: Any, errors: list[str] | None
     ) -> tuple[int, Any, dict[str, str]]:
         if state.failures and path.startswith("/api/"):
-            status, retry_after = state.failures.pop(0)
-            extra = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else {}
-            code = "throttled" if status == 429 else "error"
-            detail = (
-                f"Request was throttled. Expected available in {retry_after} second(s)."
-                if status == 429
-                else "A sandbox-injected failure."
-            )
-            return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra
+            return _injected_failure(*state.failures.pop(0))
         if state.strict and errors:
             return 400, _errors(400, "invalid", "Invalid input.", "; ".join(errors)[:2000]), {}
         method = self.command
@@ -257,7 +277,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/api/profile-import" and isinstance(data, dict):
             raw_attributes = data.get("attributes")
             attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
-            profile_id, created = state.upsert_profile(attributes)
+            known_id = data.get("id")
+            profile_id, created = state.upsert_profile(attributes, known_id if isinstance(known_id, str) else None)
+            state.unset_properties(profile_id, data.get("meta"))
             stored = state.profiles[profile_id]
             fields = [f for f in query.get("fields[profile]", "").split(",") if f]
             shown = {key: stored.get(key) for key in fields} if fields else dict(stored)
@@ -304,6 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "links": {"self": f"{self._base()}/api/profile-bulk-import-jobs"},
             }
             return 202, answer, {}
+        if method == "POST" and path == "/api/data-privacy-deletion-jobs" and isinstance(data, dict):
+            return _privacy_deletion(state, data)
         if method == "POST" and path == "/api/events" and isinstance(data, dict):
             attributes = data.get("attributes") or {}
             state.record_event(attributes, (attributes.get("profile") or {}).get("data") or {})
@@ -370,6 +394,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _base(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+
+def _privacy_deletion(state: SandboxState, data: Mapping[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """POST /api/data-privacy-deletion-jobs: 202, and the named profile is deleted."""
+    profile = (((data.get("attributes") or {}).get("profile") or {}).get("data")) or {}
+    profile_id = profile.get("id") if isinstance(profile, Mapping) else None
+    if isinstance(profile_id, str) and profile_id:
+        state.delete_profile(profile_id)
+    return 202, None, {}
 
 
 def _add_member(state: SandboxState, list_id: str, profile_id: str) -> None:
@@ -490,3 +523,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _injected_failure(status: int, retry_after: float | None) -> tuple[int, Any, dict[str, str]]:
+    """The Klaviyo error answer for a failure injected with POST /_sandbox/fail."""
+    extra = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else {}
+    code = "throttled" if status == 429 else "error"
+    detail = (
+        f"Request was throttled. Expected available in {retry_after} second(s)."
+        if status == 429
+        else "A sandbox-injected failure."
+    )
+    return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra

@@ -67,8 +67,10 @@ class LocalStackOptions:
     """Seconds between scheduled sweeps; None disables the timer."""
     poll: bool = True
     """Run the SQS poller thread (tests may instead call LocalStack.drain())."""
-    retry_after: int = DEFAULT_RETRY_AFTER
-    """Seconds before a failed SQS message is retried locally (the deployed queue waits its VisibilityTimeout)."""
+    retry_after: int | None = None
+    """Seconds before a reported failure is retried locally. None, as Lambda does: it keeps the visibility the
+    function gave it (SegmentSync postpones each failed message by its own back-off). A crashed batch is
+    retried after this, or DEFAULT_RETRY_AFTER seconds (the deployed queue waits its VisibilityTimeout)."""
     moto_endpoint: str | None = None
     """Use this moto server instead of starting one."""
     prefix: str = "evergreen-local"
@@ -380,13 +382,17 @@ class LocalStack:
             return 0
         event = {"Records": [sqs_record(message, arn, resources.region) for message in messages]}
         ids = [message["MessageId"] for message in messages]
+        crashed = False
         try:
             failed = failed_message_ids(runtime.invoke(function, event), ids)
         except Exception:
             LOG.exception("%s failed a batch of %d; all will be retried", function, len(ids))
-            failed = set(ids)
+            failed, crashed = set(ids), True
         done = [m for m in messages if m["MessageId"] not in failed]
-        retry = [m for m in messages if m["MessageId"] in failed]
+        retry_after = self.options.retry_after
+        if retry_after is None and crashed:
+            retry_after = DEFAULT_RETRY_AFTER
+        retry = [m for m in messages if m["MessageId"] in failed] if retry_after is not None else []
         for start in range(0, len(done), 10):
             sqs.delete_message_batch(
                 QueueUrl=url,
@@ -398,11 +404,11 @@ class LocalStack:
             sqs.change_message_visibility_batch(
                 QueueUrl=url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.options.retry_after}
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": retry_after}
                     for i, m in enumerate(retry[start : start + 10])
                 ],
             )
-        LOG.info("%s: %d message(s), %d failed", function, len(messages), len(retry))
+        LOG.info("%s: %d message(s), %d failed", function, len(messages), len(failed))
         return len(messages)
 
     def _poll_forever(self, source: SqsSource) -> None:
@@ -500,9 +506,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-after",
         type=int,
-        default=DEFAULT_RETRY_AFTER,
+        default=None,
         metavar="SECONDS",
-        help=f"retry a failed SQS message after SECONDS (default {DEFAULT_RETRY_AFTER})",
+        help=(
+            "retry a failed SQS message after SECONDS (default: the delay the function set, as Lambda does; "
+            f"{DEFAULT_RETRY_AFTER} s after a crash)"
+        ),
     )
 
 

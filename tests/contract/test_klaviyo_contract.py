@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ErasedProfile, ProfileErasure, SegmentChange
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
@@ -117,7 +117,29 @@ def _lookup_flood() -> list[httpx.Request]:
     return capture(lambda p: p.push(changes), known=known)
 
 
+def erasure(count: int = 2) -> ProfileErasure:
+    """A redacted customer with a customer profile (Klaviyo id known) and a guest profile (id to look up)."""
+    shop = "evergreen-demo.myshopify.com"
+    return ProfileErasure(
+        shop=shop,
+        profiles=[
+            ErasedProfile(external_id=f"{shop}/customer#{8_200_000_000 + n}", klaviyo_profile_id=f"01KE{n:022d}")
+            for n in range(count - 1)
+        ]
+        + [ErasedProfile(external_id=f"{shop}/guest#shopper@example.com")],
+        segments=["vip", "lapsed", "repeat"],
+        requested_at=datetime(2026, 7, 15, 8, 0, tzinfo=UTC),
+    )
+
+
+def _erase_everything() -> list[httpx.Request]:
+    gone = erasure()
+    known = {gone.profiles[-1].external_id: "01KGUEST000000000000000000"}
+    return capture(lambda p: p.erase(gone, delete_in_klaviyo=True), known=known)
+
+
 SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
+    "erasure of a redacted customer, with Klaviyo's data-privacy deletion": _erase_everything,
     "trickle with every field": lambda: capture(lambda p: p.push([change(n) for n in range(3)])),
     "trickle with missing or unusable identifiers": lambda: capture(
         lambda p: p.push(
@@ -274,6 +296,8 @@ def test_the_sandbox_checks_requests_and_answers_as_the_spec_says(spec: KlaviyoS
         kr.add_profiles_to_list("Y6nRLr", ["01KP0000000000000000000001"]),
         kr.remove_profiles_from_list("Xk9Qp2", ["01KP0000000000000000000001"]),
         kr.profile_lookup([c.external_id for c in flood[:10]]),
+        kr.unset_evergreen_properties(flood[0].external_id, "01KP0000000000000000000001"),
+        kr.request_profile_deletion("01KP0000000000000000000001"),
     ]
     answers: list[tuple[kr.KlaviyoRequest, httpx.Response]] = []
     with httpx.Client() as http:
@@ -302,7 +326,7 @@ def test_the_sandbox_checks_requests_and_answers_as_the_spec_says(spec: KlaviyoS
             response_content_type=response.headers.get("content-type", "application/vnd.api+json"),
         )
         assert problems == [], f"{request.method} {request.path} -> {response.status_code}"
-    assert [r.status_code for _, r in answers] == [429, 201, 202, 202, 202, 204, 204, 200]
+    assert [r.status_code for _, r in answers] == [429, 201, 202, 202, 202, 204, 204, 200, 200, 202]
     records = checked_sandbox.requests()
     assert all(r["spec_checked"] for r in records)
     assert [r["spec_errors"] for r in records if not r["spec_valid"]] == []

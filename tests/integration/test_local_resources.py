@@ -60,7 +60,7 @@ def test_a_profile_written_locally_is_found_through_the_due_index(local_resource
     assert [item["sk"]["S"] for item in found] == ["customer#1"]
 
 
-def test_the_segment_changes_queue_redrives_to_the_dlq_after_five_receives(
+def test_the_segment_changes_queue_redrives_to_the_dlq_after_500_receives(
     local_resources: LocalResources,
 ) -> None:
     sqs = local_resources.client("sqs")
@@ -68,7 +68,7 @@ def test_the_segment_changes_queue_redrives_to_the_dlq_after_five_receives(
     dlq_arn = sqs.get_queue_attributes(QueueUrl=local_resources.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 500}
     assert attributes["VisibilityTimeout"] == "720"
     dlq = sqs.get_queue_attributes(QueueUrl=local_resources.dlq_url, AttributeNames=["MessageRetentionPeriod"])
     assert dlq["Attributes"]["MessageRetentionPeriod"] == str(14 * 24 * 3600)

@@ -123,8 +123,9 @@ def test_a_message_is_not_redelivered_while_sync_may_still_be_working_on_it(temp
     assert int(queue["VisibilityTimeout"]) >= 6 * sync_timeout
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["SegmentChangesDLQ", "Arn"]},
-        "maxReceiveCount": 5,
+        "maxReceiveCount": 500,
     }
+    assert int(queue["MessageRetentionPeriod"]) == 14 * 24 * 3600
     assert int(_props(template, "SegmentChangesDLQ")["MessageRetentionPeriod"]) == 14 * 24 * 3600
     assert queue["SqsManagedSseEnabled"] is True
     assert _props(template, "SegmentChangesDLQ")["SqsManagedSseEnabled"] is True
@@ -209,6 +210,8 @@ def test_functions_get_only_the_access_they_need(template: dict[str, Any]) -> No
     sync = policies("SegmentSyncFunction")
     assert sync["AWSSecretsManagerGetSecretValuePolicy"] == {"SecretArn": {"Ref": "KlaviyoSecrets"}}
     assert "S3WritePolicy" not in sync
+    assert sync["SQSPollerPolicy"] == {"QueueName": {"Fn::GetAtt": ["SegmentChangesQueue", "QueueName"]}}
+    assert sync["SQSSendMessagePolicy"] == {"QueueName": {"Fn::GetAtt": ["SegmentChangesDLQ", "QueueName"]}}
 
 
 def test_no_policy_allows_wildcard_actions(template: dict[str, Any]) -> None:

@@ -21,6 +21,10 @@ class Settings(BaseModel):
 
     profiles_table: str = Field("evergreen-profiles", alias="PROFILES_TABLE")
     segment_changes_queue_url: str = Field("", alias="SEGMENT_CHANGES_QUEUE_URL")
+    segment_changes_dlq_url: str = Field("", alias="SEGMENT_CHANGES_DLQ_URL")
+    """Where SegmentSync moves poison messages (a 4xx retrying cannot fix) at once."""
+    klaviyo_delete_on_redact: bool = Field(False, alias="KLAVIYO_DELETE_ON_REDACT")
+    """On customers/redact, also request Klaviyo's data-privacy deletion of the profile (needs data-privacy:write)."""
     shopify_secrets_id: str = Field("evergreen/shopify-webhook-secrets", alias="SHOPIFY_SECRETS_ID")
     klaviyo_secrets_id: str = Field("evergreen/klaviyo", alias="KLAVIYO_SECRETS_ID")
     shopify_admin_secrets_id: str = Field("evergreen/shopify-admin-tokens", alias="SHOPIFY_ADMIN_SECRETS_ID")

@@ -113,6 +113,56 @@ def test_a_persistent_5xx_raises_unavailable(
     assert len(klaviyo.sent) == 5
 
 
+CLOUDFLARE_CHALLENGE = (
+    '<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head>'
+    "<body><noscript>Enable JavaScript and cookies to continue</noscript></body></html>"
+)
+
+
+def _answering(*responses: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+    queue = list(responses)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return answer
+
+
+def test_a_cloudflare_challenge_403_is_retried_and_then_succeeds(fake_time: FakeTime, change_factory: Factory) -> None:
+    challenge = httpx.Response(403, headers={"content-type": "text/html; charset=UTF-8"}, text=CLOUDFLARE_CHALLENGE)
+    transport = httpx.MockTransport(_answering(challenge, challenge, httpx.Response(201, json={"data": {"id": "K1"}})))
+    client = KlaviyoClient(
+        BASE_URL, API_KEY, http=httpx.Client(transport=transport), sleep=fake_time.sleep, clock=fake_time.clock
+    )
+    assert client.send(kr.profile_import(change_factory())).status_code == 201
+    assert len(fake_time.sleeps) == 2
+
+
+def test_a_persistent_cloudflare_challenge_is_unavailable_not_rejected(
+    fake_time: FakeTime, change_factory: Factory
+) -> None:
+    challenge = httpx.Response(403, headers={"content-type": "text/html"}, text=CLOUDFLARE_CHALLENGE)
+    client = KlaviyoClient(
+        BASE_URL,
+        API_KEY,
+        http=httpx.Client(transport=httpx.MockTransport(_answering(challenge))),
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+        max_attempts=3,
+    )
+    with pytest.raises(KlaviyoUnavailable) as raised:
+        client.send(kr.profile_import(change_factory()))
+    assert raised.value.status == 403
+
+
+def test_a_json_api_403_is_final(client: KlaviyoClient, klaviyo: FakeKlaviyo, change_factory: Factory) -> None:
+    klaviyo.fail(403, errors=[{"status": 403, "code": "permission_denied", "title": "You do not have permission."}])
+    with pytest.raises(KlaviyoRejected) as raised:
+        client.send(kr.profile_import(change_factory()))
+    assert raised.value.status == 403
+    assert len(klaviyo.sent) == 1
+
+
 def test_transport_errors_are_retried(fake_time: FakeTime, change_factory: Factory) -> None:
     attempts: list[int] = []
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from klaviyo_fakes import FakeKlaviyo, FakeTime, Sent
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ErasedProfile, ProfileErasure, SegmentChange
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 
@@ -341,3 +342,88 @@ def test_a_known_klaviyo_id_is_sent_so_the_same_profile_is_updated(
 
     [sent] = klaviyo.calls("POST", "/api/profile-import")
     assert sent.json["data"]["id"] == "01KNOWN"
+
+
+# --- whether a retry can help, and erasures -----------------------------------------------------------------
+
+
+def test_a_change_klaviyo_refuses_is_poison_and_a_throttled_one_carries_retry_after(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo, change_factory: Factory
+) -> None:
+    first, second = change_factory(1), change_factory(2)
+    klaviyo.fail(400, lambda s: s.path == "/api/profile-import" and _profile_external_id(s) == first.external_id)
+    klaviyo.fail(429, lambda s: s.path == "/api/events", retry_after="120")
+
+    result = KlaviyoPusher(client, LISTS).push([first, second])
+
+    assert result.failed == {0, 1}
+    assert result.poison == {0}
+    assert result.retry_after_s == {1: 120.0}
+
+
+def test_a_change_failed_fast_after_an_endpoint_was_given_up_keeps_klaviyos_retry_after(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo, change_factory: Factory
+) -> None:
+    klaviyo.fail(429, lambda s: s.path == "/api/events", retry_after="90")
+
+    result = KlaviyoPusher(client, LISTS).push([change_factory(n) for n in range(3)])
+
+    assert result.retry_after_s == {0: 90.0, 1: 90.0, 2: 90.0}
+    assert result.poison == set()
+
+
+def _erasure(*profiles: tuple[str, str | None]) -> ProfileErasure:
+    return ProfileErasure(
+        shop="evergreen-demo.myshopify.com",
+        profiles=[ErasedProfile(external_id=e, klaviyo_profile_id=k) for e, k in profiles],
+        segments=["vip", "lapsed", "repeat"],
+        requested_at=datetime(2026, 7, 1, tzinfo=UTC),
+    )
+
+
+def test_an_erasure_unsets_evergreens_properties_and_leaves_the_mapped_lists_without_events(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    result = KlaviyoPusher(client, LISTS).erase(_erasure(("shop/customer#1", "K1")))
+
+    assert result.failed is False and result.profiles_cleared == 1
+    [unset, *removals] = klaviyo.sent
+    assert unset.json["data"]["id"] == "K1"
+    assert unset.json["data"]["meta"] == {
+        "patch_properties": {"unset": ["evergreen_segments", "evergreen_synced_version"]}
+    }
+    assert "properties" not in unset.json["data"]["attributes"]
+    assert sorted((s.method, s.path, tuple(_ids(s))) for s in removals) == [
+        ("DELETE", "/api/lists/LIST_LAPSED/relationships/profiles", ("K1",)),
+        ("DELETE", "/api/lists/LIST_VIP/relationships/profiles", ("K1",)),
+    ]
+    assert klaviyo.calls("POST", "/api/events") == []
+    assert klaviyo.calls("POST", "/api/data-privacy-deletion-jobs") == []
+
+
+def test_an_erasure_of_a_profile_klaviyo_never_had_sends_nothing_more_than_the_lookup(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    result = KlaviyoPusher(client, LISTS).erase(
+        _erasure(("shop/guest#nobody@example.com", None)), delete_in_klaviyo=True
+    )
+
+    assert result.failed is False and result.profiles_cleared == 0
+    assert [(s.method, s.path) for s in klaviyo.sent] == [("GET", "/api/profiles")]
+
+
+def test_an_erasure_klaviyo_refuses_is_poison(client: KlaviyoClient, klaviyo: FakeKlaviyo) -> None:
+    klaviyo.fail(403, errors=[{"status": 403, "code": "permission_denied", "title": "Missing scope"}])
+
+    result = KlaviyoPusher(client, LISTS).erase(_erasure(("shop/customer#1", "K1")), delete_in_klaviyo=True)
+
+    assert result.failed and result.poison
+    assert result.error == "create_or_update_profile: 403"
+
+
+def test_a_profile_already_deleted_in_klaviyo_needs_no_erasure(client: KlaviyoClient, klaviyo: FakeKlaviyo) -> None:
+    klaviyo.fail(404, lambda s: s.path == "/api/profile-import")
+
+    result = KlaviyoPusher(client, LISTS).erase(_erasure(("shop/customer#1", "K1")))
+
+    assert result.failed is False and result.profiles_cleared == 0

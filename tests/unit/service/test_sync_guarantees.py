@@ -16,8 +16,10 @@ from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync
+from evergreen.storage.queue import SqsChangePublisher
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
@@ -144,3 +146,54 @@ def test_klaviyos_id_for_a_synced_profile_is_kept_for_later_list_removals(edges,
     sync.sync([change])
 
     assert edges.store.load(SHOP, change.profile_key).klaviyo_profile_id
+
+
+def test_a_change_whose_enqueue_failed_is_resent_by_the_next_sweep_without_waiting_the_grace_period(
+    edges, clock, world
+):
+    change = saved_change(edges, clock)
+    missing_queue = SqsChangePublisher(edges.sqs, edges.settings.segment_changes_queue_url + "-missing")
+    writer = ProfileWriter(edges.store, missing_queue, edges.definitions, clock)
+
+    assert writer.enqueue(change) is False
+    clock.advance(timedelta(minutes=5))  # one sweep interval, well inside the grace period
+    report = edges.sweep.run(SweepRequest())
+
+    assert report.repaired == 1
+    [requeued] = world.queued()
+    assert requeued["version"] == change.version
+
+
+def test_a_change_that_was_enqueued_is_not_resent_before_the_grace_period(edges, clock, world):
+    change = saved_change(edges, clock)
+    assert edges.writer.enqueue(change) is True
+    world.queued()
+
+    clock.advance(timedelta(minutes=5))
+
+    assert edges.sweep.run(SweepRequest()).repaired == 0
+    assert world.queued() == []
+
+
+def test_a_webhook_change_carries_its_receipt_instant_and_sync_measures_event_to_klaviyo(edges, clock, sync, world):
+    received = clock.now()
+    order = OrderRecord(order_id="9", created_at=received - timedelta(days=1), total=Decimal("30.00"))
+    blank = Profile(shop=SHOP, customer_id="77", email="c77@example.com", email_normalized="c77@example.com")
+    edges.writer.write(blank, lambda profile: profile.model_copy(update={"orders": {"9": order}}))
+    [body] = world.queued()
+    change = SegmentChange.model_validate(body)
+    assert change.received_at == received
+
+    clock.advance(timedelta(seconds=2))
+    report = sync.sync([change])
+
+    assert report.event_to_klaviyo_ms == [2000.0]
+
+
+def test_a_change_the_sweep_made_is_not_counted_as_event_to_klaviyo(edges, clock, sync):
+    change = saved_change(edges, clock)
+    assert change.received_at is None
+
+    report = sync.sync([change])
+
+    assert report.pushed == 1 and report.event_to_klaviyo_ms == []

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from evergreen.domain.profile import Profile
+
+UNDELIVERED_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+"""The outbox date of a change whose send to the queue failed: older than any grace period, so the next
+sweep's repair re-sends it at once instead of waiting SYNC_GRACE_SECONDS."""
 
 
 class SegmentChange(BaseModel):
@@ -31,12 +39,70 @@ class SegmentChange(BaseModel):
     klaviyo_profile_id: str | None = None
     transition_at: datetime | None = None
     """For a change that time alone made (no event): the exact instant it was due, for lateness metrics."""
+    received_at: datetime | None = None
+    """When the webhook that caused this change reached Evergreen; None for a change the sweep made."""
 
     @property
     def external_id(self) -> str:
         """The id Klaviyo knows this profile by: stable across syncs."""
-        return f"{self.shop}/{self.profile_key}"
+        return external_id(self.shop, self.profile_key)
 
     def event_unique_id(self, segment: str, direction: str) -> str:
         """Stable id for one entered/exited event, so a retried push is de-duplicated by Klaviyo."""
         return f"evergreen:{self.shop}:{self.profile_key}:{segment}:{direction}:{self.version}"
+
+
+class ErasedProfile(BaseModel):
+    """One profile row of a redacted customer, as Klaviyo knows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str
+    klaviyo_profile_id: str | None = None
+
+
+class ProfileErasure(BaseModel):
+    """A customer redacted in Evergreen: clear in Klaviyo what Evergreen wrote there.
+
+    Self-contained on purpose: it is published before the profile rows are deleted and handled after, so
+    it carries the identifiers Klaviyo knows the profiles by and the segments whose lists they must leave,
+    and nothing else (no email, phone or name).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["erase"] = "erase"
+    shop: str
+    profiles: list[ErasedProfile]
+    segments: list[str] = []
+    requested_at: datetime
+
+
+QueueMessage = SegmentChange | ProfileErasure
+_QUEUE_MESSAGE: TypeAdapter[SegmentChange | ProfileErasure] = TypeAdapter(QueueMessage)
+
+
+def parse_queue_message(body: str | bytes) -> QueueMessage:
+    """A segment-changes queue message; raises pydantic's ValidationError when it is neither kind."""
+    return _QUEUE_MESSAGE.validate_json(body)
+
+
+def erasure_for(shop: str, profiles: Iterable[Profile], now: datetime) -> ProfileErasure | None:
+    """The Klaviyo clean-up for these (about to be deleted) profiles; None when there are none."""
+    rows = list(profiles)
+    if not rows:
+        return None
+    return ProfileErasure(
+        shop=shop,
+        profiles=[
+            ErasedProfile(external_id=external_id(shop, row.key), klaviyo_profile_id=row.klaviyo_profile_id)
+            for row in rows
+        ],
+        segments=sorted({segment for row in rows for segment in row.membership}),
+        requested_at=now,
+    )
+
+
+def external_id(shop: str, profile_key: str) -> str:
+    """The id Klaviyo knows a profile by (see `SegmentChange.external_id`)."""
+    return f"{shop}/{profile_key}"

@@ -5,6 +5,8 @@
 - 429: wait for `Retry-After` (seconds) plus jitter, up to `max_attempts`; a wait longer than
   `max_retry_after_s` is not slept through (the message goes back to the queue instead).
 - 5xx and transport errors: exponential back-off with jitter, up to `max_attempts`.
+- A 403 that is not JSON:API (Cloudflare's HTML challenge page in front of Klaviyo) is an edge block, not
+  Klaviyo refusing the key: retried like a 5xx, and `KlaviyoUnavailable` once the retries run out.
 - Other 4xx: no retry; `KlaviyoRejected` with the status and Klaviyo's error codes (PII redacted).
 
 Every call sync makes is idempotent (profile upserts, events with `unique_id`, list membership), so a
@@ -77,7 +79,20 @@ class KlaviyoThrottled(KlaviyoError):
 
 
 class KlaviyoUnavailable(KlaviyoError):
-    """Still 5xx or a transport error after the bounded retries."""
+    """Still 5xx, a transport error or an edge (non-JSON:API) 403 after the bounded retries."""
+
+
+def is_edge_block(response: httpx.Response) -> bool:
+    """A 403 that Klaviyo's API did not write: an HTML challenge page (Cloudflare) rather than JSON:API errors.
+
+    Klaviyo's own 403 (a key without the scope, a revoked key) is JSON:API with an `errors` array and is final.
+    """
+    if response.status_code != 403:
+        return False
+    content_type = response.headers.get("content-type", "").lower()
+    if "json" in content_type:
+        return not error_infos(response)
+    return True
 
 
 def redact(text: str | None) -> str | None:
@@ -296,7 +311,7 @@ class KlaviyoClient:
                     raise KlaviyoThrottled(operation=operation, retry_after_s=retry_after)
                 self._wait(wait)
                 continue
-            if status >= 500:
+            if status >= 500 or is_edge_block(response):
                 if last:
                     raise KlaviyoUnavailable(
                         f"Klaviyo {operation} failed with {status}", operation=operation, status=status

@@ -13,7 +13,13 @@ Flood:
   4. list calls as in a trickle for what the jobs did not cover.
 
 Failures are per call: only the changes a failed call carried are reported, and everything is
-idempotent on retry (profile upserts, events keyed by `unique_id`, list membership).
+idempotent on retry (profile upserts, events keyed by `unique_id`, list membership). Each failed change
+also says whether retrying can help: a 4xx Klaviyo refused is `poison`; a 429 carries Klaviyo's
+`Retry-After` in `retry_after_s`.
+
+Erasure (a redacted customer): unset Evergreen's profile properties, leave the segments' lists, and,
+when asked, request Klaviyo's own data-privacy deletion. No entered/exited events: an erased person must
+not trigger flows.
 Several versions of one profile in a batch are upserted once, from the newest snapshot.
 """
 
@@ -24,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 
@@ -57,6 +63,38 @@ class PushResult:
     gave_up: set[str] = field(default_factory=set)
     """Operations abandoned for the rest of this push after retries ran out on a 429 or a 5xx, so a
     Klaviyo outage costs one exhausted call per endpoint rather than one per change."""
+    poison: set[int] = field(default_factory=set)
+    """Failed changes Klaviyo refused with a 4xx: retrying the same message cannot help."""
+    retry_after_s: dict[int, float] = field(default_factory=dict)
+    """Failed changes that met a 429, with the longest `Retry-After` Klaviyo gave."""
+    _gave_up_errors: dict[str, KlaviyoError] = field(default_factory=dict, repr=False)
+
+    def note_failure(self, index: int, error: KlaviyoError | str) -> None:
+        """Record why change `index` failed (the first reason wins) and whether a retry can help."""
+        self.failed.add(index)
+        if isinstance(error, str):
+            self.errors.setdefault(index, error)
+            return
+        status = error.status if error.status is not None else type(error).__name__
+        self.errors.setdefault(index, f"{error.operation}: {status}")
+        if isinstance(error, KlaviyoRejected):
+            self.poison.add(index)
+        elif isinstance(error, KlaviyoThrottled) and error.retry_after_s is not None:
+            self.retry_after_s[index] = max(self.retry_after_s.get(index, 0.0), error.retry_after_s)
+
+
+@dataclass
+class EraseResult:
+    """What an erasure did; `failed` means the whole erasure must be retried (every step is idempotent)."""
+
+    failed: bool = False
+    poison: bool = False
+    retry_after_s: float | None = None
+    error: str | None = None
+    profiles_cleared: int = 0
+    list_removals: int = 0
+    deletions_requested: int = 0
+    requests: int = 0
 
 
 @dataclass
@@ -159,31 +197,83 @@ class KlaviyoPusher:
     def _send(self, request: kr.KlaviyoRequest, result: PushResult) -> httpx.Response:
         """Send, unless Klaviyo already kept refusing this operation in this push (then fail fast)."""
         if request.operation in result.gave_up:
-            raise KlaviyoThrottled(operation=request.operation, retry_after_s=None)
+            earlier = result._gave_up_errors.get(request.operation)
+            if isinstance(earlier, KlaviyoUnavailable):
+                raise KlaviyoUnavailable(str(earlier), operation=request.operation, status=earlier.status)
+            retry_after = earlier.retry_after_s if isinstance(earlier, KlaviyoThrottled) else None
+            raise KlaviyoThrottled(operation=request.operation, retry_after_s=retry_after)
         result.requests += 1
         try:
             return self._client.send(request)
-        except (KlaviyoThrottled, KlaviyoUnavailable):
+        except (KlaviyoThrottled, KlaviyoUnavailable) as error:
             result.gave_up.add(request.operation)
+            result._gave_up_errors[request.operation] = error
             raise
 
     @staticmethod
     def _fail(profiles: Iterable[_Profile], error: KlaviyoError | str, result: PushResult) -> None:
-        reason = (
-            error
-            if isinstance(error, str)
-            else f"{error.operation}: {error.status if error.status is not None else type(error).__name__}"
-        )
         for profile in profiles:
             profile.failed = True
             for index in profile.indexes:
-                result.failed.add(index)
-                result.errors.setdefault(index, reason)
+                result.note_failure(index, error)
 
     @staticmethod
     def _fail_change(index: int, error: KlaviyoError, result: PushResult) -> None:
-        result.failed.add(index)
-        result.errors.setdefault(index, f"{error.operation}: {error.status or type(error).__name__}")
+        result.note_failure(index, error)
+
+    # --- erasure --------------------------------------------------------------------------------
+
+    def erase(self, erasure: ProfileErasure, *, delete_in_klaviyo: bool = False) -> EraseResult:
+        """Clear in Klaviyo what Evergreen wrote for a redacted customer; idempotent, so safe to retry.
+
+        Profiles Klaviyo does not know (never synced, or already deleted there) need nothing.
+        """
+        outcome = EraseResult()
+        calls = PushResult()
+        try:
+            targets = self._erasure_targets(erasure, calls)
+            for external_id, klaviyo_id in targets:
+                if self._send_unless_gone(kr.unset_evergreen_properties(external_id, klaviyo_id), calls):
+                    outcome.profiles_cleared += 1
+            ids = list(dict.fromkeys(klaviyo_id for _, klaviyo_id in targets))
+            list_ids = sorted({self._list_ids[s] for s in erasure.segments if s in self._list_ids})
+            for list_id in list_ids if ids else []:
+                for chunk in kr.pack(ids, max_count=kr.MAX_LIST_PROFILES):
+                    if self._send_unless_gone(kr.remove_profiles_from_list(list_id, chunk), calls):
+                        outcome.list_removals += len(chunk)
+            for klaviyo_id in ids if delete_in_klaviyo else []:
+                self._send(kr.request_profile_deletion(klaviyo_id), calls)
+                outcome.deletions_requested += 1
+        except KlaviyoError as error:
+            calls.note_failure(0, error)
+            outcome.failed = True
+            outcome.poison = bool(calls.poison)
+            outcome.retry_after_s = calls.retry_after_s.get(0)
+            outcome.error = calls.errors.get(0)
+        outcome.requests = calls.requests
+        return outcome
+
+    def _erasure_targets(self, erasure: ProfileErasure, calls: PushResult) -> list[tuple[str, str]]:
+        """(external id, Klaviyo id) of each erased profile Klaviyo knows, looking up the ids not carried."""
+        known = {p.external_id: p.klaviyo_profile_id for p in erasure.profiles if p.klaviyo_profile_id}
+        unknown = [
+            p.external_id
+            for p in erasure.profiles
+            if p.external_id not in known and kr.filterable_external_id(p.external_id)
+        ]
+        for chunk in kr.pack(list(dict.fromkeys(unknown)), max_count=kr.MAX_PROFILE_LOOKUP):
+            known.update(_ids_by_external_id(self._send(kr.profile_lookup(chunk), calls)))
+        return [(external_id, klaviyo_id) for external_id, klaviyo_id in known.items() if klaviyo_id]
+
+    def _send_unless_gone(self, request: kr.KlaviyoRequest, calls: PushResult) -> bool:
+        """Send; a 404 (the profile or list no longer exists in Klaviyo) means there is nothing to clear."""
+        try:
+            self._send(request, calls)
+        except KlaviyoRejected as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     def _import_singly(
         self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult

@@ -50,6 +50,10 @@ OP_LIST_ADD = "add_profiles_to_list"
 OP_LIST_REMOVE = "remove_profiles_from_list"
 OP_GET_PROFILES = "get_profiles"
 OP_GET_PROFILE = "get_profile"
+OP_PROFILE_DELETION = "request_profile_deletion"
+
+EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY)
+"""Every profile property Evergreen writes: what an erasure unsets."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_LIST_REMOVE: RateLimit(10, 150),
     OP_GET_PROFILES: RateLimit(75, 750),
     OP_GET_PROFILE: RateLimit(75, 750),
+    OP_PROFILE_DELETION: RateLimit(3, 60),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -239,6 +244,43 @@ def get_profile(klaviyo_profile_id: str) -> KlaviyoRequest:
 def klaviyo_profile_id_usable(klaviyo_profile_id: str) -> bool:
     """Whether `get_profile` can carry this id (letters and digits only, so it stays one path segment)."""
     return bool(_KLAVIYO_ID.match(klaviyo_profile_id))
+
+
+def unset_evergreen_properties(external_id: str, klaviyo_profile_id: str) -> KlaviyoRequest:
+    """POST /api/profile-import on a known profile: remove Evergreen's properties, touching nothing else.
+
+    `meta.patch_properties.unset` drops the keys and their values; the external id is the one the profile
+    already has (an identifier Klaviyo matches on), so nothing new is written.
+    """
+    return KlaviyoRequest(
+        method="POST",
+        path="/api/profile-import",
+        json={
+            "data": {
+                "type": "profile",
+                "id": klaviyo_profile_id,
+                "attributes": {"external_id": external_id},
+                "meta": {"patch_properties": {"unset": list(EVERGREEN_PROPERTIES)}},
+            }
+        },
+        query={"fields[profile]": "external_id"},
+        operation=OP_PROFILE_IMPORT,
+    )
+
+
+def request_profile_deletion(klaviyo_profile_id: str) -> KlaviyoRequest:
+    """POST /api/data-privacy-deletion-jobs: Klaviyo's own GDPR deletion of one profile (asynchronous, 202)."""
+    return KlaviyoRequest(
+        method="POST",
+        path="/api/data-privacy-deletion-jobs",
+        json={
+            "data": {
+                "type": "data-privacy-deletion-job",
+                "attributes": {"profile": {"data": {"type": "profile", "id": klaviyo_profile_id, "attributes": {}}}},
+            }
+        },
+        operation=OP_PROFILE_DELETION,
+    )
 
 
 def filterable_external_id(external_id: str) -> bool:

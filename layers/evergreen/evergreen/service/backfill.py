@@ -27,7 +27,7 @@ from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, apply_order, merge_guest
 from evergreen.segments import Definitions
 from evergreen.service.backfill_model import PHASES, BackfillCounts, BackfillProgress, Phase
-from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Touched
+from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, QueueNothing, Touched
 from evergreen.service.ports import ChangePublisher, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import profile_for
@@ -219,13 +219,6 @@ def backfill_order(profile: Profile, state: OrderState | None, event: OrderObser
 # --- the backfill ------------------------------------------------------------------------------------
 
 
-class _Discard:
-    """Changes are not queued one by one: the outbox keeps them until the bulk sync marks them synced."""
-
-    def publish(self, changes: Any) -> None:
-        return None
-
-
 @dataclass
 class BackfillReport:
     shop: str
@@ -266,7 +259,7 @@ class Backfill:
         self._clock = clock
         self._membership = membership
         self._writer = ProfileWriter(
-            store, publisher if membership is None and publisher else _Discard(), definitions, clock
+            store, publisher if membership is None and publisher else QueueNothing(), definitions, clock
         )
         self._checkpoint_every = max(1, checkpoint_every)
         self._poll_every_s = poll_every_s

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
@@ -145,3 +145,14 @@ class BulkMembershipSync:
             for chunk in kr.pack(sorted(set(removals[list_id])), max_count=kr.MAX_LIST_PROFILES):
                 if self._send(kr.remove_profiles_from_list(list_id, chunk), report):
                     report.list_removals += len(chunk)
+
+
+class QueueNothing:
+    """The publisher of a backfill: changes are not queued one by one, as the outbox keeps them until the bulk
+    sync marks them synced. A backfill never erases anyone."""
+
+    def publish(self, changes: Any) -> None:
+        return None
+
+    def publish_erasure(self, erasure: Any) -> None:
+        raise RuntimeError("a backfill never erases a profile")

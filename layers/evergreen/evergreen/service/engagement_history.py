@@ -22,7 +22,7 @@ from evergreen.domain.reducers import apply, merge_guest
 from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.pusher import KlaviyoSender
 from evergreen.segments import Definitions
-from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Touched
+from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, QueueNothing, Touched
 from evergreen.service.ports import ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
@@ -43,11 +43,6 @@ class HistoryReport:
     kinds: dict[str, int] = field(default_factory=dict)
     resume_at: tuple[str, str | None] | None = None
     """(metric id, page cursor) to continue from when the run was asked to stop early; None when done."""
-
-
-class _Discard:
-    def publish(self, changes: Any) -> None:
-        return None
 
 
 def _profile_from_external_id(shop: str, external_id: str | None) -> Profile | None:
@@ -81,7 +76,7 @@ class EngagementHistory:
         self._sender = sender
         self._store = store
         self._clock = clock
-        self._writer = ProfileWriter(store, _Discard(), definitions, clock)
+        self._writer = ProfileWriter(store, QueueNothing(), definitions, clock)
         self._membership = membership
         self._window = timedelta(days=window_days)
         self._on_page = on_page

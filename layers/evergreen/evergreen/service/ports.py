@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 
@@ -83,10 +83,12 @@ class ProfileStore(Protocol):
         ...
 
     def delete(self, shop: str, profile_keys: Sequence[str]) -> int: ...
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
 
 
 class ChangePublisher(Protocol):
     def publish(self, changes: Sequence[SegmentChange]) -> None: ...
+    def publish_erasure(self, erasure: ProfileErasure) -> None: ...
 
 
 class DataExporter(Protocol):

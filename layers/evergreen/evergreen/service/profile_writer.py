@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import UNDELIVERED_SINCE, ProfileErasure, SegmentChange
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
@@ -73,6 +75,22 @@ class WriteResult:
     exited: tuple[str, ...] = ()
     before: Profile | None = None
     """The profile as it was stored before this write (None when it is new)."""
+
+
+class OutboxStore(Protocol):
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
+
+
+def mark_undelivered(store: OutboxStore, changes: Sequence[SegmentChange]) -> None:
+    """Date these outbox entries as never sent, so the next sweep re-sends them without a grace period.
+
+    Best effort: if this write fails too, the grace period still catches them.
+    """
+    for change in changes:
+        try:
+            store.touch_unsynced(change, UNDELIVERED_SINCE)
+        except Exception:
+            logger.exception("Could not mark a change undelivered; the grace period will catch it")
 
 
 class ConflictsExhausted(Exception):
@@ -151,6 +169,7 @@ class ProfileWriter:
         guest_email: str | None,
     ) -> WriteResult:
         target = blank
+        received_at = self._clock.now()
         retry = self._retry
         deadline = retry.monotonic() + retry.budget_seconds
         attempt = 0
@@ -163,7 +182,9 @@ class ProfileWriter:
             if loaded is not None and loaded.has_seen(delivery_id):
                 return WriteResult(Outcome.DUPLICATE, loaded)
             try:
-                outcome = self._attempt(target, order_id, reducer, snapshot, wanted_guest, merge, delivery_id)
+                outcome = self._attempt(
+                    target, order_id, reducer, snapshot, wanted_guest, merge, delivery_id, received_at
+                )
             except _Reroute as reroute:
                 target = reroute.target
                 continue
@@ -188,6 +209,7 @@ class ProfileWriter:
         wanted_guest: str | None,
         merge: Merge | None,
         delivery_id: str | None,
+        received_at: datetime,
     ) -> WriteResult:
         loaded, stored = snapshot.profile, snapshot.order
         base = loaded or target
@@ -209,6 +231,8 @@ class ProfileWriter:
         expected = loaded.version if loaded else 0
         now = self._clock.now()
         result = reevaluate(applied.remember(delivery_id), self._definitions, now, expected + 1)
+        if result.change is not None:  # carried to SegmentSync for the EventToKlaviyoMs metric
+            result = replace(result, change=result.change.model_copy(update={"received_at": received_at}))
         order = None
         if order_changed and order_id is not None and state is not None:
             version = stored.version if stored is not None else 0
@@ -267,9 +291,15 @@ class ProfileWriter:
         try:
             self._publisher.publish([change])
         except Exception:
-            logger.exception("Enqueue failed; the sweep will re-send from the outbox")
+            logger.exception("Enqueue failed; the next sweep re-sends it from the outbox")
+            mark_undelivered(self._store, [change])
             return False
         return True
+
+    def enqueue_erasure(self, erasure: ProfileErasure | None) -> None:
+        """Send a redacted customer's Klaviyo clean-up; raises when it cannot (the redaction must then wait)."""
+        if erasure is not None:
+            self._publisher.publish_erasure(erasure)
 
     def _guest_to_merge(
         self, loaded: Profile | None, applied: Profile, prefetched: Profile | None, prefetched_key: str | None

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
+from evergreen.domain.changes import erasure_for
 from evergreen.domain.events import (
     CustomerDeleted,
     CustomerRedactRequested,
@@ -214,6 +215,8 @@ class ShopifyWebhooks:
         owned = {order_id for owner in sorted(owners) for order_id in self._store.order_ids_of(shop, owner)}
         order_ids = sorted({*event.orders, *owned})
         keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
+        # Klaviyo clean-up first: once the rows are gone nothing would know what to clear there.
+        self._writer.enqueue_erasure(erasure_for(shop, profiles, self._clock.now()))
         deleted = self._store.delete(shop, keys)
         logger.info(
             "Customer redacted",

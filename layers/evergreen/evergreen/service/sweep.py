@@ -19,6 +19,7 @@ from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
 from evergreen.service.ports import ChangePublisher, PageLike, VersionConflict
+from evergreen.service.profile_writer import mark_undelivered
 
 logger = Logger(child=True)
 
@@ -329,6 +330,7 @@ class StalenessSweep:
             self._publisher.publish(changes)
         except Exception:
             logger.exception("Enqueue failed; the outbox keeps the change")
+            mark_undelivered(self._store, changes)
             return False
         return True
 

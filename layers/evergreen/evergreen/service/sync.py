@@ -1,7 +1,12 @@
-"""Push segment changes to Klaviyo, newest version per profile, and record what reached it."""
+"""Push segment changes to Klaviyo, newest version per profile, and record what reached it.
+
+Also handles erasures (a redacted customer) and decides, for each message that failed, when it is
+delivered again (`redelivery_delay_s`) or whether it is poison that retrying cannot fix.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -9,11 +14,21 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, QueueMessage, SegmentChange
 
 logger = Logger(child=True)
 
 ProfileRef = tuple[str, str]
+
+
+RETRY_BASE_S = 15
+"""First redelivery delay after a Klaviyo 5xx, timeout or edge block; it doubles per receive."""
+RETRY_CAP_S = 60
+"""Longest back-off between two tries of one message: once Klaviyo is back, a message waits at most this."""
+RETRY_AFTER_CAP_S = 300
+"""Longest wait honoured from a `Retry-After`, so maxReceiveCount x this stays inside the queue's retention."""
+RETRY_JITTER = 0.1
+"""Back-off is shortened by up to this fraction at random, so failed messages do not return in lock-step."""
 
 
 class PushOutcome(Protocol):
@@ -21,10 +36,28 @@ class PushOutcome(Protocol):
     def failed(self) -> set[int]: ...
     @property
     def klaviyo_profile_ids(self) -> dict[int, str]: ...
+    @property
+    def poison(self) -> set[int]: ...
+    @property
+    def retry_after_s(self) -> dict[int, float]: ...
+    @property
+    def errors(self) -> dict[int, str]: ...
+
+
+class EraseOutcome(Protocol):
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def poison(self) -> bool: ...
+    @property
+    def retry_after_s(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
 
 
 class Pusher(Protocol):
     def push(self, changes: Sequence[SegmentChange]) -> PushOutcome: ...
+    def erase(self, erasure: ProfileErasure, *, delete_in_klaviyo: bool = False) -> EraseOutcome: ...
 
 
 class SyncStore(Protocol):
@@ -42,16 +75,70 @@ class SyncReport:
     """The profile no longer exists (redacted or deleted)."""
     failed: set[int] = field(default_factory=set)
     """Indexes into the received batch that must be retried."""
+    poison: set[int] = field(default_factory=set)
+    """Failed indexes that retrying cannot fix (Klaviyo refused them with a 4xx): for the DLQ."""
+    retry_after_s: dict[int, float] = field(default_factory=dict)
+    """Failed indexes Klaviyo throttled, with its `Retry-After`."""
+    errors: dict[int, str] = field(default_factory=dict)
+    """Why failed indexes failed (operation and status, never PII)."""
+    erased: int = 0
+    """Erasures (redacted customers) completed in Klaviyo."""
     lag_seconds: list[float] = field(default_factory=list)
+    event_to_klaviyo_ms: list[float] = field(default_factory=list)
+    """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
 
 
 class SegmentSync:
     """Takes a batch of changes (any order, with replays) and pushes each profile's newest snapshot once."""
 
-    def __init__(self, store: SyncStore, pusher_for_shop: Callable[[str], Pusher | None], clock: Clock) -> None:
+    def __init__(
+        self,
+        store: SyncStore,
+        pusher_for_shop: Callable[[str], Pusher | None],
+        clock: Clock,
+        *,
+        delete_profiles_in_klaviyo: bool = False,
+    ) -> None:
+        """`delete_profiles_in_klaviyo`: an erasure also requests Klaviyo's own data-privacy deletion."""
         self._store = store
         self._pusher_for_shop = pusher_for_shop
         self._clock = clock
+        self._delete_in_klaviyo = delete_profiles_in_klaviyo
+
+    def handle(self, messages: Sequence[QueueMessage]) -> SyncReport:
+        """A queue batch of changes and erasures; indexes in the report refer to `messages`."""
+        change_indexes = [i for i, m in enumerate(messages) if isinstance(m, SegmentChange)]
+        changes = [m for m in messages if isinstance(m, SegmentChange)]
+        report = self.sync(changes)
+        report.received = len(messages)
+        report.failed = {change_indexes[i] for i in report.failed}
+        report.poison = {change_indexes[i] for i in report.poison}
+        report.retry_after_s = {change_indexes[i]: after for i, after in report.retry_after_s.items()}
+        report.errors = {change_indexes[i]: error for i, error in report.errors.items()}
+        for index, message in enumerate(messages):
+            if isinstance(message, ProfileErasure):
+                self._erase(index, message, report)
+        return report
+
+    def _erase(self, index: int, erasure: ProfileErasure, report: SyncReport) -> None:
+        """Erasures do not consult the table: the profile rows are gone by the time they arrive."""
+        pusher = self._pusher_for_shop(erasure.shop)
+        if pusher is None:
+            logger.error("No Klaviyo account configured for shop; erasure kept for retry", extra={"shop": erasure.shop})
+            report.failed.add(index)
+            return
+        outcome = pusher.erase(erasure, delete_in_klaviyo=self._delete_in_klaviyo)
+        if not outcome.failed:
+            report.erased += 1
+            logger.info("Redacted customer cleared in Klaviyo", extra={"shop": erasure.shop})
+            return
+        logger.warning("Erasure not completed", extra={"shop": erasure.shop, "reason": outcome.error})
+        report.failed.add(index)
+        report.errors[index] = outcome.error or "erase failed"
+        if outcome.poison:
+            report.poison.add(index)
+        if outcome.retry_after_s is not None:
+            report.retry_after_s[index] = outcome.retry_after_s
 
     def sync(self, changes: Sequence[SegmentChange]) -> SyncReport:
         """Push every change newer than what Klaviyo already has; older replays are dropped.
@@ -87,10 +174,50 @@ class SegmentSync:
                 continue
             report.pushed += 1
             report.lag_seconds.append((now - change.changed_at).total_seconds())
+            if change.received_at is not None:
+                report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
         for position in newest.values():
             change = batch[position]
             klaviyo_id = outcome.klaviyo_profile_ids.get(position)
             self._store.mark_synced(change.shop, change.profile_key, change.version, klaviyo_id)
+        report.poison |= {indexes[position] for position in outcome.poison & outcome.failed}
+        report.errors.update({indexes[p]: error for p, error in outcome.errors.items() if p in outcome.failed})
+        for position, after in outcome.retry_after_s.items():
+            if position in outcome.failed:
+                report.retry_after_s[indexes[position]] = after
         return {indexes[position] for position in outcome.failed}
+
+
+def redelivery_delay_s(receive_count: int, retry_after_s: float | None = None, jitter: float = 0.0) -> int:
+    """Seconds a failed message stays invisible before its next try.
+
+    Exponential back-off from `RETRY_BASE_S`, capped at `RETRY_CAP_S` (so a message tries again within a
+    minute of Klaviyo's recovery), shortened by `jitter` (0..RETRY_JITTER); never sooner than Klaviyo's
+    `Retry-After`, itself capped at `RETRY_AFTER_CAP_S`.
+    """
+    attempt = max(1, receive_count)
+    doubled = float(RETRY_BASE_S) * 2.0 ** min(attempt - 1, 16)
+    backoff = min(float(RETRY_CAP_S), doubled) * (1.0 - min(max(jitter, 0.0), RETRY_JITTER))
+    wanted = max(backoff, min(retry_after_s or 0.0, float(RETRY_AFTER_CAP_S)))
+    return math.ceil(wanted)
+
+
+@dataclass
+class RedeliveryPlan:
+    """For a handled batch: how long each retryable failure waits, and the poison with its reason."""
+
+    delays_s: dict[int, int] = field(default_factory=dict)
+    poison: dict[int, str] = field(default_factory=dict)
+
+
+def plan_redelivery(report: SyncReport, receive_counts: Sequence[int], jitter: Callable[[], float]) -> RedeliveryPlan:
+    """Indexes refer to the handled messages; `receive_counts[i]` is SQS's ApproximateReceiveCount of message i."""
+    plan = RedeliveryPlan()
+    for index in sorted(report.failed):
+        if index in report.poison:
+            plan.poison[index] = report.errors.get(index, "rejected by Klaviyo")
+        else:
+            plan.delays_s[index] = redelivery_delay_s(receive_counts[index], report.retry_after_s.get(index), jitter())
+    return plan

@@ -1,13 +1,16 @@
-"""The segment-changes queue."""
+"""The segment-changes queue: publishing changes and erasures, and postponing or dead-lettering failures."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 
 SQS_BATCH = 10
+MAX_VISIBILITY_S = 43_200
+"""SQS's ceiling for a message's visibility timeout (12 hours)."""
 
 
 class PublishFailed(Exception):
@@ -33,6 +36,10 @@ class SqsChangePublisher:
         if failed:
             raise PublishFailed(f"{failed} of {len(changes)} changes were not enqueued")
 
+    def publish_erasure(self, erasure: ProfileErasure) -> None:
+        """Enqueue a redacted customer's Klaviyo clean-up; raises when SQS did not take it."""
+        self._client.send_message(QueueUrl=self._queue_url, MessageBody=erasure.model_dump_json())
+
 
 class SqsDelayedSender:
     """Sends message bodies that each become visible after their own delay (0-900 s)."""
@@ -56,3 +63,69 @@ class SqsDelayedSender:
             failed += len(response.get("Failed", []))
         if failed:
             raise PublishFailed(f"{failed} of {len(messages)} messages were not enqueued")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One received message as the sync handler saw it (the SQS event record's fields it needs)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+
+
+class SqsRedelivery:
+    """What the sync handler does with the messages it could not deliver to Klaviyo.
+
+    - `postpone`: ChangeMessageVisibility per message, so a throttled or failing message comes back after
+      its own back-off instead of the queue's VisibilityTimeout.
+    - `dead_letter`: poison (retrying cannot help) goes to the DLQ at once, with the reason as a message
+      attribute, instead of burning receives until maxReceiveCount.
+    Both return the message ids they could not handle (those stay failed and follow the queue's defaults).
+    """
+
+    def __init__(self, client: Any, queue_url: str, dead_letter_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._dead_letter_url = dead_letter_url
+
+    def postpone(self, messages: Sequence[Received], delay_s: Mapping[str, int]) -> set[str]:
+        failed: set[str] = set()
+        for offset in range(0, len(messages), SQS_BATCH):
+            batch = messages[offset : offset + SQS_BATCH]
+            response = self._client.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {
+                        "Id": str(index),
+                        "ReceiptHandle": message.receipt_handle,
+                        "VisibilityTimeout": max(0, min(MAX_VISIBILITY_S, delay_s[message.message_id])),
+                    }
+                    for index, message in enumerate(batch)
+                ],
+            )
+            failed |= {batch[int(entry["Id"])].message_id for entry in response.get("Failed", [])}
+        return failed
+
+    def dead_letter(self, messages: Sequence[Received], reasons: Mapping[str, str]) -> set[str]:
+        if not self._dead_letter_url:
+            return {message.message_id for message in messages}
+        failed: set[str] = set()
+        for offset in range(0, len(messages), SQS_BATCH):
+            batch = messages[offset : offset + SQS_BATCH]
+            response = self._client.send_message_batch(
+                QueueUrl=self._dead_letter_url,
+                Entries=[
+                    {
+                        "Id": str(index),
+                        "MessageBody": message.body,
+                        "MessageAttributes": {
+                            "reason": {"DataType": "String", "StringValue": reasons.get(message.message_id, "poison")},
+                            "source_message_id": {"DataType": "String", "StringValue": message.message_id},
+                        },
+                    }
+                    for index, message in enumerate(batch)
+                ],
+            )
+            failed |= {batch[int(entry["Id"])].message_id for entry in response.get("Failed", [])}
+        return failed
