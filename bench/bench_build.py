@@ -13,12 +13,13 @@
   shared machine disturbs far less than wall time.
 
 Each round starts the floor and every function once, so load on the machine hits them alike; each figure is the
-median over the rounds.
+median over the rounds. No run writes bytecode (PYTHONDONTWRITEBYTECODE), as on Lambda, where /opt is read-only:
+what the layer does not ship compiled is compiled at every cold start.
 
 The layer does not ship boto3/botocore (the python3.13 runtime provides them, see docs/architecture.md), so the
-runtime stand-in holds the boto3 and botocore versions uv.lock pins. On a non-arm64 machine the built layer's
-compiled wheels (pydantic_core, PyYAML) cannot load, so the cold start runs on a replica of the layer with this
-machine's wheels of the same pinned versions.
+runtime stand-in holds the boto3 and botocore versions uv.lock pins, with their bytecode (assumed precompiled in the
+runtime). On a non-arm64 machine the built layer's compiled wheels (pydantic_core, PyYAML) cannot load, so the cold
+start runs on the same build (layers/evergreen/Makefile) with this machine's wheels of the same pinned versions.
 
     uv run python bench/run.py build
     EVERGREEN_BUILD_DIR=/tmp/build uv run python bench/run.py build   # a build made elsewhere
@@ -44,6 +45,7 @@ from evergreen_local.template import functions, load_template, parameter_default
 REPO = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("EVERGREEN_BUILD_DIR") or REPO / ".aws-sam" / "build")
 LAYER = "EvergreenLayer"
+LAYER_SOURCE = REPO / "layers" / "evergreen"
 TRACING_LAYER = "TracingLayer"
 RUNS = 7
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
@@ -73,7 +75,8 @@ print((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 
 
 def _size_mb(path: Path, digits: int = 2) -> float:
-    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    """Unzipped size of every file, bytecode included (the layer ships it; bench runs never write any)."""
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return round(total / MIB, digits)
 
 
@@ -84,40 +87,44 @@ def _ensure_built() -> None:
     subprocess.run(["make", "build"], cwd=REPO, check=True)
 
 
-def _replica(name: str, requirements: Path) -> Path:
-    """`requirements` installed with this host's wheels into .aws-sam/bench-<name>-<arch>/python, kept until changed."""
-    replica = REPO / ".aws-sam" / f"bench-{name}-{platform.machine().lower()}" / "python"
-    marker = replica / ".requirements.sha256"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+def _host_layer(logical_id: str) -> Path:
+    """The layer as layers/evergreen/Makefile builds it, with this host's wheels, in .aws-sam/bench-<id>-<arch>/python.
+
+    Rebuilt when the requirements, the Makefile, build_layer.py or the evergreen package change.
+    """
+    machine = platform.machine().lower()
+    target = REPO / ".aws-sam" / f"bench-{logical_id}-{machine}"
+    sources = [LAYER_SOURCE / name for name in ("Makefile", "build_layer.py", "requirements.txt")]
+    sources += [LAYER_SOURCE / "tracing-requirements.txt"]
+    package = (LAYER_SOURCE / "evergreen").rglob("*")
+    sources += sorted(p for p in package if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    marker = target / ".sources.sha256"
     if not marker.exists() or marker.read_text() != digest:
-        uv = shutil.which("uv")
-        if uv is None:
-            raise RuntimeError("uv is needed to install a host-arch replica of a layer")
-        shutil.rmtree(replica, ignore_errors=True)
-        replica.mkdir(parents=True)
-        command = [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(replica)]
-        subprocess.run([*command, "--no-deps", "-r", str(requirements)], check=True)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        subprocess.run(
+            ["make", "-s", f"build-{logical_id}", f"ARTIFACTS_DIR={target}", f"PLATFORM={machine}-manylinux2014"],
+            cwd=LAYER_SOURCE,
+            check=True,
+        )
         marker.write_text(digest)
-    return replica
+    return target / "python"
 
 
 def _runnable_layer() -> Path:
-    """The built layer's python/ dir, or on a non-arm64 host a replica with this host's wheels."""
-    built = BUILD / LAYER / "python"
+    """The built layer's python/ dir, or on a non-arm64 host the same build with this host's wheels."""
     if platform.machine().lower() in {"aarch64", "arm64"}:
-        return built
-    replica = _replica("layer", REPO / "layers" / "evergreen" / "requirements.txt")
-    shutil.rmtree(replica / "evergreen", ignore_errors=True)
-    shutil.copytree(built / "evergreen", replica / "evergreen")
-    return replica
+        return BUILD / LAYER / "python"
+    return _host_layer(LAYER)
 
 
 def _tracing_layer() -> Path:
-    """The tracing layer (Tracing=Active only): as built when it was and this host is arm64, else a replica."""
+    """The tracing layer (Tracing=Active only): as built when it was and this host is arm64, else built for the host."""
     built = BUILD / TRACING_LAYER / "python"
     if platform.machine().lower() in {"aarch64", "arm64"} and built.is_dir():
         return built
-    return _replica("tracing", REPO / "layers" / "tracing" / "requirements.txt")
+    return _host_layer(TRACING_LAYER)
 
 
 def _locked_versions(names: tuple[str, ...]) -> list[str]:
@@ -140,7 +147,19 @@ def _runtime_sdk() -> Path:
     shutil.rmtree(runtime, ignore_errors=True)
     runtime.mkdir(parents=True)
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(runtime), "--no-deps", *pins],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            sys.executable,
+            "--target",
+            str(runtime),
+            "--no-deps",
+            "--compile-bytecode",
+            *pins,
+        ],
         check=True,
     )
     marker.write_text("\n".join(pins))
@@ -169,6 +188,7 @@ def _dummy_environment(
     env.update(
         {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "bench",

@@ -21,6 +21,8 @@ EXPORT = [
 """Keep in step with the Makefile's UV_EXPORT."""
 LAYER_PRUNE = ["--prune", "boto3", "--prune", "aws-xray-sdk"]
 """Keep in step with the Makefile's LAYER_PRUNE: what the python3.13 runtime provides, and what only tracing needs."""
+RUNTIME_PRUNE = ["--prune", "boto3", "--prune", "botocore"]
+"""Keep in step with the Makefile's RUNTIME_PRUNE: everything but what the runtime provides."""
 RUNTIME_SDK = {"boto3", "botocore", "s3transfer", "python-dateutil", "six", "urllib3"}
 """What the Lambda python3.13 runtime provides in /var/runtime (jmespath too, but Powertools needs its own)."""
 
@@ -46,7 +48,8 @@ def _export(repo_root: Path, *extra: str) -> list[str]:
 
 
 def _committed(repo_root: Path, layer: str) -> list[str]:
-    return _pins((repo_root / "layers" / layer / "requirements.txt").read_text(encoding="utf-8"))
+    name = "requirements.txt" if layer == "evergreen" else f"{layer}-requirements.txt"
+    return _pins((repo_root / "layers" / "evergreen" / name).read_text(encoding="utf-8"))
 
 
 def test_the_evergreen_layer_requirements_match_the_lock_without_the_aws_sdk_and_xray(repo_root: Path) -> None:
@@ -55,12 +58,12 @@ def test_the_evergreen_layer_requirements_match_the_lock_without_the_aws_sdk_and
     )
 
 
-def test_the_tracing_layer_holds_exactly_what_the_evergreen_layer_leaves_out(repo_root: Path) -> None:
-    everything = _export(repo_root)
+def test_the_tracing_layer_holds_exactly_what_the_evergreen_layer_and_the_runtime_leave_out(repo_root: Path) -> None:
+    beside_the_runtime = _export(repo_root, *RUNTIME_PRUNE)
     evergreen, tracing = _committed(repo_root, "evergreen"), _committed(repo_root, "tracing")
     assert not set(evergreen) & set(tracing)
-    assert sorted(evergreen + tracing) == sorted(everything), (
-        "layers/tracing/requirements.txt drifted from uv.lock: run `make requirements`"
+    assert sorted(evergreen + tracing) == sorted(beside_the_runtime), (
+        "layers/evergreen/tracing-requirements.txt drifted from uv.lock: run `make requirements`"
     )
 
 
@@ -74,6 +77,7 @@ def test_the_evergreen_layer_pins_every_dependency_exactly_and_leaves_the_sdk_to
     assert not names & (RUNTIME_SDK | {"aws-xray-sdk", "wrapt"}), "the runtime's SDK or X-Ray in the layer"
 
 
-def test_the_tracing_layer_brings_the_xray_sdk_with_a_matching_pinned_aws_sdk(repo_root: Path) -> None:
+def test_the_tracing_layer_brings_the_xray_sdk_and_leaves_the_aws_sdk_to_the_runtime(repo_root: Path) -> None:
     names = _names(_committed(repo_root, "tracing"))
-    assert {"aws-xray-sdk", "wrapt", "boto3", "botocore"} <= names
+    assert {"aws-xray-sdk", "wrapt"} <= names
+    assert not names & RUNTIME_SDK

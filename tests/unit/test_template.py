@@ -78,7 +78,8 @@ def test_the_layer_is_built_for_arm64_python_3_13_from_the_package_and_its_pinne
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/evergreen"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-EvergreenLayer:" in (repo_root / "layers/evergreen/Makefile").read_text()
     assert (repo_root / "layers/evergreen/evergreen/__init__.py").is_file()
     assert (repo_root / "layers/evergreen/requirements.txt").is_file()
 
