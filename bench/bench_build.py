@@ -9,8 +9,8 @@
 - coldstart.init_ms_tracing_active: the same with the `Tracing` parameter at Active (Powertools Tracer, X-Ray SDK);
 - coldstart.floor_ms: the same for `import boto3; boto3.client("dynamodb")`, the floor any boto3 handler pays;
 - coldstart.ratio: init_ms / floor_ms per function (the goal is <= 1.3);
-- coldstart.init_cpu_ms, floor_cpu_ms, ratio_cpu: the same in CPU time of the interpreter, which other load on a
-  shared machine disturbs far less than wall time.
+- coldstart.init_cpu_ms, init_cpu_ms_tracing_active, floor_cpu_ms, ratio_cpu: the same in CPU time of the
+  interpreter, which other load on a shared machine disturbs far less than wall time.
 
 Each round starts the floor and every function once, so load on the machine hits them alike; each figure is the
 median over the rounds. No run writes bytecode (PYTHONDONTWRITEBYTECODE), as on Lambda, where /opt is read-only:
@@ -267,6 +267,7 @@ def run() -> dict[str, object]:
         "coldstart.floor_ms": floor,
         "coldstart.ratio": {logical_id: round(medians[logical_id] / floor, 2) for logical_id in specs},
         "coldstart.init_cpu_ms": {logical_id: cpu[logical_id] for logical_id in specs},
+        "coldstart.init_cpu_ms_tracing_active": {logical_id: cpu[f"{logical_id}+tracing"] for logical_id in specs},
         "coldstart.floor_cpu_ms": cpu["floor"],
         "coldstart.ratio_cpu": {logical_id: round(cpu[logical_id] / cpu["floor"], 2) for logical_id in specs},
     }
