@@ -22,7 +22,12 @@ BUILD_DIR := .aws-sam/build
 VALIDATE_REGION ?= us-east-1
 SAM := uvx --from aws-sam-cli==$(SAM_CLI_VERSION) sam
 LAYER_REQUIREMENTS := layers/evergreen/requirements.txt
+TRACING_REQUIREMENTS := layers/evergreen/tracing-requirements.txt
 UV_EXPORT := uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate
+# The python3.13 runtime provides boto3 and botocore; the X-Ray SDK ships only in the tracing layer.
+# tests/unit/test_layer_requirements.py applies the same rules.
+LAYER_PRUNE := --prune boto3 --prune aws-xray-sdk
+RUNTIME_PRUNE := --prune boto3 --prune botocore
 
 export SAM_CLI_TELEMETRY := 0
 USER_PATH := $(PATH)
@@ -124,8 +129,9 @@ delete:  ## sam delete the stack (keeps the profiles table and the exports bucke
 events:  ## regenerate events/api and events/sqs (signed with the local default secret)
 	uv run python -m evergreen_local.sample_events
 
-requirements:  ## layers/evergreen/requirements.txt from uv.lock
-	$(UV_EXPORT) > $(LAYER_REQUIREMENTS)
+requirements:  ## layers/evergreen/requirements.txt (and the tracing layer's) from uv.lock
+	$(UV_EXPORT) $(LAYER_PRUNE) > $(LAYER_REQUIREMENTS)
+	$(UV_EXPORT) $(RUNTIME_PRUNE) | grep -vxF -f $(LAYER_REQUIREMENTS) > $(TRACING_REQUIREMENTS)
 
 clean:  ## remove build output and caches
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -24,13 +24,14 @@ from evergreen.backfill_wiring import (
     klaviyo_sender,
     shopify_admin,
 )
+from evergreen.observability import make_tracer
 from evergreen.service.backfill import MembershipSyncFailed
 from evergreen.settings import Settings
 from evergreen.shopify.admin import AdminError
 from evergreen.wiring import AWS_CONFIG, Edges
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 
 edges = Edges(Settings.from_env())

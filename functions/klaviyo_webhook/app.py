@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, event_source
@@ -13,14 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
 from evergreen.klaviyo.client import KlaviyoClient
-from evergreen.observability import record_transitions
+from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
 from evergreen.settings import Settings
 from evergreen.storage.parked_engagements import DynamoParkedEngagements
 from evergreen.wiring import Edges
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 
 edges = Edges(Settings.from_env())

@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -21,13 +21,14 @@ from pydantic import ValidationError
 from evergreen.domain.changes import QueueMessage, parse_queue_message
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen.observability import make_tracer
 from evergreen.service.sync import RETRY_JITTER, SegmentSync, plan_redelivery
 from evergreen.settings import Settings
 from evergreen.storage.queue import Received, SqsRedelivery
 from evergreen.wiring import Edges
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 # Every record of a batch failing (a Klaviyo outage) is an expected outcome, reported as failed items,
 # not a Lambda error.

@@ -5,22 +5,21 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
-from evergreen.observability import record_transitions
+from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.settings import Settings
 from evergreen.shopify.headers import ConflictingHeaders, read_shopify_headers
-from evergreen.storage.exports import S3DataExporter
 from evergreen.wiring import Edges
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 
 edges = Edges(Settings.from_env())
@@ -29,7 +28,7 @@ webhooks = ShopifyWebhooks(
     writer=edges.writer,
     store=edges.store,
     order_links=edges.order_links,
-    exporter=S3DataExporter(edges.s3, edges.settings.exports_bucket),
+    exporter=edges.exporter,
     clock=edges.clock,
     max_body_bytes=edges.settings.max_body_bytes,
 )

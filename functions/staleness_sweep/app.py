@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from evergreen.observability import record_transitions
+from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.sweep import SweepReport, SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 
 edges = Edges(Settings.from_env())

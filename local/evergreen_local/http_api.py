@@ -25,6 +25,10 @@ LOG = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """HTTP API's request payload quota."""
 LOCAL_API_ID = "local"
+READ_TIMEOUT_SECONDS = 5.0
+"""How long a client may take to send the next part of its request (headers or body) before the connection ends."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before the server accepts them (socketserver's default is 5)."""
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 """(function logical id, event) -> the handler's result."""
@@ -179,15 +183,71 @@ def _route_pattern(path: str) -> re.Pattern[str]:
     return re.compile("^/" + "/".join(parts) + "$")
 
 
-class HttpApiServer:
-    """Serves routes (method, path -> function logical id) on a ThreadingHTTPServer."""
+class BadRequestBody(Exception):
+    """The request's Content-Length or body cannot be read as HTTP/1.1 framing; the answer carries `status`."""
 
-    def __init__(self, routes: Iterable[HttpRoute], invoke: Invoke, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def content_length(value: str | None) -> int:
+    """The body length a Content-Length header announces: absent is 0; anything but a decimal number is an error."""
+    if value is None or value.strip() == "":
+        return 0
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise BadRequestBody(400, "Content-Length must be a non-negative integer")
+    return int(text)
+
+
+def read_body(stream: Any, length: int) -> bytes:
+    """Exactly `length` bytes of `stream`: 400 when the client ends early, 408 when it stalls past the read timeout."""
+    chunks: list[bytes] = []
+    remaining = length
+    while remaining > 0:
+        try:
+            chunk = stream.read1(min(remaining, 65536))
+        except TimeoutError as error:
+            raise BadRequestBody(408, "Request Timeout: the body did not arrive in time") from error
+        if not chunk:
+            raise BadRequestBody(400, f"Bad Request: the body ended {remaining} bytes short of its Content-Length")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class _ApiHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+
+class HttpApiServer:
+    """Serves routes (method, path -> function logical id) on a ThreadingHTTPServer.
+
+    A client gets `read_timeout` seconds for each read of its request: one that sends its headers and then stalls gets
+    408 (or, stalled inside the headers, a closed connection), so no thread waits forever on it.
+    """
+
+    def __init__(
+        self,
+        routes: Iterable[HttpRoute],
+        invoke: Invoke,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        *,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+    ) -> None:
         self.routes: list[HttpRoute] = list(routes)
         self.invoke = invoke
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self.read_timeout = read_timeout
+        self._server = _ApiHttpServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
+
+    @property
+    def listen_backlog(self) -> int:
+        return int(self._server.request_queue_size)
 
     @property
     def host(self) -> str:
@@ -267,17 +327,30 @@ class HttpApiServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "evergreen-local-http-api"
+            timeout = api.read_timeout
 
             def _serve(self) -> None:
                 started = time.monotonic()
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                response = api.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+                try:
+                    length = content_length(self.headers.get("Content-Length"))
+                    if length > MAX_PAYLOAD_BYTES:
+                        raise BadRequestBody(413, "Request Entity Too Large")
+                    body = read_body(self.rfile, length)
+                except BadRequestBody as error:
+                    # The framing is lost: answer and close rather than read the rest as a next request.
+                    self.close_connection = True
+                    response = _json_response(error.status, {"message": error.message})
+                else:
+                    response = api.handle(
+                        self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                    )
                 self.send_response(response.status)
                 for name, value in response.headers:
                     if name.lower() not in {"content-length", "connection"}:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(response.body)

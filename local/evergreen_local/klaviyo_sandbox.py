@@ -9,6 +9,9 @@ Control endpoints (not Klaviyo's):
 - DELETE /_sandbox/requests: forget recorded requests and state;
 - POST /_sandbox/fail {"status": 429, "count": N, "retry_after": 1}: the next N API requests answer
   that status (429 with Retry-After), to exercise back-off and retries;
+  {"delay_ms": 800, "count": N}: the next N API requests are answered (as usual, or with "status") that late;
+  {"hang": true, "count": N, "hang_ms": 60000}: the next N API requests get no answer: the connection is held
+  until the client gives up, or closed unanswered after hang_ms (default 60 s), to exercise timeouts;
 - GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions.
 
 Run standalone: `python -m evergreen_local.klaviyo_sandbox --port 3100`.
@@ -22,8 +25,12 @@ import hashlib
 import itertools
 import json
 import re
+import select
+import socket
 import threading
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +70,61 @@ def _errors(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
+DEFAULT_HANG_MS = 60_000
+"""How long a hung request holds its connection when the client never gives up."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the sandbox does to one API request instead of (or before) answering it as Klaviyo would."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    delay_ms: float = 0
+    hang: bool = False
+    hang_ms: float = DEFAULT_HANG_MS
+
+    @classmethod
+    def from_request(cls, body: Mapping[str, Any]) -> Fault:
+        """A fault from a `POST /_sandbox/fail` body; the status is 429 unless a delay or a hang is all it asks for."""
+        delay_ms, hang = float(body.get("delay_ms") or 0), bool(body.get("hang", False))
+        default_status = None if (delay_ms or hang) else 429
+        status = body.get("status", default_status)
+        if status is not None and not 400 <= int(status) <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
+        if delay_ms < 0 or float(body.get("hang_ms", DEFAULT_HANG_MS)) < 0:
+            raise ValueError("delay_ms and hang_ms must not be negative")
+        return cls(
+            status=None if status is None else int(status),
+            retry_after=body.get("retry_after"),
+            delay_ms=delay_ms,
+            hang=hang,
+            hang_ms=float(body.get("hang_ms", DEFAULT_HANG_MS)),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "delay_ms": self.delay_ms,
+            "hang": self.hang,
+            "hang_ms": self.hang_ms,
+        }
+
+    def answer(self) -> tuple[int, Any, dict[str, str]]:
+        """The injected error answer (only for a fault with a status)."""
+        status = int(self.status or 500)
+        retry_after = self.retry_after
+        extra = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else {}
+        code = "throttled" if status == 429 else "error"
+        detail = (
+            f"Request was throttled. Expected available in {retry_after} second(s)."
+            if status == 429
+            else "A sandbox-injected failure."
+        )
+        return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra
+
+
 class SandboxState:
     """What the sandbox remembers. All access goes through `lock`."""
 
@@ -75,7 +137,9 @@ class SandboxState:
         self.lists: dict[str, list[str]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
-        self.failures: list[tuple[int, float | None]] = []
+        self.failures: list[Fault] = []
+        self.released = threading.Event()
+        """Set to end every hung request at once (clearing the sandbox, stopping it)."""
         self._ids = itertools.count(1)
 
     def clear(self) -> None:
@@ -86,6 +150,8 @@ class SandboxState:
             self.events.clear()
             self.deleted.clear()
             self.failures.clear()
+        self.released.set()
+        self.released = threading.Event()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -212,6 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.spec is not None and path.startswith("/api/"):
             errors = state.spec.validate(self.command, path, query=query, headers=headers, body=raw or None)
         with state.lock:
+            fault = state.failures.pop(0) if state.failures and path.startswith("/api/") else None
             record: dict[str, Any] = {
                 "id": state.next_id(),
                 "received_at": datetime.now(UTC).isoformat(),
@@ -225,9 +292,44 @@ class _Handler(BaseHTTPRequestHandler):
                 "spec_errors": errors or [],
             }
             state.requests.append(record)
-            status, answer, extra = self._answer(state, path, query, body, errors)
-            record["status"] = status
+            if fault is not None:
+                record["fault"] = fault.as_dict()
+            status: int
+            answer: Any
+            extra: dict[str, str]
+            if fault is not None and fault.hang:
+                status, answer, extra = 0, None, {}
+            elif fault is not None and fault.status is not None:
+                status, answer, extra = fault.answer()
+            else:
+                status, answer, extra = self._answer(state, path, query, body, errors)
+            record["status"] = None if fault is not None and fault.hang else status
+            released = state.released
+        if fault is not None and fault.delay_ms and released.wait(fault.delay_ms / 1000):
+            self.close_connection = True
+            return
+        if fault is not None and fault.hang:
+            self._hold(fault.hang_ms / 1000, released)
+            return
         self._reply(status, answer, extra)
+
+    def _hold(self, seconds: float, released: threading.Event) -> None:
+        """Answer nothing: wait until the client closes the connection, `seconds` pass or the sandbox lets go."""
+        self.close_connection = True
+        deadline = time.monotonic() + seconds
+        connection: socket.socket = self.connection
+        while not released.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            readable, _, _ = select.select([connection], [], [], min(remaining, 0.05))
+            if readable:
+                try:
+                    if not connection.recv(1, socket.MSG_PEEK):
+                        return  # the client gave up
+                except OSError:
+                    return
+                time.sleep(min(remaining, 0.05))  # the client sent more; keep holding
 
     def _control(self, state: SandboxState, path: str, body: Any) -> None:
         if path == "/_sandbox/requests" and self.command == "GET":
@@ -238,12 +340,15 @@ class _Handler(BaseHTTPRequestHandler):
             state.clear()
             self._reply(HTTPStatus.NO_CONTENT)
         elif path == "/_sandbox/fail" and self.command == "POST" and isinstance(body, dict):
-            status = int(body.get("status", 429))
-            count = int(body.get("count", 1))
-            retry_after = body.get("retry_after")
+            try:
+                fault = Fault.from_request(body)
+                count = int(body.get("count", 1))
+            except (TypeError, ValueError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+                return
             with state.lock:
-                state.failures.extend([(status, retry_after)] * max(0, count))
-            self._reply(HTTPStatus.OK, {"status": status, "count": count, "retry_after": retry_after})
+                state.failures.extend([fault] * max(0, count))
+            self._reply(HTTPStatus.OK, {**fault.as_dict(), "count": count})
         elif path == "/_sandbox/state" and self.command == "GET":
             with state.lock:
                 current = {
@@ -268,8 +373,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(
         self, state: SandboxState, path: str, query: Mapping[str, str], body: Any, errors: list[str] | None
     ) -> tuple[int, Any, dict[str, str]]:
-        if state.failures and path.startswith("/api/"):
-            return _injected_failure(*state.failures.pop(0))
         if state.strict and errors:
             return 400, _errors(400, "invalid", "Invalid input.", "; ".join(errors)[:2000]), {}
         method = self.command
@@ -460,11 +563,27 @@ class SandboxServer:
         """Block until the server stops (for the standalone command)."""
         self._thread.join()
 
-    def fail_next(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
+    def fail_next(
+        self,
+        status: int | None = None,
+        count: int = 1,
+        retry_after: float | None = None,
+        *,
+        delay_ms: float = 0,
+        hang: bool = False,
+        hang_ms: float = DEFAULT_HANG_MS,
+    ) -> None:
+        """The next `count` API requests fail as `POST /_sandbox/fail` would make them (see the module docstring)."""
+        fault = Fault.from_request(
+            {"status": status, "retry_after": retry_after, "delay_ms": delay_ms, "hang": hang, "hang_ms": hang_ms}
+            if status is not None
+            else {"retry_after": retry_after, "delay_ms": delay_ms, "hang": hang, "hang_ms": hang_ms}
+        )
         with self.state.lock:
-            self.state.failures.extend([(status, retry_after)] * count)
+            self.state.failures.extend([fault] * count)
 
     def stop(self) -> None:
+        self.state.released.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -523,15 +642,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _injected_failure(status: int, retry_after: float | None) -> tuple[int, Any, dict[str, str]]:
-    """The Klaviyo error answer for a failure injected with POST /_sandbox/fail."""
-    extra = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else {}
-    code = "throttled" if status == 429 else "error"
-    detail = (
-        f"Request was throttled. Expected available in {retry_after} second(s)."
-        if status == 429
-        else "A sandbox-injected failure."
-    )
-    return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -141,3 +145,115 @@ def test_the_event_builder_joins_repeated_headers_and_moves_cookies() -> None:
 def test_a_string_result_is_the_body_as_is() -> None:
     response = http_response_from_result("hello")
     assert (response.status, response.body) == (200, b"hello")
+
+
+# --- hostile or broken clients, over real sockets -------------------------------------------------------------
+
+REQUEST_HEAD = "POST /webhooks/shopify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+CLIENT_TIMEOUT = 30.0
+"""How long a test client waits for an answer: far beyond the server's read timeout, so only a hang reaches it."""
+
+
+@pytest.fixture
+def impatient_api(recorder: Recorder) -> Iterator[HttpApiServer]:
+    """The API with a short read timeout, so stalled clients are cut off quickly."""
+    server = HttpApiServer([HttpRoute("POST", "/webhooks/shopify", "Echo", "2.0")], recorder, port=0, read_timeout=0.5)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _exchange(api: HttpApiServer, raw: bytes, *, half_close: bool = False) -> bytes:
+    """Send raw bytes, optionally end the sending side, and read until the server closes or answers in full."""
+    with socket.create_connection((api.host, api.port), timeout=CLIENT_TIMEOUT) as connection:
+        connection.sendall(raw)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
+        received = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+            head, separator, body = received.partition(b"\r\n\r\n")
+            if separator:
+                match = re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE)
+                if match and len(body) >= int(match.group(1)):
+                    return received
+
+
+def _status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("announced", ["abc", "-1", "1.5", "0x10", "", "١٢"])
+def test_a_content_length_that_is_not_a_number_gets_400_and_reaches_no_handler(
+    impatient_api: HttpApiServer, recorder: Recorder, announced: str
+) -> None:
+    raw = f"{REQUEST_HEAD}Content-Length: {announced}\r\n\r\n{{}}".encode()
+    response = _exchange(impatient_api, raw)
+    if announced == "":
+        # No length is no body: the request itself is fine.
+        assert _status(response) == 200
+        return
+    assert _status(response) == 400
+    assert recorder.events == []
+
+
+def test_a_body_shorter_than_its_content_length_gets_400_and_reaches_no_handler(
+    impatient_api: HttpApiServer, recorder: Recorder
+) -> None:
+    raw = f"{REQUEST_HEAD}Content-Length: 100\r\n\r\n".encode() + b'{"id": 1}'
+    response = _exchange(impatient_api, raw, half_close=True)
+    assert _status(response) == 400
+    assert b"short" in response
+    assert recorder.events == []
+
+
+def test_a_client_that_sends_headers_then_stalls_gets_408(impatient_api: HttpApiServer, recorder: Recorder) -> None:
+    raw = f"{REQUEST_HEAD}Content-Length: 100\r\n\r\n".encode() + b'{"id"'
+    response = _exchange(impatient_api, raw)
+    assert _status(response) == 408
+    assert recorder.events == []
+
+
+def test_a_client_that_stalls_inside_its_headers_is_disconnected(
+    impatient_api: HttpApiServer, recorder: Recorder
+) -> None:
+    response = _exchange(impatient_api, REQUEST_HEAD.encode())
+    assert response == b"" or _status(response) == 408
+    assert recorder.events == []
+
+
+def test_an_oversized_content_length_gets_413_without_the_body_being_read(
+    impatient_api: HttpApiServer, recorder: Recorder
+) -> None:
+    raw = f"{REQUEST_HEAD}Content-Length: {10 * 1024 * 1024 + 1}\r\n\r\n".encode()
+    assert _status(_exchange(impatient_api, raw)) == 413
+    assert recorder.events == []
+
+
+def test_the_connection_still_serves_requests_after_a_stalled_client(
+    impatient_api: HttpApiServer, recorder: Recorder
+) -> None:
+    _exchange(impatient_api, REQUEST_HEAD.encode())
+    response = httpx.post(f"{impatient_api.url}/webhooks/shopify", content=b"{}", timeout=CLIENT_TIMEOUT)
+    assert response.status_code == 200
+
+
+def test_a_burst_of_100_new_connections_all_get_answers(api: HttpApiServer, recorder: Recorder) -> None:
+    assert api.listen_backlog >= 100
+    connections = 100
+    barrier = threading.Barrier(connections)
+
+    def one(index: int) -> int:
+        barrier.wait()
+        body = json.dumps({"id": index}).encode()
+        raw = f"{REQUEST_HEAD}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+        return _status(_exchange(api, raw))
+
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        statuses = list(pool.map(one, range(connections)))
+
+    assert statuses == [200] * connections
+    assert sorted(json.loads(event["body"])["id"] for event in recorder.events) == list(range(connections))

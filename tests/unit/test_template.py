@@ -37,17 +37,30 @@ def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for d in documents if isinstance(d, dict) for s in d.get("Statement", [])]
 
 
-def test_every_function_runs_python_3_13_on_arm64_with_active_tracing(template: dict[str, Any]) -> None:
+def test_every_function_runs_python_3_13_on_arm64_with_tracing_as_a_parameter(template: dict[str, Any]) -> None:
     defaults = template["Globals"]["Function"]
     assert defaults["Runtime"] == "python3.13"
     assert defaults["Architectures"] == ["arm64"]
-    assert defaults["Tracing"] == "Active"
-    assert defaults["Layers"] == [{"Ref": "EvergreenLayer"}]
+    assert defaults["Tracing"] == {"Ref": "Tracing"}
+    assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
+    assert defaults["Layers"][0] == {"Ref": "EvergreenLayer"}
     for logical_id in FUNCTIONS:
         props = _props(template, logical_id)
         assert "Runtime" not in props or props["Runtime"] == "python3.13"
         assert "Architectures" not in props or props["Architectures"] == ["arm64"]
-        assert props.get("Tracing", "Active") == "Active"
+        assert "Tracing" not in props
+
+
+def test_tracing_off_disables_powertools_tracer_and_drops_the_tracing_layer(template: dict[str, Any]) -> None:
+    defaults = template["Globals"]["Function"]
+    disabled = defaults["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+    name, _, key = disabled["Fn::FindInMap"]
+    modes = template["Mappings"][name]
+    assert modes["Active"][key] == "false"
+    assert modes["PassThrough"][key] == "true"
+    assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    assert template["Resources"]["TracingLayer"]["Condition"] == "TracingActive"
+    assert {"Fn::If": ["TracingActive", {"Ref": "TracingLayer"}, {"Ref": "AWS::NoValue"}]} in defaults["Layers"]
 
 
 def test_the_functions_live_where_the_handlers_are(template: dict[str, Any], repo_root: Any) -> None:
@@ -67,7 +80,8 @@ def test_the_layer_is_built_for_arm64_python_3_13_from_the_package_and_its_pinne
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/evergreen"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-EvergreenLayer:" in (repo_root / "layers/evergreen/Makefile").read_text()
     assert (repo_root / "layers/evergreen/evergreen/__init__.py").is_file()
     assert (repo_root / "layers/evergreen/requirements.txt").is_file()
 

@@ -1,14 +1,79 @@
-"""Metrics shared by the functions: names and dimensions in one place."""
+"""Tracing and metrics shared by the functions: the tracer factory, metric names and dimensions in one place."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, overload
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 NAMESPACE_DEFAULT = "Evergreen"
+TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
+_TRUTHY = {"1", "true", "yes", "y", "on"}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NoTracer:
+    """Tracing off: the decorators return the function itself and nothing of X-Ray is imported."""
+
+    disabled = True
+
+    @overload
+    def capture_lambda_handler(self, lambda_handler: F) -> F: ...
+
+    @overload
+    def capture_lambda_handler(
+        self, lambda_handler: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
+
+    def capture_lambda_handler(
+        self, lambda_handler: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> F | Callable[[F], F]:
+        return lambda_handler if lambda_handler is not None else _unchanged
+
+    @overload
+    def capture_method(self, method: F) -> F: ...
+
+    @overload
+    def capture_method(
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
+
+    def capture_method(
+        self, method: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> F | Callable[[F], F]:
+        return method if method is not None else _unchanged
+
+    def put_annotation(self, key: str, value: str | float | bool) -> None:
+        """Nothing to annotate."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        """Nothing to record."""
+
+
+def _unchanged[G: Callable[..., Any]](function: G) -> G:
+    return function
+
+
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Tracing is on unless POWERTOOLS_TRACE_DISABLED is truthy (the template's `Tracing` parameter sets it)."""
+    environment = os.environ if environ is None else environ
+    return environment.get(TRACE_DISABLED_ENV, "false").strip().lower() not in _TRUTHY
+
+
+def make_tracer(environ: Mapping[str, str] | None = None) -> Tracer | NoTracer:
+    """Powertools' Tracer when tracing is on; otherwise a `NoTracer`, so the X-Ray SDK is never imported.
+
+    Powertools' own `Tracer(disabled=True)` still imports the X-Ray SDK and patches botocore and httpx, which
+    costs about a third of a second of cold start for nothing.
+    """
+    if not tracing_enabled(environ):
+        return NoTracer()
+    return Tracer()
 
 
 def record_transitions(

@@ -1,4 +1,9 @@
-"""Builds the edges (AWS clients, stores, publishers) from settings. Handlers call it once, at module scope."""
+"""Builds the edges (AWS clients, stores, publishers) from settings. Handlers call it once, at module scope.
+
+Every client is created on first use, so a function creates only the clients its module scope and hot path touch:
+the webhook functions DynamoDB, SQS and Secrets Manager; the sweep DynamoDB and SQS; sync DynamoDB and Secrets
+Manager. S3 (customers/data_request exports) is created by the first export.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import StalenessSweep
 from evergreen.service.transitions import ExactTransitions, TransitionScheduler
 from evergreen.settings import Settings
+from evergreen.storage.exports import S3DataExporter
 from evergreen.storage.orders import DynamoOrderLinks
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender
@@ -67,6 +73,11 @@ class Edges:
         return SqsChangePublisher(self.sqs, self.settings.segment_changes_queue_url)
 
     @cached_property
+    def exporter(self) -> OnFirstExport:
+        """customers/data_request exports; the S3 client is created by the first one (the topic is rare)."""
+        return OnFirstExport(self)
+
+    @cached_property
     def secrets(self) -> ShopSecrets:
         provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
         return ShopSecrets(
@@ -111,3 +122,17 @@ class Edges:
     @cached_property
     def transitions(self) -> ExactTransitions:
         return ExactTransitions(self.store, self.sweep, self.transitions_sender, self.clock)
+
+
+@dataclass
+class OnFirstExport:
+    """An `S3DataExporter` whose S3 client is created when the first export is written."""
+
+    edges: Edges
+
+    @cached_property
+    def _exporter(self) -> S3DataExporter:
+        return S3DataExporter(self.edges.s3, self.edges.settings.exports_bucket)
+
+    def export(self, key: str, document: dict[str, Any]) -> str:
+        return self._exporter.export(key, document)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -151,3 +153,88 @@ def test_the_sandbox_answers_get_profile_with_the_fields_asked_for_and_404_for_a
     assert set(found["attributes"]) == {"external_id", "email", "phone_number"}
     assert found["attributes"]["external_id"] == change.external_id
     assert sandbox_client.get_profile("01KNOBODY000000000000000000") is None
+
+
+# --- latency and timeout injection -----------------------------------------------------------------------------
+
+
+def test_an_injected_delay_outlasts_a_clients_read_timeout_and_then_the_sandbox_answers_as_usual(
+    sandbox: SandboxServer, http: httpx.Client, change_factory: Factory
+) -> None:
+    answer = http.post("/_sandbox/fail", json={"delay_ms": 3000, "count": 1})
+    assert answer.status_code == 200
+    assert answer.json()["status"] is None and answer.json()["delay_ms"] == 3000
+    body = kr.profile_import(change_factory(1)).json
+    with pytest.raises(httpx.ReadTimeout):
+        http.post("/api/profile-import", json=body, timeout=0.2)
+    assert http.post("/api/profile-import", json=body, timeout=30).status_code == 200
+    delayed, answered = sandbox.requests()
+    assert delayed["fault"]["delay_ms"] == 3000 and delayed["status"] == 201
+    assert "fault" not in answered
+
+
+def test_a_delayed_request_is_answered_in_full_when_the_client_waits(
+    sandbox: SandboxServer, http: httpx.Client, change_factory: Factory
+) -> None:
+    sandbox.fail_next(delay_ms=50)
+    response = http.post("/api/profile-import", json=kr.profile_import(change_factory(1)).json, timeout=30)
+    assert response.status_code == 201
+    assert response.json()["data"]["type"] == "profile"
+
+
+def test_a_delay_can_come_with_an_error_status(http: httpx.Client, change_factory: Factory) -> None:
+    http.post("/_sandbox/fail", json={"status": 503, "delay_ms": 50})
+    response = http.post("/api/profile-import", json=kr.profile_import(change_factory(1)).json, timeout=30)
+    assert response.status_code == 503
+
+
+def test_a_hung_request_gets_no_answer_while_other_requests_are_served(
+    sandbox: SandboxServer, http: httpx.Client, change_factory: Factory
+) -> None:
+    assert http.post("/_sandbox/fail", json={"hang": True}).json()["hang"] is True
+    body = kr.profile_import(change_factory(1)).json
+    with pytest.raises(httpx.ReadTimeout):
+        http.post("/api/profile-import", json=body, timeout=0.3)
+    assert http.post("/api/profile-import", json=body, timeout=30).status_code == 201
+    hung, served = sandbox.requests()
+    assert hung["status"] is None and hung["fault"]["hang"] is True
+    assert served["status"] == 201
+
+
+def test_a_hang_ends_with_the_connection_closed_unanswered_after_hang_ms(
+    sandbox: SandboxServer, http: httpx.Client, change_factory: Factory
+) -> None:
+    http.post("/_sandbox/fail", json={"hang": True, "hang_ms": 100})
+    with httpx.Client(timeout=30) as patient, pytest.raises(httpx.RemoteProtocolError):
+        patient.post(f"{sandbox.url}/api/profile-import", json=kr.profile_import(change_factory(1)).json)
+
+
+def test_clearing_the_sandbox_lets_go_of_hung_requests(
+    sandbox: SandboxServer, http: httpx.Client, change_factory: Factory
+) -> None:
+    sandbox.fail_next(hang=True, hang_ms=120_000)
+    outcome: list[BaseException] = []
+
+    def patient_client() -> None:
+        with httpx.Client(timeout=60) as patient:
+            try:
+                patient.post(f"{sandbox.url}/api/profile-import", json=kr.profile_import(change_factory(1)).json)
+            except httpx.HTTPError as error:
+                outcome.append(error)
+
+    waiting = threading.Thread(target=patient_client)
+    waiting.start()
+    while not sandbox.requests():
+        time.sleep(0.01)
+    sandbox.clear()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.RemoteProtocolError)
+
+
+@pytest.mark.parametrize(
+    "fault", [{"status": 200}, {"status": 99}, {"delay_ms": -1}, {"hang": True, "hang_ms": -5}, {"status": "x"}]
+)
+def test_a_fault_the_sandbox_cannot_inject_is_refused(http: httpx.Client, fault: dict[str, object]) -> None:
+    assert http.post("/_sandbox/fail", json=fault).status_code == 400
+    assert http.post("/_sandbox/fail", json={"count": 0}).status_code == 200
