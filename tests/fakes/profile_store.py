@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
@@ -188,8 +188,13 @@ class ListPublisher:
 
     published: list[SegmentChange] = field(default_factory=list)
 
+    erasures: list[ProfileErasure] = field(default_factory=list)
+
     def publish(self, changes: Sequence[SegmentChange]) -> None:
         self.published.extend(changes)
+
+    def publish_erasure(self, erasure: ProfileErasure) -> None:
+        self.erasures.append(erasure)
 
 
 @dataclass
