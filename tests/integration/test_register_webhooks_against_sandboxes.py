@@ -19,6 +19,8 @@ from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbo
 SHOP = "register-test.myshopify.com"
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
 OLD_URL = "https://old.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
+LOCAL_URL = "http://127.0.0.1:9/webhooks/shopify"
+"""A stack URL nothing answers on (the doctor's route self-test fails at once, never leaving the machine)."""
 NEEDED = sorted(topic_enum(topic) for topic in SUBSCRIPTION_TOPICS)
 
 
@@ -151,3 +153,81 @@ def test_the_sandbox_rejects_a_query_it_does_not_understand(sandbox):
     admin = WebhookAdmin(SHOP, "shpat_x", base_url=sandbox.url, http=httpx.Client())
     with pytest.raises(GraphQLError, match="does not understand"):
         admin.graphql("query { webhookSubscriptions(first: 5) { nodes { id } } }")
+
+
+# -- doctor: the Shopify token and the subscriptions ------------------------------------------------
+
+
+def doctor_lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """The doctor's output by check name: its line and, for a failure, the fix under it."""
+    found: dict[str, str] = {}
+    name = ""
+    for line in capsys.readouterr().out.splitlines():
+        if line[:1] in "✓✗?":
+            name = line[2:].split(":")[0]
+            found[name] = line
+        elif line.startswith("    fix:") and name:
+            found[name] += "\n" + line
+    return found
+
+
+def doctor() -> int:
+    return main(["doctor", "--url", LOCAL_URL, "--shop", SHOP])
+
+
+def test_doctor_passes_the_shopify_checks_once_the_webhooks_are_registered(sandbox, capsys):
+    main(["register-webhooks", "--shop", SHOP, "--url", LOCAL_URL])
+    capsys.readouterr()
+
+    doctor()
+
+    checks = doctor_lines(capsys)
+    assert checks["Shopify Admin token"].startswith("✓"), checks["Shopify Admin token"]
+    assert checks["Shopify subscriptions"].startswith("✓"), checks["Shopify subscriptions"]
+
+
+def test_doctor_names_missing_subscriptions_and_the_command_that_registers_them(sandbox, capsys):
+    sandbox.set_subscriptions([{"topic": "ORDERS_CREATE", "uri": OLD_URL}])
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify subscriptions"]
+    assert line.startswith("✗")
+    assert f"{len(NEEDED) - 1} topic(s) not subscribed, 1 pointing elsewhere" in line
+    assert f"evergreen register-webhooks --shop {SHOP}" in line
+
+
+def test_doctor_names_a_missing_scope(sandbox, capsys):
+    sandbox.set_app(scopes=["read_customers"])
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify Admin token"]
+    assert line.startswith("✗") and "lacks read_orders" in line
+
+
+def test_doctor_reports_a_revoked_token(sandbox, capsys):
+    sandbox.fail_next("revoked")
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify Admin token"]
+    assert line.startswith("✗") and "401" in line
+
+
+def test_doctor_reports_subscriptions_delivered_at_another_api_version(sandbox, capsys):
+    sandbox.set_app(webhook_api_version="2024-01")
+    main(["register-webhooks", "--shop", SHOP, "--url", LOCAL_URL])
+    capsys.readouterr()
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify subscriptions"]
+    assert line.startswith("✗") and "2024-01" in line and "shopify-app-toml" in line
+
+
+def test_doctor_skips_the_subscriptions_check_for_subscriptions_shipped_in_the_app_toml(sandbox, capsys):
+    main(["doctor", "--url", LOCAL_URL, "--shop", SHOP, "--app-toml"])
+
+    line = doctor_lines(capsys)["Shopify subscriptions"]
+    assert line.startswith("? ") and "shopify.app.toml" in line
