@@ -31,6 +31,7 @@ examples:
   evergreen explain --shop evergreen-demo.myshopify.com --email jon.snow@example.com
   evergreen sweep --dry-run --now 2027-06-01T00:00:00Z
   evergreen plan my-segments.yaml
+  evergreen register-webhooks --aws --shop my-store.myshopify.com --dry-run
   evergreen doctor --aws
 """
 
