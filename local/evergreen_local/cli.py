@@ -31,6 +31,7 @@ examples:
   evergreen explain --shop evergreen-demo.myshopify.com --email jon.snow@example.com
   evergreen sweep --dry-run --now 2027-06-01T00:00:00Z
   evergreen plan my-segments.yaml
+  evergreen register-webhooks --aws --shop my-store.myshopify.com --dry-run
   evergreen doctor --aws
 """
 
@@ -42,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("evergreen_local.plan", "preview what a segments file would change before you deploy it"),
     "doctor": ("evergreen_local.doctor", "check a stack end to end and say how to fix what is wrong"),
     "redrive": ("evergreen_local.redrive", "move failed Klaviyo updates from the dead-letter queue back to sync"),
+    "register-webhooks": (
+        "evergreen_local.register_webhooks",
+        "subscribe the shop's Shopify webhooks (or Klaviyo's, --klaviyo) to the stack",
+    ),
     "shopify-app-toml": ("evergreen_local.app_toml", "print the [webhooks] section for your shopify.app.toml"),
     "backfill": ("evergreen_local.backfill_cli", "import a shop's Shopify and Klaviyo history, then its segments"),
     "seed-shop": ("evergreen_local.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
@@ -102,6 +107,7 @@ LOCAL_SERVICES = {
     3000: "the local HTTP API",
     4566: "the local stack's AWS (moto)",
     3100: "the Klaviyo sandbox",
+    3200: "the Shopify sandbox",
 }
 
 

@@ -1,9 +1,10 @@
 """`evergreen doctor [--aws]`: check a stack end to end, one line per check, with the fix for each failure.
 
 The same checks run against the local stack and a deployed one: its outputs, its secrets, Klaviyo's
-answer to the key, a signed self-test through the Shopify webhook route, the dead-letter queue, the
-sweep, sync lag and the segment definitions. Exit code 0 only when every check passes. Checks that
-cannot run yet say "not checked" and do not fail the run.
+answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
+subscriptions (every topic here, JSON, the pinned API version), a signed self-test through the
+Shopify webhook route, the dead-letter queue, the sweep, sync lag and the segment definitions.
+Exit code 0 only when every check passes. Checks that cannot run say "not checked" and do not fail the run.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import boto3
 import httpx
 
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, load_definitions
-from evergreen.settings import Settings
+from evergreen.settings import SHOPIFY_API_VERSION, Settings
+from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, TokenRevoked, WebhookAdmin
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import friendly_message
 from evergreen_local.redrive import queues_of, waiting_in
+from evergreen_local.register_webhooks import LOCAL_SANDBOX_TOKEN, VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
 from evergreen_local.targets import local_api_url, use_target
 
@@ -44,6 +47,7 @@ REQUIRED_OUTPUTS = (
 SELF_TEST_TOPIC = "evergreen/doctor_self_test"
 """A topic Evergreen does not handle: a correctly signed delivery gets 200 and writes nothing."""
 SELF_TEST_SHOP = "evergreen-doctor.myshopify.com"
+SANDBOX_SHOP = "evergreen-demo.myshopify.com"
 SWEEP_TOLERANCE = timedelta(minutes=15)
 """A profile due longer ago than this means the sweep is not running or not keeping up (3 x 5 min)."""
 SYNC_LAG_ALARM = timedelta(minutes=15)
@@ -90,6 +94,9 @@ class Target:
     segments_file: Path
     environment: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    shops: tuple[str, ...] = ()
+    app_toml: bool = False
+    """The shop's subscriptions ship in shopify.app.toml, which the Admin API does not list."""
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
 
     @property
@@ -309,14 +316,114 @@ def check_alarms(target: Target) -> str | None:
     return f"{count} alarm(s), none firing"
 
 
-def check_shopify_admin(target: Target) -> None:
-    """TODO(backfill): token validity, scopes and subscriptions need the Shopify Admin token."""
-    return None
+def _admin_shops(target: Target) -> list[str]:
+    """The shops to check: --shop, else those with an Admin token or a webhook secret, else the local sandbox's."""
+    if target.shops:
+        return list(target.shops)
+    settings = target.settings()
+    named: set[str] = set()
+    for secret_id in (settings.shopify_admin_secrets_id, settings.shopify_secrets_id):
+        try:
+            named |= {shop for shop in target.secret(secret_id) if shop != "*"}
+        except Failed:
+            continue
+        except Exception as error:
+            if "ResourceNotFound" not in repr(error):
+                raise
+    if named:
+        return sorted(named)
+    if not target.aws and settings.shopify_admin_base_url:
+        answer = target.http.get(f"{settings.shopify_admin_base_url.rstrip('/')}/_sandbox/shop").json()
+        return [str(answer.get("shop") or SANDBOX_SHOP)]
+    raise Failed("no shop to check", f"name it: `evergreen doctor{target.flag} --shop my-store.myshopify.com`")
 
 
-NOT_CHECKED = {
-    "Shopify token, scopes and subscriptions": "not checked: needs the Shopify Admin token (see backfill)",
+def _webhook_admin(target: Target, shop: str) -> WebhookAdmin:
+    from evergreen.backfill_wiring import MissingAdminToken, admin_token  # noqa: PLC0415
+
+    settings = target.settings()
+    if not target.aws:
+        if not settings.shopify_admin_base_url:
+            raise Failed("the local stack has no Shopify sandbox", "restart it with `make run`")
+        token = os.environ.get("EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN") or LOCAL_SANDBOX_TOKEN
+        return WebhookAdmin(shop, token, base_url=settings.shopify_admin_base_url, http=target.http, max_attempts=2)
+    try:
+        token = admin_token(_edges(target), shop)
+    except MissingAdminToken as error:
+        raise Failed(
+            str(error),
+            f"aws secretsmanager put-secret-value --secret-id {settings.shopify_admin_secrets_id} "
+            f'--secret-string \'{{"{shop}": "<the Admin API access token>"}}\' (README, Backfill)',
+        ) from None
+    return WebhookAdmin(shop, token, http=target.http, max_attempts=2)
+
+
+def check_shopify_token(target: Target) -> str:
+    """Each shop's Admin API token is accepted and holds the scopes Evergreen needs."""
+    answers = []
+    for shop in _admin_shops(target):
+        admin = _webhook_admin(target, shop)
+        try:
+            granted = admin.access_scopes()
+        except TokenRevoked:
+            raise Failed(
+                f"Shopify refused {shop}'s Admin API token (401)",
+                "reinstall the app or create a new token, then store it (README, Backfill)",
+            ) from None
+        except AdminError as error:
+            raise Failed(str(error), "try again; see shopifystatus.com") from None
+        missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+        if missing:
+            raise Failed(
+                f"{shop}'s token lacks {', '.join(missing)}",
+                "add the scopes to the app's configuration, have the merchant approve them, and store the new token",
+            )
+        answers.append(shop)
+    return f"accepted for {', '.join(answers)} with {', '.join(REQUIRED_SCOPES)}"
+
+
+def check_shopify_subscriptions(target: Target) -> str | None:
+    """Each shop's subscriptions are every topic Evergreen needs, here, in JSON, at the pinned version."""
+    if target.app_toml:
+        return None
+    done = []
+    for shop in _admin_shops(target):
+        try:
+            existing = _webhook_admin(target, shop).webhook_subscriptions()
+        except AdminError as error:
+            raise Failed(str(error), "fix the Shopify token (see the check above)") from None
+        steps = plan(existing, target.shopify_url)
+        missing = sum(1 for step in steps if step.action == "create")
+        elsewhere = sum(1 for step in steps if step.action == "update")
+        extra = sum(1 for step in steps if step.action == "delete")
+        register = f"`evergreen register-webhooks{target.flag} --shop {shop}`"
+        if missing or elsewhere or extra:
+            problems = [
+                f"{count} {what}"
+                for count, what in (
+                    (missing, "topic(s) not subscribed"),
+                    (elsewhere, "pointing elsewhere or not JSON"),
+                    (extra, "unneeded at this URL"),
+                )
+                if count
+            ]
+            raise Failed(
+                f"{shop}: {', '.join(problems)} ({target.shopify_url})",
+                f"run {register} (see what it would do with --dry-run)",
+            )
+        versions = version_mismatches(existing)
+        if versions:
+            raise Failed(
+                f"{shop}: delivered at API version {', '.join(versions)}, not {SHOPIFY_API_VERSION}", VERSION_FIX
+            )
+        done.append(shop)
+    return f"{len(needed_topics())} topics at this URL, API version {SHOPIFY_API_VERSION}, for {', '.join(done)}"
+
+
+NOT_CHECKED: dict[str, str] = {
+    "Shopify subscriptions": "not checked: --app-toml (the Admin API does not list shopify.app.toml's subscriptions)"
 }
+"""Why a check that returned None did not run (by check name)."""
 
 CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
     ("stack", check_outputs),
@@ -324,7 +431,8 @@ CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
     ("Klaviyo secret", check_klaviyo_secret),
     ("Klaviyo API key", check_klaviyo_key),
     ("webhook route", check_webhook_route),
-    ("Shopify token, scopes and subscriptions", check_shopify_admin),
+    ("Shopify Admin token", check_shopify_token),
+    ("Shopify subscriptions", check_shopify_subscriptions),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),
@@ -362,6 +470,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--url", help=f"the Shopify webhook URL (default: the stack output, or {DEFAULT_BASE_URL}/webhooks/shopify)"
     )
     parser.add_argument(
+        "--shop",
+        action="append",
+        default=[],
+        help="a shop whose Shopify token and subscriptions to check (repeatable; default: the shops in the secrets)",
+    )
+    parser.add_argument(
+        "--app-toml",
+        action="store_true",
+        help="the subscriptions ship in shopify.app.toml (the Admin API cannot list those): skip their check",
+    )
+    parser.add_argument(
         "--segments",
         type=Path,
         help="your segments file (default: $SEGMENTS_FILE, else the packaged default pack)",
@@ -375,12 +494,15 @@ def target_of(args: argparse.Namespace) -> Target:
         environment = use_target(True, args.stack, args.region) | {
             "SHOPIFY_SECRETS_ID": outputs.get("ShopifyWebhookSecretsArn", ""),
             "KLAVIYO_SECRETS_ID": outputs.get("KlaviyoSecretsArn", ""),
+            "SHOPIFY_ADMIN_SECRETS_ID": outputs.get("ShopifyAdminTokensArn", ""),
         }
         url = args.url or outputs.get("ShopifyWebhookUrl", "")
-        return Target(True, args.stack, args.region, url, segments, environment, outputs)
+        return Target(
+            True, args.stack, args.region, url, segments, environment, outputs, tuple(args.shop), args.app_toml
+        )
     environment = use_target(False, args.stack, args.region)
     url = args.url or f"{local_api_url()}/webhooks/shopify"
-    return Target(False, args.stack, args.region, url, segments, environment)
+    return Target(False, args.stack, args.region, url, segments, environment, {}, tuple(args.shop), args.app_toml)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -12,7 +12,13 @@ Control endpoints (not Klaviyo's):
   {"delay_ms": 800, "count": N}: the next N API requests are answered (as usual, or with "status") that late;
   {"hang": true, "count": N, "hang_ms": 60000}: the next N API requests get no answer: the connection is held
   until the client gives up, or closed unanswered after hang_ms (default 60 s), to exercise timeouts;
-- GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions.
+- GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions,
+  and the system webhooks (secrets shown as their length only);
+- POST /_sandbox/webhooks-api {"status": 403}: the Webhooks API answers that status (403: the key lacks
+  webhooks scopes or the account has no access; null restores it).
+
+The Webhooks API (GET /api/webhook-topics, GET/POST /api/webhooks, GET/PATCH /api/webhooks/{id}) keeps
+system webhooks; GET truncates `endpoint_url` to its origin, as Klaviyo does.
 
 Run standalone: `python -m evergreen_local.klaviyo_sandbox --port 3100`.
 """
@@ -44,6 +50,19 @@ from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_sp
 JSON_API = "application/vnd.api+json"
 _ONE_PROFILE = re.compile(r"^/api/profiles/(?P<profile_id>[A-Za-z0-9]+)/?$")
 _LIST_MEMBERS = re.compile(r"^/api/lists/(?P<list_id>[^/]+)/relationships/profiles/?$")
+_ONE_WEBHOOK = re.compile(r"^/api/webhooks/(?P<webhook_id>[A-Za-z0-9]+)/?$")
+WEBHOOK_TOPICS = (
+    "event:klaviyo.opened_email",
+    "event:klaviyo.clicked_email",
+    "event:klaviyo.bounced_email",
+    "event:klaviyo.marked_email_as_spam",
+    "event:klaviyo.unsubscribed_from_email_marketing",
+    "event:klaviyo.clicked_sms",
+    "event:klaviyo.unsubscribed_from_sms_marketing",
+    "event:klaviyo.received_email",
+    "event:klaviyo.sent_sms",
+)
+"""The topics the sandbox account offers (a real account's depend on its metrics)."""
 _FILTER_VALUES = re.compile(r'"([^"]*)"')
 _CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "ABCDEFGHJKMNPQRSTVWXYZ0123456789")
 
@@ -138,6 +157,8 @@ class SandboxState:
         self.events: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
         self.failures: list[Fault] = []
+        self.webhooks: dict[str, dict[str, Any]] = {}
+        self.webhooks_api_status: int | None = None
         self.released = threading.Event()
         """Set to end every hung request at once (clearing the sandbox, stopping it)."""
         self._ids = itertools.count(1)
@@ -150,6 +171,8 @@ class SandboxState:
             self.events.clear()
             self.deleted.clear()
             self.failures.clear()
+            self.webhooks.clear()
+            self.webhooks_api_status = None
         self.released.set()
         self.released = threading.Event()
 
@@ -356,6 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "lists": state.lists,
                     "events": list(state.events.values()),
                     "deleted": list(state.deleted),
+                    "webhooks": [
+                        {**hook, "secret_key": len(str(hook.get("secret_key", "")))} for hook in state.webhooks.values()
+                    ],
                 }
                 encoded = json.loads(json.dumps(current))
             self._reply(HTTPStatus.OK, encoded)
@@ -363,6 +389,11 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.history = [entry for entry in body if isinstance(entry, dict)]  # type: ignore[attr-defined]
             self._reply(HTTPStatus.OK, {"events": len(body)})
+        elif path == "/_sandbox/webhooks-api" and self.command == "POST" and isinstance(body, dict):
+            status = body.get("status")
+            with state.lock:
+                state.webhooks_api_status = int(status) if status else None
+            self._reply(HTTPStatus.OK, {"status": state.webhooks_api_status})
         elif path == "/_sandbox/health":
             self._reply(HTTPStatus.OK, {"ok": True, "spec": str(state.spec.path) if state.spec else None})
         else:
@@ -377,6 +408,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, _errors(400, "invalid", "Invalid input.", "; ".join(errors)[:2000]), {}
         method = self.command
         data = body.get("data") if isinstance(body, dict) else None
+        if path.startswith(("/api/webhooks", "/api/webhook-topics")):
+            return self._webhooks_api(state, method, path, data)
         if method == "POST" and path == "/api/profile-import" and isinstance(data, dict):
             raw_attributes = data.get("attributes")
             attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
@@ -482,6 +515,46 @@ class _Handler(BaseHTTPRequestHandler):
             {},
         )
 
+    def _webhooks_api(self, state: SandboxState, method: str, path: str, data: Any) -> tuple[int, Any, dict[str, str]]:
+        """The Webhooks API: topics, and system webhooks listed, created and updated."""
+        if state.webhooks_api_status is not None:
+            status = state.webhooks_api_status
+            detail = "Your API key is missing required scopes: webhooks:read, webhooks:write."
+            return status, _errors(status, "permission_denied", HTTPStatus(status).phrase, detail), {}
+        base = self._base()
+        if method == "GET" and path.rstrip("/") == "/api/webhook-topics":
+            topics = [
+                {"type": "webhook-topic", "id": topic, "links": {"self": f"{base}/api/webhook-topics/{topic}/"}}
+                for topic in WEBHOOK_TOPICS
+            ]
+            return 200, {"data": topics, "links": {"self": f"{base}/api/webhook-topics"}}, {}
+        if method == "GET" and path.rstrip("/") == "/api/webhooks":
+            hooks = [_shown_webhook(hook, base) for hook in state.webhooks.values()]
+            return 200, {"data": hooks, "links": {"self": f"{base}/api/webhooks"}}, {}
+        if method == "POST" and path.rstrip("/") == "/api/webhooks" and isinstance(data, dict):
+            webhook_id = f"01WH{state.next_id():022d}"
+            problem = _webhook_problem(data, creating=True)
+            if problem:
+                return 400, _errors(400, "invalid", "Invalid input.", problem), {}
+            now = datetime.now(UTC).isoformat()
+            state.webhooks[webhook_id] = {"id": webhook_id, "enabled": True, "created_at": now, "updated_at": now}
+            _apply_webhook(state.webhooks[webhook_id], data)
+            return 201, {"data": _shown_webhook(state.webhooks[webhook_id], base, full=True)}, {}
+        one = _ONE_WEBHOOK.match(path)
+        if one and one.group("webhook_id") not in state.webhooks:
+            return 404, _errors(404, "not_found", "Not found.", "No webhook with that id."), {}
+        if one and method == "GET":
+            return 200, {"data": _shown_webhook(state.webhooks[one.group("webhook_id")], base)}, {}
+        if one and method == "PATCH" and isinstance(data, dict):
+            problem = _webhook_problem(data, creating=False)
+            if problem:
+                return 400, _errors(400, "invalid", "Invalid input.", problem), {}
+            hook = state.webhooks[one.group("webhook_id")]
+            _apply_webhook(hook, data)
+            hook["updated_at"] = datetime.now(UTC).isoformat()
+            return 200, {"data": _shown_webhook(hook, base, full=True)}, {}
+        return 405, _errors(405, "method_not_allowed", "Method not allowed.", f"{method} {path}"), {}
+
     def _one_profile(
         self, state: SandboxState, profile_id: str, query: Mapping[str, str]
     ) -> tuple[int, Any, dict[str, str]]:
@@ -506,6 +579,48 @@ def _privacy_deletion(state: SandboxState, data: Mapping[str, Any]) -> tuple[int
     if isinstance(profile_id, str) and profile_id:
         state.delete_profile(profile_id)
     return 202, None, {}
+
+
+def _webhook_problem(data: Mapping[str, Any], *, creating: bool) -> str | None:
+    given = data.get("attributes")
+    attributes: Mapping[str, Any] = given if isinstance(given, dict) else {}
+    url = attributes.get("endpoint_url")
+    if url is not None and not str(url).startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        return "endpoint_url must be https."
+    secret = attributes.get("secret_key")
+    if secret is not None and len(str(secret)) < 16:
+        return "secret_key must be at least 16 characters."
+    topics = (data.get("relationships") or {}).get("webhook-topics", {}).get("data")
+    if creating and not topics:
+        return "At least one webhook topic is required."
+    unknown = [item.get("id") for item in topics or [] if item.get("id") not in WEBHOOK_TOPICS]
+    return f"Unknown webhook topics: {unknown}" if unknown else None
+
+
+def _apply_webhook(hook: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for name, value in (data.get("attributes") or {}).items():
+        if value is not None:
+            hook[name] = value
+    topics = (data.get("relationships") or {}).get("webhook-topics", {}).get("data")
+    if topics is not None:
+        hook["topics"] = sorted(str(item["id"]) for item in topics)
+
+
+def _shown_webhook(hook: Mapping[str, Any], base: str, *, full: bool = False) -> dict[str, Any]:
+    """A webhook as Klaviyo shows it: no secret, and (when read back) the URL truncated to its origin."""
+    url = str(hook.get("endpoint_url", ""))
+    parts = urlsplit(url)
+    shown = url if full else f"{parts.scheme}://{parts.netloc}"
+    attributes = {key: hook.get(key) for key in ("name", "description", "enabled", "created_at", "updated_at")}
+    return {
+        "type": "webhook",
+        "id": hook["id"],
+        "attributes": {**attributes, "endpoint_url": shown},
+        "relationships": {
+            "webhook-topics": {"data": [{"type": "webhook-topic", "id": topic} for topic in hook.get("topics", [])]}
+        },
+        "links": {"self": f"{base}/api/webhooks/{hook['id']}/"},
+    }
 
 
 def _add_member(state: SandboxState, list_id: str, profile_id: str) -> None:
@@ -581,6 +696,17 @@ class SandboxServer:
         )
         with self.state.lock:
             self.state.failures.extend([fault] * count)
+
+    def webhooks_api(self, status: int | None) -> None:
+        """Make the Webhooks API answer `status` (403: no access), or None to serve it again."""
+        with self.state.lock:
+            self.state.webhooks_api_status = status
+
+    @property
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The system webhooks as stored (with their secret: tests only)."""
+        with self.state.lock:
+            return [dict(hook) for hook in self.state.webhooks.values()]
 
     def stop(self) -> None:
         self.state.released.set()

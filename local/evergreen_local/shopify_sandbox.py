@@ -2,7 +2,10 @@
 
 It answers the operations the backfill sends (`bulkOperationRunQuery` for customers or orders,
 `currentBulkOperation`, `node(id:)` on a BulkOperation) at the pinned API version, serves the bulk
-result JSONL from a local URL, and answers any other document with a GraphQL error rather than a guess.
+result JSONL from a local URL, manages the app's webhook subscriptions (`webhookSubscriptions`, paged,
+`webhookSubscriptionCreate`, `webhookSubscriptionUpdate`, `webhookSubscriptionDelete`), tells the
+token's scopes (`currentAppInstallation { accessScopes }`), and answers any other document with a
+GraphQL error rather than a guess.
 
 Control endpoints (not Shopify's):
 - POST /_sandbox/shop {"shop": ..., "customers": [...], "orders": [...]}: load a store (Admin GraphQL
@@ -10,6 +13,11 @@ Control endpoints (not Shopify's):
 - GET /_sandbox/shop: the loaded store;
 - GET /_sandbox/requests: the recorded requests (access token redacted), oldest first;
 - DELETE /_sandbox/requests: forget them;
+- POST /_sandbox/app {"scopes": [...], "webhook_api_version": V, "page_size": N}: the granted scopes
+  (default read_customers, read_orders), the API version new subscriptions inherit (default the pinned
+  one) and the subscriptions page size (default 100);
+- GET /_sandbox/webhooks: the app's subscriptions; POST /_sandbox/webhooks {"subscriptions": [{"topic",
+  "uri", "format"?, "api_version"?}]}: replace them (say, with stale ones left by an older stack);
 - POST /_sandbox/fail {"kind": K, "count": N}: the next N matching calls misbehave, K one of
   `throttled` (THROTTLED cost error), `http_429`, `revoked` (401), `bulk_failed`, `bulk_canceled`,
   `url_expired` (result download 403), `malformed_line` (the next result file has a broken line 2).
@@ -24,7 +32,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +40,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from evergreen.settings import SHOPIFY_API_VERSION
-from evergreen.shopify.admin import BULK_OPERATION_BY_ID, CURRENT_BULK_OPERATION, ROOTS, RUN_BULK_QUERY, bulk_query
+from evergreen.shopify.admin import (
+    ACCESS_SCOPES,
+    BULK_OPERATION_BY_ID,
+    CURRENT_BULK_OPERATION,
+    ROOTS,
+    RUN_BULK_QUERY,
+    WEBHOOK_SUBSCRIPTION_CREATE,
+    WEBHOOK_SUBSCRIPTION_DELETE,
+    WEBHOOK_SUBSCRIPTION_UPDATE,
+    WEBHOOK_SUBSCRIPTIONS,
+    bulk_query,
+)
 
 DEFAULT_PORT = 3200
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
@@ -40,6 +59,8 @@ GRAPHQL_PATH = f"/admin/api/{SHOPIFY_API_VERSION}/graphql.json"
 FAULT_KINDS = frozenset(
     {"throttled", "http_429", "revoked", "bulk_failed", "bulk_canceled", "url_expired", "malformed_line"}
 )
+DEFAULT_SCOPES = ("read_customers", "read_orders")
+_TOPIC_ENUM = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SINCE = re.compile(r"updated_at:>='([^']+)'")
 _SPACE = re.compile(r"\s+")
 
@@ -132,6 +153,22 @@ class ShopState:
         self.requests: list[dict[str, Any]] = []
         self.faults: dict[str, int] = {}
         self._ids = itertools.count(1)
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.scopes: list[str] = list(DEFAULT_SCOPES)
+        self.webhook_api_version = SHOPIFY_API_VERSION
+        self.page_size = 100
+        self._subscription_ids = itertools.count(1000)
+
+    def subscribe(self, topic: str, uri: str, format: str = "JSON", api_version: str | None = None) -> dict[str, Any]:
+        subscription_id = f"gid://shopify/WebhookSubscription/{next(self._subscription_ids)}"
+        self.subscriptions[subscription_id] = {
+            "id": subscription_id,
+            "topic": topic,
+            "uri": uri,
+            "format": format,
+            "apiVersion": {"handle": api_version or self.webhook_api_version},
+        }
+        return self.subscriptions[subscription_id]
 
     def take_fault(self, kind: str) -> bool:
         left = self.faults.get(kind, 0)
@@ -285,6 +322,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif path == "/_sandbox/shop" and self.command == "GET":
             self._reply(HTTPStatus.OK, {"shop": state.shop, "customers": state.customers, "orders": state.orders})
+        elif path == "/_sandbox/app" and self.command == "POST" and isinstance(body, dict):
+            state.scopes = [str(scope) for scope in body.get("scopes", state.scopes)]
+            state.webhook_api_version = str(body.get("webhook_api_version", state.webhook_api_version))
+            state.page_size = max(1, int(body.get("page_size", state.page_size)))
+            self._reply(HTTPStatus.OK, {"scopes": state.scopes, "webhook_api_version": state.webhook_api_version})
+        elif path == "/_sandbox/webhooks" and self.command == "GET":
+            self._reply(HTTPStatus.OK, list(state.subscriptions.values()))
+        elif path == "/_sandbox/webhooks" and self.command == "POST" and isinstance(body, dict):
+            state.subscriptions.clear()
+            for item in body.get("subscriptions", []):
+                state.subscribe(
+                    str(item["topic"]), str(item["uri"]), item.get("format", "JSON"), item.get("api_version")
+                )
+            self._reply(HTTPStatus.OK, list(state.subscriptions.values()))
         elif path == "/_sandbox/fail" and self.command == "POST":
             kind = body.get("kind") if isinstance(body, dict) else None
             if kind not in FAULT_KINDS:
@@ -352,7 +403,98 @@ class _Handler(BaseHTTPRequestHandler):
             return {"data": {"currentBulkOperation": state.advance(state.current) if state.current else None}}
         if document == _normal(BULK_OPERATION_BY_ID):
             return {"data": {"node": state.advance(str(variables.get("id", "")))}}
-        return _graphql_error("the sandbox does not understand this query (it answers only the backfill's operations)")
+        if document in _WEBHOOK_OPERATIONS:
+            return _WEBHOOK_OPERATIONS[document](state, variables)
+        return _graphql_error("the sandbox does not understand this query (it answers only Evergreen's operations)")
+
+
+def _user_errors(mutation: str, message: str, field: list[str] | None = None) -> dict[str, Any]:
+    return {"data": {mutation: {"webhookSubscription": None, "userErrors": [{"field": field, "message": message}]}}}
+
+
+def _subscription_input(variables: dict[str, Any]) -> tuple[str, str] | str:
+    """(uri, format) of a WebhookSubscriptionInput, or why it is invalid."""
+    given = variables.get("webhookSubscription")
+    if not isinstance(given, dict) or not isinstance(given.get("uri"), str):
+        return "Variable $webhookSubscription of type WebhookSubscriptionInput! was provided invalid value"
+    uri = given["uri"]
+    local = uri.startswith(("http://127.0.0.1", "http://localhost"))
+    if not (uri.startswith("https://") or local):
+        return "Address protocol http:// is not supported"
+    return uri, str(given.get("format") or "JSON")
+
+
+def _list_subscriptions(state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    items = list(state.subscriptions.values())
+    start = int(variables["after"]) if str(variables.get("after") or "").isdigit() else 0
+    page = items[start : start + state.page_size]
+    end = start + len(page)
+    return {
+        "data": {
+            "webhookSubscriptions": {
+                "edges": [{"node": item} for item in page],
+                "pageInfo": {"hasNextPage": end < len(items), "endCursor": str(end) if page else None},
+            }
+        }
+    }
+
+
+def _missing_scope(state: ShopState, topic: str) -> str | None:
+    needed = "read_customers" if topic.startswith("CUSTOMER") else "read_orders"
+    return None if needed in state.scopes else needed
+
+
+def _create_subscription(state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    mutation = "webhookSubscriptionCreate"
+    topic = variables.get("topic")
+    if not isinstance(topic, str) or not _TOPIC_ENUM.match(topic):
+        return _graphql_error(f"Variable $topic of type WebhookSubscriptionTopic! was provided invalid value {topic!r}")
+    given = _subscription_input(variables)
+    if isinstance(given, str):
+        return _user_errors(mutation, given, ["webhookSubscription", "uri"])
+    uri, format = given
+    missing = _missing_scope(state, topic)
+    if missing:
+        return _user_errors(mutation, f"Access denied for topic {topic}: the app needs the {missing} scope", ["topic"])
+    if any(item["topic"] == topic and item["uri"] == uri for item in state.subscriptions.values()):
+        return _user_errors(mutation, "Address for this topic has already been taken", ["webhookSubscription", "uri"])
+    created = state.subscribe(topic, uri, format)
+    return {"data": {mutation: {"webhookSubscription": created, "userErrors": []}}}
+
+
+def _update_subscription(state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    mutation = "webhookSubscriptionUpdate"
+    found = state.subscriptions.get(str(variables.get("id")))
+    if found is None:
+        return _user_errors(mutation, "Webhook subscription does not exist", ["id"])
+    given = _subscription_input(variables)
+    if isinstance(given, str):
+        return _user_errors(mutation, given, ["webhookSubscription", "uri"])
+    found["uri"], found["format"] = given
+    return {"data": {mutation: {"webhookSubscription": found, "userErrors": []}}}
+
+
+def _delete_subscription(state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    mutation = "webhookSubscriptionDelete"
+    deleted = state.subscriptions.pop(str(variables.get("id")), None)
+    if deleted is None:
+        error = {"field": ["id"], "message": "Webhook subscription does not exist"}
+        return {"data": {mutation: {"deletedWebhookSubscriptionId": None, "userErrors": [error]}}}
+    return {"data": {mutation: {"deletedWebhookSubscriptionId": deleted["id"], "userErrors": []}}}
+
+
+def _access_scopes(state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    scopes = [{"handle": scope} for scope in state.scopes]
+    return {"data": {"currentAppInstallation": {"accessScopes": scopes}}}
+
+
+_WEBHOOK_OPERATIONS: dict[str, Callable[[ShopState, dict[str, Any]], dict[str, Any]]] = {
+    _normal(WEBHOOK_SUBSCRIPTIONS): _list_subscriptions,
+    _normal(WEBHOOK_SUBSCRIPTION_CREATE): _create_subscription,
+    _normal(WEBHOOK_SUBSCRIPTION_UPDATE): _update_subscription,
+    _normal(WEBHOOK_SUBSCRIPTION_DELETE): _delete_subscription,
+    _normal(ACCESS_SCOPES): _access_scopes,
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -386,6 +528,30 @@ class ShopifySandbox:
             raise ValueError(problem)
         with self.state.lock:
             self.state.load(store)
+
+    def set_app(
+        self, *, scopes: list[str] | None = None, webhook_api_version: str | None = None, page_size: int | None = None
+    ) -> None:
+        """The granted scopes, the API version new subscriptions inherit, the subscriptions page size."""
+        with self.state.lock:
+            if scopes is not None:
+                self.state.scopes = list(scopes)
+            if webhook_api_version is not None:
+                self.state.webhook_api_version = webhook_api_version
+            if page_size is not None:
+                self.state.page_size = page_size
+
+    def set_subscriptions(self, subscriptions: list[dict[str, str]]) -> None:
+        """Replace the app's subscriptions ({"topic", "uri", "format"?, "api_version"?} each)."""
+        with self.state.lock:
+            self.state.subscriptions.clear()
+            for item in subscriptions:
+                self.state.subscribe(item["topic"], item["uri"], item.get("format", "JSON"), item.get("api_version"))
+
+    @property
+    def subscriptions(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(item) for item in self.state.subscriptions.values()]
 
     def fail_next(self, kind: str, count: int = 1) -> None:
         if kind not in FAULT_KINDS:

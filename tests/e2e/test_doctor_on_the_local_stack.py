@@ -20,13 +20,21 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The doctor's command line for this stack (its state file, its HTTP API URL)."""
-    environment = local_stack.runtime.environment()
+    environment = {**local_stack.runtime.environment(), "SHOPIFY_ADMIN_BASE_URL": local_stack.shopify_sandbox.url}
     state = tmp_path / "env.json"
     state.write_text(json.dumps(environment))
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SEGMENTS_FILE", raising=False)
+    registered = [
+        "register-webhooks",
+        "--shop",
+        "evergreen-demo.myshopify.com",
+        "--url",
+        local_stack.shopify_webhook_url,
+    ]
+    assert main(registered) == 0, "the sandbox shop is subscribed to this stack, as the README's walk-through does"
     yield ["doctor", "--url", local_stack.shopify_webhook_url]
 
 
@@ -50,8 +58,8 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
         "segment definitions",
     ):
         assert checks[name].startswith("✓"), checks[name]
-    assert checks["Shopify token, scopes and subscriptions"].startswith("? ")
-    assert "not checked: needs the Shopify Admin token" in checks["Shopify token, scopes and subscriptions"]
+    assert checks["Shopify Admin token"].startswith("✓"), checks["Shopify Admin token"]
+    assert checks["Shopify subscriptions"].startswith("✓"), checks["Shopify subscriptions"]
     assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
 
 
@@ -67,7 +75,7 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
     assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 11 checks failed" in out
+    assert "1 of 12 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):

@@ -360,3 +360,121 @@ def _throttle_status(answer: dict[str, Any]) -> dict[str, Any] | None:
         "available": status.get("currentlyAvailable"),
         "restore_rate": status.get("restoreRate"),
     }
+
+
+# --- webhook subscriptions and access scopes ------------------------------------------------------------
+
+_SUBSCRIPTION_FIELDS = "id topic uri format apiVersion { handle }"
+WEBHOOK_SUBSCRIPTIONS = (
+    "query WebhookSubscriptions($after: String) { webhookSubscriptions(first: 100, after: $after) { "
+    f"edges {{ node {{ {_SUBSCRIPTION_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+)
+WEBHOOK_SUBSCRIPTION_CREATE = (
+    "mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, "
+    "$webhookSubscription: WebhookSubscriptionInput!) { "
+    "webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) { "
+    f"webhookSubscription {{ {_SUBSCRIPTION_FIELDS} }} userErrors {{ field message }} }} }}"
+)
+WEBHOOK_SUBSCRIPTION_UPDATE = (
+    "mutation WebhookSubscriptionUpdate($id: ID!, $webhookSubscription: WebhookSubscriptionInput!) { "
+    "webhookSubscriptionUpdate(id: $id, webhookSubscription: $webhookSubscription) { "
+    f"webhookSubscription {{ {_SUBSCRIPTION_FIELDS} }} userErrors {{ field message }} }} }}"
+)
+WEBHOOK_SUBSCRIPTION_DELETE = (
+    "mutation WebhookSubscriptionDelete($id: ID!) { webhookSubscriptionDelete(id: $id) { "
+    "deletedWebhookSubscriptionId userErrors { field message } } }"
+)
+ACCESS_SCOPES = "query AccessScopes { currentAppInstallation { accessScopes { handle } } }"
+
+
+def topic_enum(topic: str) -> str:
+    """Shopify's WebhookSubscriptionTopic value for a topic name: `orders/create` -> `ORDERS_CREATE`,
+    `customer.tags_added` -> `CUSTOMER_TAGS_ADDED`."""
+    return topic.strip().upper().replace("/", "_").replace(".", "_")
+
+
+def scope_for_topic(topic: str) -> str:
+    """The access scope Shopify requires to subscribe to `topic` (customer topics: read_customers)."""
+    return "read_customers" if topic.startswith("customer") else "read_orders"
+
+
+@dataclass(frozen=True)
+class WebhookSubscription:
+    """One of the app's webhook subscriptions on a shop."""
+
+    id: str
+    topic: str
+    """The WebhookSubscriptionTopic value, e.g. ORDERS_CREATE."""
+    uri: str
+    format: str = "JSON"
+    api_version: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookSubscription:
+        version = data.get("apiVersion")
+        return cls(
+            id=str(data["id"]),
+            topic=str(data.get("topic") or ""),
+            uri=str(data.get("uri") or ""),
+            format=str(data.get("format") or "JSON"),
+            api_version=str(version.get("handle")) if isinstance(version, dict) and version.get("handle") else None,
+        )
+
+
+def _subscription_of(data: dict[str, Any], mutation: str, what: str) -> WebhookSubscription:
+    payload = data.get(mutation) or {}
+    user_errors = payload.get("userErrors") or []
+    if user_errors:
+        raise AdminError(f"Shopify did not {what}: {_messages(user_errors)}")
+    found = payload.get("webhookSubscription")
+    if not isinstance(found, dict):
+        raise AdminError(f"Shopify did not {what}")
+    return WebhookSubscription.from_json(found)
+
+
+class WebhookAdmin(ShopifyAdmin):
+    """The Admin calls that manage the app's webhook subscriptions and read its granted scopes."""
+
+    def __enter__(self) -> WebhookAdmin:
+        return self
+
+    def webhook_subscriptions(self) -> list[WebhookSubscription]:
+        """Every subscription of this app on the shop, all pages."""
+        found: list[WebhookSubscription] = []
+        after: str | None = None
+        while True:
+            connection = self.graphql(WEBHOOK_SUBSCRIPTIONS, {"after": after}).get("webhookSubscriptions") or {}
+            found += [
+                WebhookSubscription.from_json(edge["node"])
+                for edge in connection.get("edges") or []
+                if isinstance(edge, dict) and isinstance(edge.get("node"), dict)
+            ]
+            page = connection.get("pageInfo") or {}
+            if not page.get("hasNextPage") or not page.get("endCursor"):
+                return found
+            after = str(page["endCursor"])
+
+    def create_webhook_subscription(self, topic: str, uri: str) -> WebhookSubscription:
+        variables = {"topic": topic, "webhookSubscription": {"uri": uri, "format": "JSON"}}
+        data = self.graphql(WEBHOOK_SUBSCRIPTION_CREATE, variables)
+        return _subscription_of(data, "webhookSubscriptionCreate", f"subscribe to {topic}")
+
+    def update_webhook_subscription(self, subscription_id: str, uri: str) -> WebhookSubscription:
+        variables = {"id": subscription_id, "webhookSubscription": {"uri": uri, "format": "JSON"}}
+        data = self.graphql(WEBHOOK_SUBSCRIPTION_UPDATE, variables)
+        return _subscription_of(data, "webhookSubscriptionUpdate", f"update subscription {subscription_id}")
+
+    def delete_webhook_subscription(self, subscription_id: str) -> None:
+        payload = self.graphql(WEBHOOK_SUBSCRIPTION_DELETE, {"id": subscription_id}).get("webhookSubscriptionDelete")
+        user_errors = (payload or {}).get("userErrors") or []
+        if user_errors or not (payload or {}).get("deletedWebhookSubscriptionId"):
+            raise AdminError(f"Shopify did not delete subscription {subscription_id}: {_messages(user_errors)}")
+
+    def access_scopes(self) -> set[str]:
+        """The scopes the shop granted this app's token."""
+        installation = self.graphql(ACCESS_SCOPES).get("currentAppInstallation") or {}
+        return {
+            str(scope["handle"])
+            for scope in installation.get("accessScopes") or []
+            if isinstance(scope, dict) and scope.get("handle")
+        }

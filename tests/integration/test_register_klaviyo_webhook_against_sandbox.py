@@ -1,0 +1,107 @@
+"""`evergreen register-webhooks --klaviyo` against the Klaviyo sandbox (requests checked against Klaviyo's
+OpenAPI spec): it creates the shop's system webhook once, leaves it alone after, repairs it when it drifts,
+and prints the steps for Klaviyo's UI where the account may not use the Webhooks API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evergreen_local.cli import main
+from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_local.klaviyo_spec import default_spec_path
+from evergreen_local.klaviyo_webhook import EXIT_USE_THE_UI, UI_TOPICS
+from evergreen_local.resources import LocalSecrets
+
+SHOP = "klaviyo-hook.myshopify.com"
+URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/klaviyo"
+EXPECTED_URL = f"{URL}?shop={SHOP}"
+
+
+@pytest.fixture(scope="module")
+def klaviyo_sandbox() -> Iterator[SandboxServer]:
+    if default_spec_path() is None:
+        pytest.skip("Klaviyo's OpenAPI spec (../shared/klaviyo/openapi/stable.json) is absent")
+    server = start_sandbox(port=0, strict=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(local_resources, klaviyo_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    environment = local_resources.function_environment("KlaviyoWebhookFunction")
+    environment["KLAVIYO_BASE_URL"] = klaviyo_sandbox.url
+    state = tmp_path / "env.json"
+    state.write_text(json.dumps(environment))
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
+    klaviyo_sandbox.clear()
+    return klaviyo_sandbox
+
+
+def register(*flags: str) -> int:
+    return main(["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", URL, *flags])
+
+
+def assert_every_request_met_the_spec(sandbox: SandboxServer) -> None:
+    for request in sandbox.requests():
+        assert request["spec_valid"], (request["method"], request["path"], request["spec_errors"])
+
+
+def test_it_creates_the_webhook_with_the_shop_in_the_url_the_topics_and_the_stored_secret(sandbox, capsys):
+    assert register() == 0
+
+    [hook] = sandbox.webhooks
+    assert hook["name"] == f"Evergreen {SHOP}"
+    assert hook["endpoint_url"] == EXPECTED_URL
+    assert hook["secret_key"] == LocalSecrets().klaviyo_webhook_secret
+    assert set(UI_TOPICS) <= set(hook["topics"])
+    assert_every_request_met_the_spec(sandbox)
+    out = capsys.readouterr().out
+    assert "created" in out and LocalSecrets().klaviyo_webhook_secret not in out
+
+
+def test_a_second_run_leaves_it_alone(sandbox, capsys):
+    register()
+    capsys.readouterr()
+
+    assert register() == 0
+
+    assert [r["method"] for r in sandbox.requests()].count("POST") == 1
+    assert not any(r["method"] == "PATCH" for r in sandbox.requests())
+    assert "left alone" in capsys.readouterr().out
+
+
+def test_a_webhook_pointing_elsewhere_is_updated_in_place(sandbox, capsys):
+    register()
+    main(["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", "https://old.example.com/webhooks/klaviyo"])
+    capsys.readouterr()
+
+    assert register() == 0
+
+    [hook] = sandbox.webhooks
+    assert hook["endpoint_url"] == EXPECTED_URL
+    assert "changed" in capsys.readouterr().out
+    assert_every_request_met_the_spec(sandbox)
+
+
+def test_a_dry_run_creates_nothing(sandbox, capsys):
+    assert register("--dry-run") == 0
+
+    assert sandbox.webhooks == []
+    assert "would be created" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_an_account_without_the_webhooks_api_gets_the_steps_for_klaviyos_ui(sandbox, capsys, status):
+    sandbox.webhooks_api(status)
+
+    assert register() == EXIT_USE_THE_UI
+
+    out = capsys.readouterr().out
+    assert "Settings > Webhooks" in out and EXPECTED_URL in out
+    assert all(topic in out for topic in UI_TOPICS)
+    assert LocalSecrets().klaviyo_webhook_secret not in out, "the secret is named, never printed"
+    assert sandbox.webhooks == []
