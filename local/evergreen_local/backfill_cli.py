@@ -37,9 +37,9 @@ from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, ShopifyAdmin
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_local.shopify_sandbox import local_admin_token
 from evergreen_local.targets import TargetUnavailable, use_target
 
-LOCAL_SANDBOX_TOKEN = "shpat_local_sandbox"  # noqa: S105 - the local sandbox accepts any token
 """The token sent to the local Shopify sandbox (EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN overrides it)."""
 
 
@@ -135,7 +135,7 @@ def _admin(edges: Edges, shop: str, aws: bool) -> ShopifyAdmin:
     base_url = edges.settings.shopify_admin_base_url
     if not base_url:
         raise TargetUnavailable("the local stack has no Shopify sandbox: restart it with `make run`")
-    token = os.environ.get("EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN") or LOCAL_SANDBOX_TOKEN
+    token = local_admin_token()
     return ShopifyAdmin(shop, token, base_url=base_url)
 
 

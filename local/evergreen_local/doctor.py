@@ -30,8 +30,9 @@ from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import friendly_message
 from evergreen_local.redrive import queues_of, waiting_in
-from evergreen_local.register_webhooks import LOCAL_SANDBOX_TOKEN, VERSION_FIX, needed_topics, plan, version_mismatches
+from evergreen_local.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
+from evergreen_local.shopify_sandbox import local_admin_token
 from evergreen_local.targets import local_api_url, use_target
 
 REQUIRED_OUTPUTS = (
@@ -345,7 +346,7 @@ def _webhook_admin(target: Target, shop: str) -> WebhookAdmin:
     if not target.aws:
         if not settings.shopify_admin_base_url:
             raise Failed("the local stack has no Shopify sandbox", "restart it with `make run`")
-        token = os.environ.get("EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN") or LOCAL_SANDBOX_TOKEN
+        token = local_admin_token()
         return WebhookAdmin(shop, token, base_url=settings.shopify_admin_base_url, http=target.http, max_attempts=2)
     try:
         token = admin_token(_edges(target), shop)

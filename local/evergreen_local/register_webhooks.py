@@ -21,9 +21,8 @@ from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import AdminError, WebhookAdmin, WebhookSubscription, topic_enum
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import CliError, render_table
+from evergreen_local.shopify_sandbox import local_admin_token
 from evergreen_local.targets import TargetUnavailable, local_api_url, use_target
-
-LOCAL_SANDBOX_TOKEN = "shpat_local_sandbox"  # noqa: S105 - the local sandbox accepts any token
 
 Action = Literal["create", "update", "keep", "delete", "other"]
 SHOWN: dict[Action, str] = {
@@ -167,7 +166,7 @@ def admin_for(args: argparse.Namespace) -> WebhookAdmin:
     settings = Settings.from_env({**os.environ, **environment})
     if not settings.shopify_admin_base_url:
         raise TargetUnavailable("the local stack has no Shopify sandbox: restart it with `make run`")
-    token = os.environ.get("EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN") or LOCAL_SANDBOX_TOKEN
+    token = local_admin_token()
     return WebhookAdmin(args.shop, token, base_url=settings.shopify_admin_base_url)
 
 

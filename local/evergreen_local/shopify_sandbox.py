@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -60,6 +61,14 @@ FAULT_KINDS = frozenset(
     {"throttled", "http_429", "revoked", "bulk_failed", "bulk_canceled", "url_expired", "malformed_line"}
 )
 DEFAULT_SCOPES = ("read_customers", "read_orders")
+LOCAL_SANDBOX_TOKEN = "shpat_local_sandbox"  # noqa: S105 - the local sandbox accepts any token
+
+
+def local_admin_token() -> str:
+    """The Admin API token the CLI sends to the local sandbox (any token works there)."""
+    return os.environ.get("EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN") or LOCAL_SANDBOX_TOKEN
+
+
 _TOPIC_ENUM = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SINCE = re.compile(r"updated_at:>='([^']+)'")
 _SPACE = re.compile(r"\s+")
