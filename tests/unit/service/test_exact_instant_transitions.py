@@ -283,3 +283,18 @@ def test_a_transition_an_event_sets_beyond_the_lookahead_is_left_to_the_sweep_th
     clock.set(flip - timedelta(minutes=5))
     assert edges.sweep.run(SweepRequest()).scheduled == 1
     assert scheduled(edges) == [("customer#7", 300)]
+
+
+def test_a_write_whose_hand_off_fails_still_succeeds_and_the_sweep_applies_the_transition(edges, clock, world):
+    start = clock.now()
+    edges.sweep.run(SweepRequest())
+    flip = clock.now() + timedelta(minutes=2)
+    edges.sqs.delete_queue(QueueUrl=edges.settings.transitions_queue_url)
+
+    assert world.shopify("orders/create", order_placed(7, 70, flip - timedelta(days=180))).status == 200
+
+    assert world.profile(7).next_transition_at == flip
+    world.queued()
+    clock.set(start + INTERVAL)
+    assert edges.sweep.run(SweepRequest()).entered["lapsed"] == 1
+    assert "lapsed" in world.profile(7).membership
