@@ -77,3 +77,39 @@ def test_the_dashboard_shows_transition_lateness_p50_and_p99(template: dict[str,
         if "TransitionLatenessMs" in metric
     ]
     assert lateness == ["p50", "p99"]
+
+
+def test_the_webhook_functions_may_hand_a_transition_they_set_to_the_delayed_queue(template: dict[str, Any]) -> None:
+    for logical_id in ("ShopifyWebhookFunction", "KlaviyoWebhookFunction"):
+        function = functions(template)[logical_id]
+        assert function.environment["TRANSITIONS_QUEUE_URL"] == {"Ref": "TransitionsQueue"}
+        assert function.environment["TRANSITION_LOOKAHEAD_SECONDS"] == {"Ref": "TransitionLookaheadSeconds"}
+        policies = _props(template, logical_id)["Policies"]
+        assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["TransitionsQueue", "QueueName"]}}} in policies
+
+
+def test_event_to_klaviyo_p99_alarms_above_a_threshold_the_operator_sets(template: dict[str, Any]) -> None:
+    alarm = _props(template, "EventToKlaviyoAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["ExtendedStatistic"]) == (
+        "Evergreen",
+        "EventToKlaviyoMs",
+        "p99",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "evergreen"}]
+    assert alarm["Threshold"] == {"Ref": "EventToKlaviyoP99ThresholdMs"}
+    assert parameter_defaults(template)["EventToKlaviyoP99ThresholdMs"] == "2000"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_dashboard_shows_event_to_klaviyo_p50_and_p99(template: dict[str, Any]) -> None:
+    body = _props(template, "EvergreenDashboard")["DashboardBody"]["Fn::Sub"]
+    assert "${EventToKlaviyoP99ThresholdMs}" in body, "the alarm threshold is drawn on the widget"
+    rendered = re.sub(r"\$\{[^}]+\}", "0", body)
+    widgets = json.loads(rendered)["widgets"]
+    stats = [
+        metric[-1]["stat"]
+        for widget in widgets
+        for metric in widget["properties"].get("metrics", [])
+        if "EventToKlaviyoMs" in metric
+    ]
+    assert stats == ["p50", "p99"]

@@ -89,7 +89,9 @@ class Edges:
 
     @cached_property
     def writer(self) -> ProfileWriter:
-        return ProfileWriter(self.store, self.publisher, self.definitions, self.clock)
+        return ProfileWriter(
+            self.store, self.publisher, self.definitions, self.clock, handoff=self.transition_scheduler
+        )
 
     @cached_property
     def sweep(self) -> StalenessSweep:

@@ -212,3 +212,89 @@ def test_a_dry_run_or_a_run_restricted_to_some_segments_hands_nothing_off(edges,
 
     assert (dry.scheduled, some.scheduled) == (0, 0)
     assert scheduled(edges) == []
+
+
+def order_placed(number: int, order_id: int, created_at: datetime) -> dict[str, Any]:
+    """An orders/create payload for customer `number` (created_at may lie in the past: an imported order)."""
+    return {
+        "id": order_id,
+        "email": f"c{number}@example.com",
+        "created_at": created_at.isoformat(),
+        "updated_at": created_at.isoformat(),
+        "currency": "USD",
+        "financial_status": "paid",
+        "total_price": "20.00",
+        "current_total_price": "20.00",
+        "total_price_set": {"shop_money": {"amount": "20.00", "currency_code": "USD"}},
+        "test": False,
+        "cancelled_at": None,
+        "line_items": [],
+        "refunds": [],
+        "customer": {"id": number, "email": f"c{number}@example.com"},
+    }
+
+
+def test_an_event_that_sets_a_transition_inside_the_handed_off_window_is_applied_at_its_instant_not_by_the_next_sweep(
+    edges, clock, world
+):
+    start = clock.now()
+    assert edges.sweep.run(SweepRequest()).scheduled == 0, "nothing due yet; the window up to +6 min is handed off"
+    clock.advance(timedelta(minutes=1))
+    flip = clock.now() + timedelta(minutes=2)
+
+    placed = order_placed(7, 70, flip - timedelta(days=180))  # an order that turns 180 days old in 2 minutes
+    assert world.shopify("orders/create", placed).status == 200
+    world.queued()
+
+    assert world.profile(7).next_transition_at == flip
+    assert scheduled(edges) == [("customer#7", 120)], "handed off by the write itself, delayed to the instant"
+    clock.set(flip)
+    results = [edges.transitions.apply(due) for due in delivered(edges)]
+    assert [result.outcome for result in results] == [TransitionOutcome.APPLIED]
+    assert results[0].entered == ("lapsed",) and results[0].lateness_ms == 0
+    assert world.profile(7).membership["lapsed"] == flip
+    assert [change["entered"] for change in world.queued()] == [["lapsed"]]
+    clock.set(start + INTERVAL)
+    next_run = edges.sweep.run(SweepRequest())
+    assert next_run.due == 0 and not next_run.entered, "the next sweep finds nothing left to do"
+
+
+def test_a_write_sends_at_most_one_message_and_none_when_it_leaves_the_instant_where_it_was(edges, clock, world):
+    edges.sweep.run(SweepRequest())
+    flip = clock.now() + timedelta(minutes=2)
+    assert world.shopify("orders/create", order_placed(7, 70, flip - timedelta(days=180))).status == 200
+    clock.advance(timedelta(seconds=10))
+
+    renamed = {"id": 7, "email": "c7@example.com", "first_name": "Seven", "updated_at": clock.now().isoformat()}
+    assert world.shopify("customers/update", renamed).status == 200
+
+    assert world.profile(7).first_name == "Seven" and world.profile(7).next_transition_at == flip
+    assert scheduled(edges) == [("customer#7", 120)], "the second write did not move the instant: no second message"
+
+
+def test_a_transition_an_event_sets_beyond_the_lookahead_is_left_to_the_sweep_that_covers_it(edges, clock, world):
+    edges.sweep.run(SweepRequest())
+    flip = clock.now() + timedelta(minutes=20)
+
+    assert world.shopify("orders/create", order_placed(7, 70, flip - timedelta(days=180))).status == 200
+
+    assert world.profile(7).next_transition_at == flip
+    assert scheduled(edges) == []
+    clock.set(flip - timedelta(minutes=5))
+    assert edges.sweep.run(SweepRequest()).scheduled == 1
+    assert scheduled(edges) == [("customer#7", 300)]
+
+
+def test_a_write_whose_hand_off_fails_still_succeeds_and_the_sweep_applies_the_transition(edges, clock, world):
+    start = clock.now()
+    edges.sweep.run(SweepRequest())
+    flip = clock.now() + timedelta(minutes=2)
+    edges.sqs.delete_queue(QueueUrl=edges.settings.transitions_queue_url)
+
+    assert world.shopify("orders/create", order_placed(7, 70, flip - timedelta(days=180))).status == 200
+
+    assert world.profile(7).next_transition_at == flip
+    world.queued()
+    clock.set(start + INTERVAL)
+    assert edges.sweep.run(SweepRequest()).entered["lapsed"] == 1
+    assert "lapsed" in world.profile(7).membership

@@ -93,6 +93,12 @@ def mark_undelivered(store: OutboxStore, changes: Sequence[SegmentChange]) -> No
             logger.exception("Could not mark a change undelivered; the grace period will catch it")
 
 
+class WriteHandoff(Protocol):
+    """The exact-instant path, as a write sees it (service/transitions.py's TransitionScheduler)."""
+
+    def hand_off_written(self, profile: Profile, before: Profile | None) -> bool: ...
+
+
 class ConflictsExhausted(Exception):
     """The profile kept changing under us; the caller answers 5xx so the sender retries."""
 
@@ -120,12 +126,14 @@ class ProfileWriter:
         definitions: Definitions,
         clock: Clock,
         retry: RetryPolicy | None = None,
+        handoff: WriteHandoff | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._definitions = definitions
         self._clock = clock
         self._retry = retry or RetryPolicy()
+        self._handoff = handoff
 
     def write(
         self,
@@ -239,6 +247,7 @@ class ProfileWriter:
             order = OrderItem(applied.shop, order_id, applied.key, state, version)
         self._store.save(result.profile, expected, result.change, now, order=order, guest=guest)
         self.enqueue(result.change)
+        self._hand_off(result.profile, loaded)
         return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
 
     def _adopt(self, base: Profile, loaded: Profile | None, stored: OrderItem, snapshot: Snapshot) -> Profile:
@@ -283,6 +292,16 @@ class ProfileWriter:
             logger.info("Order index not caught up; retrying")
             raise VersionConflict("order index behind")
         return applied.model_copy(update={"order_stats": stats})
+
+    def _hand_off(self, profile: Profile, before: Profile | None) -> None:
+        """Give a transition this write set within the lookahead to the exact-instant path (best effort: the
+        profile stays in the due index, so the next sweep applies it if this send fails)."""
+        if self._handoff is None:
+            return
+        try:
+            self._handoff.hand_off_written(profile, before)
+        except Exception:
+            logger.exception("Hand-off to the transitions queue failed; the next sweep applies this transition")
 
     def enqueue(self, change: SegmentChange | None) -> bool:
         """Send a change; on failure the outbox index keeps it for the sweep to re-send."""

@@ -119,6 +119,22 @@ class TransitionScheduler:
             self._sender.send_delayed(messages)
         return len(messages)
 
+    def hand_off_written(self, profile: Profile, before: Profile | None) -> bool:
+        """After a write: send the profile now when its next transition falls within the lookahead from now.
+
+        A sweep that already ran may have handed that window off before this write set the instant, so the
+        next hand-off to see it would be the plain sweep's, up to one interval late. An instant later than the
+        lookahead is left to the sweeps (the one whose window covers it runs after this write). An unchanged
+        instant is not sent again: the write that set it, or a sweep, handed it off already (and the consumer
+        checks only that the profile is due). At most one message per write; a duplicate is a no-op.
+        """
+        due = profile.next_transition_at
+        if due is None or (before is not None and before.next_transition_at == due):
+            return False
+        if due > self._clock.now() + self.lookahead:
+            return False
+        return self.hand_off([profile]) == 1
+
     def finished(self, until: datetime) -> None:
         """Every transition due up to `until` has been handed off."""
         self._store.record_scheduled_through(until)
