@@ -191,12 +191,14 @@ def transition_lateness() -> dict[str, float]:
                 for number in range(TRANSITIONS):
                     flips_in = FIRST_TRANSITION_S + span * number / (TRANSITIONS - 1)
                     last_order = now - timedelta(minutes=3) + timedelta(seconds=round(flips_in))
-                    profile = Profile(
+                    blank = Profile(
                         shop=SHOP,
                         customer_id=str(900_000 + number),
                         email=f"t{number}@example.com",
                         email_normalized=f"t{number}@example.com",
-                        orders={"1": OrderRecord(order_id=f"t{number}", created_at=last_order, total=Decimal(10))},
+                    )
+                    profile = with_orders(
+                        blank, [OrderRecord(order_id=f"t{number}", created_at=last_order, total=Decimal(10))]
                     )
                     profiles.append(reevaluate(profile, definitions, now, version=1).profile)
                 store.backfill(profiles, now)
