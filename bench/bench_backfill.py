@@ -12,6 +12,7 @@ backfill.klaviyo_requests_per_10k_profiles  Klaviyo calls a 10,000-customer back
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,19 @@ def _parse_floor(lines: list[bytes]) -> float:
     return len(lines) / (time.perf_counter() - started)
 
 
+def _one_request_at_a_time(client: Any) -> None:
+    """In-process moto is not thread-safe (a TransactWriteItems deep-copies the table while another thread
+    writes to it): serialise the client's calls, as the local stack's moto server does with its lock."""
+    lock = threading.Lock()
+    call = client._make_api_call
+
+    def serialised(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return call(*args, **kwargs)
+
+    client._make_api_call = serialised
+
+
 def run() -> dict[str, Any]:
     _environment()
     import httpx  # noqa: PLC0415
@@ -80,6 +94,7 @@ def run() -> dict[str, Any]:
                 calls["dynamodb"] += 1
 
             edges.dynamodb.meta.events.register("before-call.dynamodb", count)
+            _one_request_at_a_time(edges.dynamodb)
             admin = ShopifyAdmin(SHOP, "shpat_bench", base_url=shopify.url, sleep=lambda _: None)
             sender = KlaviyoClient(klaviyo.url, "pk_bench", http=httpx.Client(), sleep=lambda _: None)
             checkpoint = max(1, DEFAULT_CHECKPOINT * CUSTOMERS // SCALE_TO)

@@ -16,6 +16,7 @@ from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.settings import Settings
 from evergreen.shopify.headers import ConflictingHeaders, read_shopify_headers
+from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.wiring import Edges
 
 logger = Logger()
@@ -31,6 +32,7 @@ webhooks = ShopifyWebhooks(
     exporter=edges.exporter,
     clock=edges.clock,
     max_body_bytes=edges.settings.max_body_bytes,
+    bulk_operations=DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table),
 )
 
 

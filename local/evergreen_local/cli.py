@@ -50,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shopify-app-toml": ("evergreen_local.app_toml", "print the [webhooks] section for your shopify.app.toml"),
     "backfill": ("evergreen_local.backfill_cli", "import a shop's Shopify and Klaviyo history, then its segments"),
     "seed-shop": ("evergreen_local.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
-    "console-events": ("evergreen_local.console_events", "publish the sweep's test events to the Lambda console"),
+    "console-events": ("evergreen_local.console_events", "publish the sweep's and backfill's console test events"),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})

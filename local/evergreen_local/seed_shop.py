@@ -15,7 +15,7 @@ DEFAULT_SANDBOX_URL = "http://127.0.0.1:3200"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", type=int, default=5_000, help="how many customers (default 5000)")
+    parser.add_argument("--customers", type=int, default=100, help="how many customers (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same store (default 1)")
     parser.add_argument("--shop", default=DEFAULT_SHOP, help=f"the shop's domain (default {DEFAULT_SHOP})")
     parser.add_argument("--url", help="the Shopify sandbox (default: the running local stack's)")

@@ -16,6 +16,7 @@ from evergreen.domain.profile import Profile
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks, WebhookAnswer
 from evergreen.settings import Settings
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.storage.exports import S3DataExporter
 from evergreen.wiring import Edges
 from evergreen_local.inprocess import create_resources
@@ -70,6 +71,7 @@ class World:
             exporter=S3DataExporter(edges.s3, edges.settings.exports_bucket),
             clock=clock,
             max_body_bytes=edges.settings.max_body_bytes,
+            bulk_operations=DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table),
         )
 
     def shopify(

@@ -340,6 +340,21 @@ def shop_redact() -> dict[str, Any]:
     return {"shop_id": 954889, "shop_domain": "{shop}.myshopify.com"}
 
 
+BULK_OPERATION_ID = "gid://shopify/BulkOperation/147595010"
+
+
+def bulk_operation_finish(status: str = "completed") -> dict[str, Any]:
+    """bulk_operations/finish as Shopify documents it (snake_case, lower-case status and type)."""
+    return {
+        "admin_graphql_api_id": BULK_OPERATION_ID,
+        "completed_at": "2025-03-01T09:10:00-05:00",
+        "created_at": "2025-03-01T09:00:00-05:00",
+        "error_code": None,
+        "status": status,
+        "type": "query",
+    }
+
+
 CURRENT_SAMPLES: dict[str, Any] = {
     "customers/create": customer_create,
     "customers/update": customer_update_2024,
@@ -364,5 +379,6 @@ CURRENT_SAMPLES: dict[str, Any] = {
     "customers/data_request": customers_data_request,
     "customers/redact": customers_redact,
     "shop/redact": shop_redact,
+    "bulk_operations/finish": bulk_operation_finish,
 }
 """One builder per supported topic."""

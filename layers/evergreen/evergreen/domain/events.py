@@ -240,6 +240,20 @@ class ShopRedactRequested(_Event):
     requested_at: UtcDatetime
 
 
+class BulkOperationFinished(_Event):
+    """bulk_operations/finish: a bulk operation of this app ended (a wake-up for a waiting backfill).
+
+    Not a profile write: the reducer leaves profiles unchanged. The backfill still asks Shopify for the
+    operation's status, so a replayed or stray notice costs one poll and decides nothing.
+    """
+
+    event_type: Literal["bulk_operation_finished"] = "bulk_operation_finished"
+    operation_id: str
+    status: str | None = None
+    error_code: str | None = None
+    completed_at: UtcDatetime | None = None
+
+
 class EngagementRecorded(_Event):
     """A Klaviyo engagement (open, click, bounce, spam, unsubscribe) for one person."""
 
@@ -266,6 +280,7 @@ ShopifyEvent = (
     | DataRequested
     | CustomerRedactRequested
     | ShopRedactRequested
+    | BulkOperationFinished
 )
 """Everything `evergreen.shopify.topics.translate` can return."""
 

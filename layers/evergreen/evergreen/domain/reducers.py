@@ -25,6 +25,7 @@ from typing import Any, assert_never
 from evergreen.domain.events import (
     CUSTOMER_TAGS_KEPT,
     ORDER_DETAILS_KEPT,
+    BulkOperationFinished,
     CheckoutObserved,
     ConsentChanged,
     CustomerDeleted,
@@ -92,7 +93,13 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
             return _apply_checkout(profile, event)
         case EngagementRecorded():
             return _apply_engagement(profile, event)
-        case PurchasingSummary() | DataRequested() | CustomerRedactRequested() | ShopRedactRequested():
+        case (
+            PurchasingSummary()
+            | DataRequested()
+            | CustomerRedactRequested()
+            | ShopRedactRequested()
+            | BulkOperationFinished()
+        ):
             return profile
         case _:
             assert_never(event)

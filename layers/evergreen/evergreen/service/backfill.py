@@ -76,6 +76,9 @@ class BulkSource(Protocol):
 class ProgressStore(Protocol):
     def load(self, shop: str) -> BackfillProgress | None: ...
     def save(self, progress: BackfillProgress) -> None: ...
+    def operation_finished(self, shop: str, operation_id: str) -> bool:
+        """Whether a bulk_operations/finish webhook named this operation (a cue to poll now)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -318,9 +321,13 @@ class Backfill:
             started = self._source.run_bulk_query(phase, progress.since)
             progress.operation_id, progress.line = started.id, 0
             self._progress.save(progress)
+        operation_id, shop = progress.operation_id, progress.shop
         try:
             operation = self._source.wait(
-                progress.operation_id, poll_every_s=self._poll_every_s, should_stop=self._should_stop
+                operation_id,
+                poll_every_s=self._poll_every_s,
+                finished=lambda: self._progress.operation_finished(shop, operation_id),
+                should_stop=self._should_stop,
             )
         except BulkOperationFailed:
             progress.operation_id, progress.line = None, 0

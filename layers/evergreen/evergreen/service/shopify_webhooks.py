@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -14,6 +15,7 @@ from aws_lambda_powertools import Logger
 from evergreen.clock import Clock
 from evergreen.domain.changes import erasure_for
 from evergreen.domain.events import (
+    BulkOperationFinished,
     CustomerDeleted,
     CustomerRedactRequested,
     DataRequested,
@@ -72,6 +74,12 @@ class OrderLinks(Protocol):
         ...
 
 
+class BulkOperationLog(Protocol):
+    def record_finished(self, shop: str, operation_id: str, status: str | None, at: datetime) -> None:
+        """Note a bulk_operations/finish webhook, for the shop's waiting backfill to find."""
+        ...
+
+
 def fingerprint(value: str | None) -> str | None:
     """A short, non-reversible tag for logging a PII value."""
     if not value:
@@ -89,7 +97,10 @@ class ShopifyWebhooks:
         exporter: DataExporter,
         clock: Clock,
         max_body_bytes: int,
+        bulk_operations: BulkOperationLog | None = None,
     ) -> None:
+        """`bulk_operations` notes bulk_operations/finish webhooks; without it they are acknowledged and dropped."""
+        self._bulk_operations = bulk_operations
         self._secrets_for_shop = secrets_for_shop
         self._writer = writer
         self._store = store
@@ -141,6 +152,8 @@ class ShopifyWebhooks:
                 return WebhookAnswer(200, {"status": "exported", "key": key}, topic, "exported")
             case RefundObserved():
                 return self._refund(shop, topic, event, delivery_id)
+            case BulkOperationFinished():
+                return self._bulk_operation_finished(shop, topic, event)
             case PurchasingSummary():
                 # Informational (docs/shopify.md): nothing to apply, so nothing to write.
                 return WebhookAnswer(200, {"status": Outcome.UNCHANGED.value}, topic, Outcome.UNCHANGED.value)
@@ -153,6 +166,15 @@ class ShopifyWebhooks:
                     _log_destructive(topic, shop, None, event.customer_id)
                 answer = _answer(topic, self._write(blank, event, delivery_id))
                 return replace(answer, notes=_DESTROYED) if isinstance(event, CustomerDeleted) else answer
+
+    def _bulk_operation_finished(self, shop: str, topic: str, event: BulkOperationFinished) -> WebhookAnswer:
+        """Wake the shop's waiting backfill; no profile is read or written. The backfill still asks Shopify
+        for the operation's status, so a replayed notice (even one signed for another shop) decides nothing."""
+        if self._bulk_operations is None:
+            return WebhookAnswer(200, {"status": "ignored", "reason": "no backfill here"}, topic, "ignored")
+        self._bulk_operations.record_finished(shop, event.operation_id, event.status, self._clock.now())
+        logger.info("Bulk operation finished", extra={"shop": shop, "operation_id": event.operation_id})
+        return WebhookAnswer(200, {"status": "noted"}, topic, "noted")
 
     def _write(self, blank: Profile, event: ShopifyEvent, delivery_id: str | None) -> WriteResult:
         """One consistent read and one conditional write (a transaction when an order item is written)."""

@@ -282,13 +282,18 @@ class ShopifyAdmin:
         on_poll: Callable[[BulkOperation], None] | None = None,
         finished: Callable[[], bool] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        check_every_s: float = 1.0,
     ) -> BulkOperation:
-        """Poll until the operation ends (or `finished()` says a bulk_operations/finish webhook came).
+        """Poll until the operation ends; between polls, every `check_every_s`, `finished()` may say a
+        bulk_operations/finish webhook came, and the next poll happens at once.
 
+        `finished()` only brings a poll forward: Shopify's answer decides. After one early poll that still
+        finds the operation running, the notice is not consulted again (a stray one cannot make us spin).
         Returns the COMPLETED operation, or the still-running one when `should_stop()` says to give up
         for now; raises BulkOperationFailed for FAILED, CANCELED or EXPIRED.
         """
         delay = poll_every_s
+        listening = finished is not None
         while True:
             operation = self.bulk_operation(operation_id)
             if operation is None:
@@ -304,9 +309,15 @@ class ShopifyAdmin:
                 return operation
             if should_stop is not None and should_stop():
                 return operation
-            if finished is None or not finished():
-                self._sleep(delay)
-                delay = min(max_poll_s, delay * 1.5)
+            waited = 0.0
+            while waited < delay:
+                if listening and finished is not None and finished():
+                    listening = False
+                    break
+                step = min(check_every_s, delay - waited) if listening else delay - waited
+                self._sleep(step)
+                waited += step
+            delay = min(max_poll_s, delay * 1.5)
 
     def stream_lines(self, url: str, skip: int = 0) -> Iterator[tuple[int, bytes]]:
         """(line number from 1, raw line) of the result file, streamed; the first `skip` lines are not yielded.

@@ -269,6 +269,19 @@ class PurchasingSummaryPayload(Payload):
     occurred_at: UtcDatetime | None = Field(None, validation_alias=AliasChoices("occurredAt", "occurred_at"))
 
 
+BULK_OPERATION_GID = r"^gid://shopify/BulkOperation/[0-9]{1,20}$"
+
+
+class BulkOperationFinishedPayload(Payload):
+    """bulk_operations/finish: one of this app's bulk operations on the shop completed, failed or was cancelled."""
+
+    admin_graphql_api_id: str = Field(pattern=BULK_OPERATION_GID)
+    status: LowerText = None
+    error_code: LowerText = None
+    type: LowerText = None
+    completed_at: UtcDatetime | None = None
+
+
 class LineItemPayload(Payload):
     """Order line items carry product_id, vendor and title; `product_type` is usually absent."""
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-Kind = Literal["customer", "order", "refund", "checkout", "compliance", "consent", "summary", "tags"]
+Kind = Literal["customer", "order", "refund", "checkout", "compliance", "consent", "summary", "tags", "bulk_operation"]
 
 MARKERS: Mapping[Kind, frozenset[str]] = {
     "order": frozenset(
@@ -36,6 +36,7 @@ GID_TYPES: Mapping[Kind, frozenset[str]] = {
     "order": frozenset({"Order"}),
     "refund": frozenset({"Refund"}),
     "checkout": frozenset({"AbandonedCheckout", "Checkout"}),
+    "bulk_operation": frozenset({"BulkOperation"}),
 }
 """The resource an `admin_graphql_api_id` may name per kind; other kinds carry none."""
 
@@ -83,6 +84,7 @@ _KINDS: dict[str, Kind] = {
     "customers/data_request": "compliance",
     "customers/redact": "compliance",
     "shop/redact": "compliance",
+    "bulk_operations/finish": "bulk_operation",
 }
 
 
@@ -168,6 +170,19 @@ def _customer_problem(topic: str, body: Mapping[str, Any]) -> str | None:
     return None
 
 
+PERSON_FIELDS = ("customer", "customer_id", "email", "email_address", "phone")
+"""A bulk_operations/finish body names no person: it is a wake-up for a backfill, never a profile write."""
+
+
+def _bulk_operation_problem(body: Mapping[str, Any]) -> str | None:
+    if not _present(body, "admin_graphql_api_id"):
+        return "a bulk operation notice names its operation (admin_graphql_api_id)"
+    person = next((field for field in PERSON_FIELDS if field in body), None)
+    if person is not None:
+        return f"{person} does not belong to a bulk operation notice"
+    return None
+
+
 def shape_problem(topic: str, body: Mapping[str, Any], shop: str | None = None) -> str | None:
     """Why `body` may not be applied as `topic` for `shop` (None: it may). Names fields, never values."""
     kind = kind_of(topic)
@@ -184,4 +199,6 @@ def shape_problem(topic: str, body: Mapping[str, Any], shop: str | None = None) 
         problem = _order_problem(topic, body, shop)
     elif problem is None and kind == "customer":
         problem = _customer_problem(topic, body)
+    elif problem is None and kind == "bulk_operation":
+        problem = _bulk_operation_problem(body)
     return problem

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from evergreen.domain.events import (
     CUSTOMER_TAGS_KEPT,
     ORDER_DETAILS_KEPT,
+    BulkOperationFinished,
     CheckoutObserved,
     ConsentChanged,
     CustomerDeleted,
@@ -32,6 +33,7 @@ from evergreen.domain.events import (
 )
 from evergreen.domain.profile import Consent, ConsentState
 from evergreen.shopify.payloads import (
+    BulkOperationFinishedPayload,
     CheckoutPayload,
     CustomerDeletePayload,
     CustomerPayload,
@@ -335,6 +337,16 @@ def _shop_redact(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent
     return ShopRedactRequested(shop_id=request.shop_id, shop_domain=request.shop_domain, requested_at=received_at)
 
 
+def _bulk_operation_finished(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent:
+    notice = _validate(BulkOperationFinishedPayload, body, BULK_OPERATION_FINISH_TOPIC)
+    return BulkOperationFinished(
+        operation_id=notice.admin_graphql_api_id,
+        status=notice.status,
+        error_code=notice.error_code,
+        completed_at=notice.completed_at,
+    )
+
+
 # --- registry ------------------------------------------------------------------------------------
 
 CUSTOMER_TOPICS = ("customers/create", "customers/update", "customers/enable", "customers/disable")
@@ -344,6 +356,7 @@ EMAIL_CONSENT_TOPIC = "customers_email_marketing_consent/update"
 SMS_CONSENT_TOPIC = "customers_marketing_consent/update"
 TAGS_ADDED_TOPIC = "customer.tags_added"
 TAGS_REMOVED_TOPIC = "customer.tags_removed"
+BULK_OPERATION_FINISH_TOPIC = "bulk_operations/finish"
 
 TOPIC_ALIASES: Mapping[str, str] = {
     "customers/email_marketing_consent_update": EMAIL_CONSENT_TOPIC,
@@ -365,6 +378,7 @@ _REGISTRY: dict[str, Translator] = {
     "customers/data_request": _data_request,
     "customers/redact": _customer_redact,
     "shop/redact": _shop_redact,
+    BULK_OPERATION_FINISH_TOPIC: _bulk_operation_finished,
 }
 
 COMPLIANCE_TOPICS: frozenset[str] = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
