@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from evergreen.domain.changes import SegmentChange
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen.service.membership import reevaluate
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync
@@ -179,7 +179,7 @@ def test_a_webhook_change_carries_its_receipt_instant_and_sync_measures_event_to
     received = clock.now()
     order = OrderRecord(order_id="9", created_at=received - timedelta(days=1), total=Decimal("30.00"))
     blank = Profile(shop=SHOP, customer_id="77", email="c77@example.com", email_normalized="c77@example.com")
-    edges.writer.write(blank, lambda profile: profile.model_copy(update={"orders": {"9": order}}))
+    edges.writer.write(blank, lambda profile: with_orders(profile, [order]))
     [body] = world.queued()
     change = SegmentChange.model_validate(body)
     assert change.received_at == received
