@@ -79,9 +79,10 @@ check: sync lint typecheck validate cfn-lint build pytest
 sync:
 	uv sync --frozen
 
-lint:  ## ruff check + ruff format --check
+lint:  ## ruff check + ruff format --check + import contracts (pyproject's [tool.importlinter])
 	uv run ruff check .
 	uv run ruff format --check .
+	uv run lint-imports
 
 fmt:  ## format and auto-fix
 	uv run ruff format .

@@ -168,10 +168,10 @@ def event_to_klaviyo() -> dict[str, float]:
 
 
 def transition_lateness() -> dict[str, float]:
-    from evergreen.domain.membership import reevaluate  # noqa: PLC0415
     from evergreen.domain.profile import OrderRecord, Profile  # noqa: PLC0415
     from evergreen.domain.reducers import with_orders  # noqa: PLC0415
     from evergreen.segments import load_definitions  # noqa: PLC0415
+    from evergreen.service.membership import reevaluate  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
     from evergreen_local.stack import LocalStack  # noqa: PLC0415
 

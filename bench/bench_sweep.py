@@ -23,9 +23,9 @@ def run() -> dict[str, object]:
     from moto import mock_aws  # noqa: PLC0415
 
     from evergreen.clock import FixedClock  # noqa: PLC0415
-    from evergreen.domain.membership import reevaluate  # noqa: PLC0415
     from evergreen.domain.profile import OrderRecord, Profile  # noqa: PLC0415
     from evergreen.domain.reducers import with_orders  # noqa: PLC0415
+    from evergreen.service.membership import reevaluate  # noqa: PLC0415
     from evergreen.service.sweep import SweepRequest  # noqa: PLC0415
     from evergreen.settings import Settings  # noqa: PLC0415
     from evergreen.wiring import Edges  # noqa: PLC0415

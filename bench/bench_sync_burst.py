@@ -42,10 +42,10 @@ def _progress(message: str, started: float) -> None:
 
 
 def requests_per_burst() -> dict[str, float]:
-    from evergreen.domain.membership import reevaluate  # noqa: PLC0415
     from evergreen.domain.profile import OrderRecord, Profile  # noqa: PLC0415
     from evergreen.domain.reducers import with_orders  # noqa: PLC0415
     from evergreen.segments import default_definitions  # noqa: PLC0415
+    from evergreen.service.membership import reevaluate  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
     from evergreen.storage.queue import SqsChangePublisher  # noqa: PLC0415
     from evergreen_local.stack import LocalStack  # noqa: PLC0415

@@ -10,32 +10,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from evergreen.backfill_wiring import (
+    STOPS_BACKFILL,
     BackfillRequest,
-    MissingAdminToken,
     build_backfill,
     build_engagement_history,
     klaviyo_sender,
     shopify_admin,
 )
 from evergreen.observability import make_tracer
-from evergreen.service.backfill import MembershipSyncFailed
-from evergreen.settings import Settings
-from evergreen.shopify.admin import AdminError
-from evergreen.wiring import AWS_CONFIG, Edges
+from evergreen.wiring import Edges
 
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics()
 
-edges = Edges(Settings.from_env())
-lambda_client = boto3.client("lambda", config=AWS_CONFIG)
+edges = Edges.from_env()
 SAFETY_MS = 60_000
 WORKERS = 16
 """Records applied at a time: DynamoDB round trips, not CPU, bound a backfill."""
@@ -47,7 +42,7 @@ def continue_later(request: BackfillRequest, context: LambdaContext, **update: A
         logger.error("Backfill gave up re-invoking itself", extra={"continuation": request.continuation})
         return {"shop": request.shop, "finished": False, "error": "max_continuations reached"}
     following = request.model_copy(update={**update, "continuation": request.continuation + 1})
-    lambda_client.invoke(
+    edges.lambda_client.invoke(
         FunctionName=context.invoked_function_arn,
         InvocationType="Event",
         Payload=json.dumps(following.model_dump(mode="json")).encode(),
@@ -98,7 +93,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 metric, cursor = history.resume_at
                 update = {"stage": "engagement", "history_metric": metric, "history_cursor": cursor}
                 return continue_later(request, context, **update) or {**result, "finished": False, "continued": True}
-    except (AdminError, MissingAdminToken, MembershipSyncFailed) as error:
+    except STOPS_BACKFILL as error:
         logger.error("Backfill stopped", extra={"reason": str(error), "error": type(error).__name__})
         return {**result, "error": str(error), "resume": "start it again with the same event"}
     logger.info("Backfill finished", extra=result)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -12,51 +11,15 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2,
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
-from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.observability import make_tracer, record_transitions
-from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
-from evergreen.settings import Settings
-from evergreen.storage.parked_engagements import DynamoParkedEngagements
 from evergreen.wiring import Edges
 
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics()
 
-edges = Edges(Settings.from_env())
-LOOKUP_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
-_klaviyo_clients: dict[str, KlaviyoClient] = {}
-"""One Klaviyo client per API key, created the first time an engagement needs a profile lookup."""
-
-
-def klaviyo_api(shop: str) -> KlaviyoClient | None:
-    """The shop's Klaviyo API client (lazily created, then reused), or None when it has no API key."""
-    account = edges.secrets.klaviyo_account(shop)
-    if account is None or not account.api_key:
-        return None
-    client = _klaviyo_clients.get(account.api_key)
-    if client is None:
-        client = KlaviyoClient(
-            edges.settings.klaviyo_base_url,
-            account.api_key,
-            edges.settings.klaviyo_revision,
-            httpx.Client(timeout=LOOKUP_TIMEOUT),
-            max_attempts=1,  # a webhook must answer fast; an unresolved engagement is parked, not lost
-        )
-        _klaviyo_clients[account.api_key] = client
-    return client
-
-
-webhooks = KlaviyoWebhooks(
-    accounts=edges.secrets.klaviyo_accounts,
-    writer=edges.writer,
-    store=edges.store,
-    clock=edges.clock,
-    max_body_bytes=edges.settings.max_body_bytes,
-    klaviyo_index=edges.store,
-    klaviyo_api=klaviyo_api,
-    parked=DynamoParkedEngagements(edges.dynamodb, edges.settings.profiles_table),
-)
+edges = Edges.from_env()
+webhooks = edges.klaviyo_webhooks
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -9,22 +9,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import httpx
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from evergreen.domain.changes import QueueMessage, parse_queue_message
-from evergreen.klaviyo.client import KlaviyoClient
-from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.observability import make_tracer
-from evergreen.service.sync import RETRY_JITTER, SegmentSync, plan_redelivery
-from evergreen.settings import Settings
-from evergreen.storage.queue import Received, SqsRedelivery
+from evergreen.service.ports import Received
+from evergreen.service.sync import RETRY_JITTER, plan_redelivery, read_queue_message
 from evergreen.wiring import Edges
 
 logger = Logger()
@@ -34,27 +28,8 @@ metrics = Metrics()
 # not a Lambda error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-edges = Edges(Settings.from_env())
-http = httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0))
-clients: dict[str, KlaviyoClient] = {}
-redelivery = SqsRedelivery(edges.sqs, edges.settings.segment_changes_queue_url, edges.settings.segment_changes_dlq_url)
-
-
-def pusher_for_shop(shop: str) -> KlaviyoPusher | None:
-    account = edges.secrets.klaviyo_account(shop)
-    if account is None or not account.api_key:
-        return None
-    client = clients.get(account.api_key)
-    if client is None:
-        client = clients[account.api_key] = KlaviyoClient(
-            edges.settings.klaviyo_base_url, account.api_key, edges.settings.klaviyo_revision, http
-        )
-    return KlaviyoPusher(client, edges.definitions.klaviyo_list_ids)
-
-
-sync = SegmentSync(
-    edges.store, pusher_for_shop, edges.clock, delete_profiles_in_klaviyo=edges.settings.klaviyo_delete_on_redact
-)
+edges = Edges.from_env()
+sync = edges.segment_sync
 
 
 def _receive_count(record: SQSRecord) -> int:
@@ -67,19 +42,15 @@ def _receive_count(record: SQSRecord) -> int:
 @tracer.capture_method
 def sync_batch(records: list[SQSRecord]) -> set[str]:
     """Push the batch, postpone or dead-letter what failed; returns the message ids to report as failed."""
-    messages: list[QueueMessage] = []
-    handled: list[SQSRecord] = []
-    unreadable: list[SQSRecord] = []
-    for record in records:
-        try:
-            messages.append(parse_queue_message(record.body))
-            handled.append(record)
-        except ValidationError:
-            logger.error("Unreadable queue message; dead-lettered", extra={"message_id": record.message_id})
-            unreadable.append(record)
-    throttled_before = sum(client.throttled_count for client in clients.values())
+    read = [(record, read_queue_message(record.body)) for record in records]
+    messages = [message for _, message in read if message is not None]
+    handled = [record for record, message in read if message is not None]
+    unreadable = [record for record, message in read if message is None]
+    for record in unreadable:
+        logger.error("Unreadable queue message; dead-lettered", extra={"message_id": record.message_id})
+    throttled_before = edges.klaviyo_throttled()
     report = sync.handle(messages)
-    throttled = sum(client.throttled_count for client in clients.values()) - throttled_before
+    throttled = edges.klaviyo_throttled() - throttled_before
     plan = plan_redelivery(report, [_receive_count(r) for r in handled], lambda: random.uniform(0, RETRY_JITTER))
 
     poison = [_received(r) for r in unreadable] + [_received(handled[i]) for i in plan.poison]
@@ -88,12 +59,12 @@ def sync_batch(records: list[SQSRecord]) -> set[str]:
     }
     retry = {handled[i].message_id for i in plan.delays_s}
     try:
-        retry |= redelivery.dead_letter(poison, reasons)
+        retry |= edges.redelivery.dead_letter(poison, reasons)
     except Exception:
         logger.exception("Could not dead-letter poison; left to the queue's redrive policy")
         retry |= {message.message_id for message in poison}
     try:
-        redelivery.postpone(
+        edges.redelivery.postpone(
             [_received(handled[i]) for i in plan.delays_s],
             {handled[i].message_id: delay for i, delay in plan.delays_s.items()},
         )

@@ -13,32 +13,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
 from evergreen.observability import make_tracer, record_transitions
-from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
-from evergreen.settings import Settings
-from evergreen.shopify.headers import ConflictingHeaders, read_shopify_headers
-from evergreen.storage.backfill_progress import DynamoBackfillProgress
+from evergreen.service.shopify_webhooks import ShopifyDelivery, UnreadableHeaders, read_headers
 from evergreen.wiring import Edges
 
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics()
 
-edges = Edges(Settings.from_env())
-webhooks = ShopifyWebhooks(
-    secrets_for_shop=edges.secrets.shopify_webhook_secrets,
-    writer=edges.writer,
-    store=edges.store,
-    order_links=edges.order_links,
-    exporter=edges.exporter,
-    clock=edges.clock,
-    max_body_bytes=edges.settings.max_body_bytes,
-    bulk_operations=DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table),
-)
+edges = Edges.from_env()
+webhooks = edges.shopify_webhooks
 
 
 def delivery_of(event: APIGatewayProxyEventV2) -> ShopifyDelivery:
-    """The delivery as sent. Raises BadRequestBody or ConflictingHeaders (both answer 400)."""
-    headers = read_shopify_headers(event.headers)
+    """The delivery as sent. Raises BadRequestBody or UnreadableHeaders (both answer 400)."""
+    headers = read_headers(event.headers)
     return ShopifyDelivery(
         shop=headers.shop,
         topic=headers.topic,
@@ -57,7 +45,7 @@ def delivery_of(event: APIGatewayProxyEventV2) -> ShopifyDelivery:
 def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:
     try:
         delivery = delivery_of(event)
-    except (BadRequestBody, ConflictingHeaders) as error:
+    except (BadRequestBody, UnreadableHeaders) as error:
         logger.warning("Refused a request that cannot be read", extra={"reason": str(error)})
         return json_response(400, {"error": "bad request", "reason": str(error)})
     logger.append_keys(shop=delivery.shop, topic=delivery.topic, webhook_id=delivery.webhook_id)

@@ -11,14 +11,13 @@ from pydantic import ValidationError
 
 from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.sweep import SweepReport, SweepRequest
-from evergreen.settings import Settings
 from evergreen.wiring import Edges
 
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics()
 
-edges = Edges(Settings.from_env())
+edges = Edges.from_env()
 sweep = edges.sweep
 
 

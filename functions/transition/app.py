@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.observability import make_tracer, record_transitions
 from evergreen.service.transitions import DueTransition, TransitionOutcome
-from evergreen.settings import Settings
 from evergreen.wiring import Edges
 
 logger = Logger()
@@ -28,7 +27,7 @@ OUTCOME_METRICS = {
     TransitionOutcome.RESCHEDULED: "TransitionsRescheduled",
 }
 
-edges = Edges(Settings.from_env())
+edges = Edges.from_env()
 transitions = edges.transitions
 
 

@@ -34,7 +34,8 @@ from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS
 from evergreen.service.backfill import MembershipSyncFailed
 from evergreen.service.backfill_model import BackfillCounts
 from evergreen.settings import Settings
-from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, ShopifyAdmin
+from evergreen.shopify.admin import REQUIRED_SCOPES, ShopifyAdmin
+from evergreen.shopify.bulk import AdminError
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.shopify_sandbox import local_admin_token

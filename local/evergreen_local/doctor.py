@@ -24,7 +24,8 @@ import httpx
 
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, load_definitions
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
-from evergreen.shopify.admin import REQUIRED_SCOPES, AdminError, TokenRevoked, WebhookAdmin
+from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
+from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs

@@ -18,7 +18,8 @@ from typing import Literal
 
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
-from evergreen.shopify.admin import AdminError, WebhookAdmin, WebhookSubscription, topic_enum
+from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enum
+from evergreen.shopify.bulk import AdminError
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import CliError, render_table
 from evergreen_local.shopify_sandbox import local_admin_token

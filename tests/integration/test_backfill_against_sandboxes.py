@@ -16,7 +16,7 @@ from evergreen.segments import evaluate
 from evergreen.service.backfill import MalformedBulkLine, MembershipSyncFailed
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.shopify import sign_shopify_body
-from evergreen.shopify.admin import BulkOperationFailed
+from evergreen.shopify.bulk import BulkOperationFailed
 from evergreen.storage.exports import S3DataExporter
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions
+from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen_local.http_api import build_http_api_v2_event
 from evergreen_local.lambda_runtime import LambdaRuntime

@@ -12,7 +12,8 @@ import pytest
 
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import SUBSCRIPTION_TOPICS
-from evergreen.shopify.admin import GraphQLError, WebhookAdmin, topic_enum
+from evergreen.shopify.admin import WebhookAdmin, topic_enum
+from evergreen.shopify.bulk import GraphQLError
 from evergreen_local.cli import main
 from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 

@@ -14,17 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS, HISTORY_RATE_LIMITS
-from evergreen.service.backfill import Backfill, BulkSource, ProgressCallback
+from evergreen.service.backfill import Backfill, BulkSource, MembershipSyncFailed, ProgressCallback
 from evergreen.service.backfill_sync import BulkMembershipSync
 from evergreen.service.engagement_history import EngagementHistory
+from evergreen.service.ports import entry_for
 from evergreen.shopify.admin import ShopifyAdmin
+from evergreen.shopify.bulk import AdminError
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
-from evergreen.storage.secrets import entry_for
 from evergreen.wiring import AWS_CONFIG, Edges
 
 
 class MissingAdminToken(Exception):
     exit_code = 3
+
+
+STOPS_BACKFILL: tuple[type[Exception], ...] = (AdminError, MissingAdminToken, MembershipSyncFailed)
+"""What stops a backfill with an answer to start it again (it resumes from its checkpoint)."""
 
 
 class BackfillRequest(BaseModel):

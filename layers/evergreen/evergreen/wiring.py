@@ -1,17 +1,23 @@
-"""Builds the edges (AWS clients, stores, publishers) from settings. Handlers call it once, at module scope.
+"""The composition root: builds the edges (AWS and HTTP clients, stores, publishers) and the use cases over them.
 
-Every client is created on first use, so a function creates only the clients its module scope and hot path touch:
-the webhook functions DynamoDB, SQS and Secrets Manager; the sweep DynamoDB and SQS; sync DynamoDB and Secrets
-Manager. S3 (customers/data_request exports) is created by the first export.
+Handlers create one `Edges` at module scope and take their use case from it (`edges.shopify_webhooks`,
+`edges.klaviyo_webhooks`, `edges.sweep`, `edges.segment_sync`, `edges.transitions`); the backfill's are built
+in `backfill_wiring.py` from the same edges. Every client is created on first use, so a function creates only
+the clients its module scope and hot path touch: the webhook functions DynamoDB, SQS and Secrets Manager; the
+sweep DynamoDB and SQS; sync DynamoDB at init, then Secrets Manager and SQS when a batch needs them. S3
+(customers/data_request exports) is created by the first export; a Klaviyo client per API key by the first
+call for its shop. A use case's own modules are imported by the property that builds it, so a function does not
+import another's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -26,9 +32,18 @@ from evergreen.settings import Settings
 from evergreen.storage.exports import S3DataExporter
 from evergreen.storage.orders import DynamoOrderLinks
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender
+from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender, SqsRedelivery
 from evergreen.storage.schedule import DynamoTransitionSchedule
 from evergreen.storage.secrets import ShopSecrets
+
+if TYPE_CHECKING:
+    import httpx
+
+    from evergreen.klaviyo.client import KlaviyoClient
+    from evergreen.klaviyo.pusher import KlaviyoPusher
+    from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
+    from evergreen.service.shopify_webhooks import ShopifyWebhooks
+    from evergreen.service.sync import SegmentSync
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
 
@@ -43,6 +58,11 @@ class Edges:
 
     settings: Settings
     clock: Clock = SystemClock()  # noqa: RUF009 - stateless
+
+    @classmethod
+    def from_env(cls) -> Edges:
+        """The edges a Lambda function runs on, configured by its environment."""
+        return cls(Settings.from_env())
 
     @cached_property
     def definitions(self) -> Definitions:
@@ -59,6 +79,11 @@ class Edges:
     @cached_property
     def s3(self) -> Any:
         return boto3.client("s3", config=AWS_CONFIG)
+
+    @cached_property
+    def lambda_client(self) -> Any:
+        """The backfill's, to continue in a new invocation of itself."""
+        return boto3.client("lambda", config=AWS_CONFIG)
 
     @cached_property
     def store(self) -> DynamoProfileStore:
@@ -124,6 +149,114 @@ class Edges:
     @cached_property
     def transitions(self) -> ExactTransitions:
         return ExactTransitions(self.store, self.sweep, self.transitions_sender, self.clock)
+
+    @cached_property
+    def shopify_webhooks(self) -> ShopifyWebhooks:
+        from evergreen.service.shopify_webhooks import ShopifyWebhooks  # noqa: PLC0415 - this function's only
+        from evergreen.storage.backfill_progress import DynamoBackfillProgress  # noqa: PLC0415
+
+        return ShopifyWebhooks(
+            secrets_for_shop=self.secrets.shopify_webhook_secrets,
+            writer=self.writer,
+            store=self.store,
+            order_links=self.order_links,
+            exporter=self.exporter,
+            clock=self.clock,
+            max_body_bytes=self.settings.max_body_bytes,
+            bulk_operations=DynamoBackfillProgress(self.dynamodb, self.settings.profiles_table),
+        )
+
+    @cached_property
+    def klaviyo_webhooks(self) -> KlaviyoWebhooks:
+        """Klaviyo engagement onto profiles; Klaviyo's GET profile (one try, short timeouts) routes id-only ones."""
+        from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks  # noqa: PLC0415 - this function's only
+        from evergreen.storage.parked_engagements import DynamoParkedEngagements  # noqa: PLC0415
+
+        return KlaviyoWebhooks(
+            accounts=self.secrets.klaviyo_accounts,
+            writer=self.writer,
+            store=self.store,
+            clock=self.clock,
+            max_body_bytes=self.settings.max_body_bytes,
+            klaviyo_index=self.store,
+            klaviyo_api=self.klaviyo_lookup,
+            parked=DynamoParkedEngagements(self.dynamodb, self.settings.profiles_table),
+        )
+
+    @cached_property
+    def klaviyo_clients(self) -> dict[str, KlaviyoClient]:
+        """One Klaviyo client per API key, created the first time a shop with that key needs one."""
+        return {}
+
+    def klaviyo_lookup(self, shop: str) -> KlaviyoClient | None:
+        """The shop's Klaviyo client for profile lookups in a webhook, or None when it has no API key.
+
+        One try and short timeouts: a webhook must answer fast; an unresolved engagement is parked, not lost.
+        """
+        import httpx  # noqa: PLC0415 - only the functions that call Klaviyo load it
+
+        from evergreen.klaviyo.client import KlaviyoClient  # noqa: PLC0415
+
+        def create(api_key: str) -> KlaviyoClient:
+            return KlaviyoClient(
+                self.settings.klaviyo_base_url,
+                api_key,
+                self.settings.klaviyo_revision,
+                httpx.Client(timeout=httpx.Timeout(3.0, connect=1.0)),
+                max_attempts=1,
+            )
+
+        return self._klaviyo_client(shop, create)
+
+    def _klaviyo_client(self, shop: str, create: Callable[[str], KlaviyoClient]) -> KlaviyoClient | None:
+        account = self.secrets.klaviyo_account(shop)
+        if account is None or not account.api_key:
+            return None
+        client = self.klaviyo_clients.get(account.api_key)
+        if client is None:
+            client = self.klaviyo_clients[account.api_key] = create(account.api_key)
+        return client
+
+    @cached_property
+    def klaviyo_http(self) -> httpx.Client:
+        """The HTTP client SegmentSync's Klaviyo clients share."""
+        import httpx  # noqa: PLC0415 - only the functions that call Klaviyo load it
+
+        return httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0))
+
+    def pusher_for_shop(self, shop: str) -> KlaviyoPusher | None:
+        """The shop's Klaviyo pusher (its client created on first use, then reused), or None without an API key."""
+        from evergreen.klaviyo.client import KlaviyoClient  # noqa: PLC0415 - only the functions that call Klaviyo
+        from evergreen.klaviyo.pusher import KlaviyoPusher  # noqa: PLC0415
+
+        def create(api_key: str) -> KlaviyoClient:
+            return KlaviyoClient(
+                self.settings.klaviyo_base_url, api_key, self.settings.klaviyo_revision, self.klaviyo_http
+            )
+
+        client = self._klaviyo_client(shop, create)
+        return KlaviyoPusher(client, self.definitions.klaviyo_list_ids) if client is not None else None
+
+    def klaviyo_throttled(self) -> int:
+        """429s Klaviyo answered so far, over every client of this process."""
+        return sum(client.throttled_count for client in self.klaviyo_clients.values())
+
+    @cached_property
+    def segment_sync(self) -> SegmentSync:
+        from evergreen.service.sync import SegmentSync  # noqa: PLC0415 - this function's only
+
+        self.klaviyo_http  # noqa: B018 - created (and httpx imported) at init, as before, not by the first batch
+        return SegmentSync(
+            self.store,
+            self.pusher_for_shop,
+            self.clock,
+            delete_profiles_in_klaviyo=self.settings.klaviyo_delete_on_redact,
+        )
+
+    @cached_property
+    def redelivery(self) -> SqsRedelivery:
+        """Postpones failed segment-change messages and dead-letters poison (SQS created on first use)."""
+        return SqsRedelivery(self.sqs, self.settings.segment_changes_queue_url, self.settings.segment_changes_dlq_url)
 
 
 @dataclass

@@ -26,10 +26,10 @@ import pytest
 from moto import mock_aws
 
 from evergreen.clock import SystemClock
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
+from evergreen.service.membership import reevaluate
 from evergreen.service.sync import RETRY_CAP_S
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
@@ -196,7 +196,9 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         app = _load_sync_handler()
         # The handler's own client, except that its back-off sleeps move simulated time instead of waiting.
         http = httpx.Client(transport=httpx.MockTransport(klaviyo))
-        app.clients["pk_test"] = KlaviyoClient(BASE_URL, "pk_test", http=http, sleep=clock.advance, clock=clock.seconds)
+        app.edges.klaviyo_clients["pk_test"] = KlaviyoClient(
+            BASE_URL, "pk_test", http=http, sleep=clock.advance, clock=clock.seconds
+        )
         yield Rig(app, sqs, queue_url, queue_arn, dlq_url, klaviyo, clock, edges, redrive["maxReceiveCount"])
         http.close()
 

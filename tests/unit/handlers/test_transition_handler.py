@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
+from evergreen.service.membership import reevaluate
 from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
 

@@ -10,13 +10,8 @@ from klaviyo_fakes import API_KEY, BASE_URL, FakeKlaviyo, FakeTime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
-from evergreen.klaviyo.client import (
-    KlaviyoClient,
-    KlaviyoRejected,
-    KlaviyoThrottled,
-    KlaviyoUnavailable,
-    RateLimiter,
-)
+from evergreen.klaviyo.client import KlaviyoClient, RateLimiter
+from evergreen.klaviyo.errors import KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 from evergreen.settings import KLAVIYO_REVISION
 
 Factory = Callable[..., SegmentChange]

@@ -12,7 +12,8 @@ from klaviyo_fakes import API_KEY, FakeTime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
-from evergreen.klaviyo.client import KlaviyoClient, KlaviyoRejected
+from evergreen.klaviyo.client import KlaviyoClient
+from evergreen.klaviyo.errors import KlaviyoRejected
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen_local.klaviyo_sandbox import SandboxServer, fake_profile_id, start_sandbox
 

@@ -15,9 +15,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
 from evergreen.clock import FixedClock
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
+from evergreen.service.membership import reevaluate
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.transitions import DueTransition, TransitionOutcome
 from evergreen.settings import Settings

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
+from evergreen.service.membership import reevaluate
 from evergreen.service.sweep import SweepRequest
 from evergreen_local.metering import ProfileItemReads
 

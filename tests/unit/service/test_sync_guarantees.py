@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from evergreen.domain.changes import SegmentChange
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from evergreen.service.membership import reevaluate
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync

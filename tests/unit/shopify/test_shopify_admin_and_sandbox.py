@@ -13,14 +13,8 @@ import pytest
 from evergreen.service.backfill import MalformedBulkLine, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
-from evergreen.shopify.admin import (
-    BulkOperationFailed,
-    GraphQLError,
-    ResultUrlExpired,
-    ShopifyAdmin,
-    Throttled,
-    TokenRevoked,
-)
+from evergreen.shopify.admin import ShopifyAdmin
+from evergreen.shopify.bulk import BulkOperationFailed, GraphQLError, ResultUrlExpired, Throttled, TokenRevoked
 from evergreen_local.shopify_sandbox import GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import synthetic_store
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.klaviyo import requests as kr
-from evergreen.klaviyo.client import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
+from evergreen.klaviyo.errors import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 
 if TYPE_CHECKING:
     import httpx

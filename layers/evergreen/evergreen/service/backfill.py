@@ -31,7 +31,7 @@ from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, Queu
 from evergreen.service.ports import ChangePublisher, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import profile_for
-from evergreen.shopify.admin import AdminError, BulkOperation, BulkOperationFailed, ResultUrlExpired
+from evergreen.shopify.bulk import AdminError, BulkOperation, BulkOperationFailed, ResultUrlExpired
 from evergreen.shopify.topics import MalformedPayload, translate
 
 logger = Logger(child=True)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
 from evergreen.klaviyo import requests as kr
-from evergreen.klaviyo.client import KlaviyoError
+from evergreen.klaviyo.errors import KlaviyoError
 from evergreen.klaviyo.pusher import KlaviyoSender
 from evergreen.service.sync import SyncStore
 

@@ -1,7 +1,7 @@
 """Receiving one Klaviyo system webhook: verify, parse, apply each engagement to its profile.
 
 Tenant rule: a delivery to `?shop=X` verifies only with the secrets of X's own account, or the wildcard
-account's when X has none (`storage.secrets.entry_for`). When the account names its Klaviyo `account_id`,
+account's when X has none (`service.ports.entry_for`). When the account names its Klaviyo `account_id`,
 the body's `meta.klaviyo_account_id` must match it, so a body signed for one account cannot be replayed
 under another shop that happens to share the secret.
 
@@ -37,12 +37,10 @@ from evergreen.klaviyo.webhooks import (
     parse_envelope,
     verify_klaviyo_signature,
 )
-from evergreen.service.ports import ProfileStore
+from evergreen.service.ports import WILDCARD, KlaviyoAccount, ParkedEngagement, ProfileStore, entry_for
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
 from evergreen.service.shopify_webhooks import WebhookAnswer, fingerprint
-from evergreen.storage.parked_engagements import ParkedEngagement
-from evergreen.storage.secrets import WILDCARD, KlaviyoAccount, entry_for
 
 logger = Logger(child=True)
 

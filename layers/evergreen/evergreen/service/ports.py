@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.events import EngagementRecorded
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 
@@ -91,5 +94,54 @@ class ChangePublisher(Protocol):
     def publish_erasure(self, erasure: ProfileErasure) -> None: ...
 
 
+@dataclass(frozen=True)
+class Received:
+    """One received segment-change message as the sync handler saw it (the SQS event record's fields it needs)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+
+
 class DataExporter(Protocol):
     def export(self, key: str, document: dict[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class ParkedEngagement:
+    """A Klaviyo engagement kept until its Klaviyo profile resolves (see storage/parked_engagements.py)."""
+
+    delivery_id: str
+    event: EngagementRecorded
+
+
+# Per-shop accounts and secrets (read by storage/secrets.py). Tenant rule: a shop's own entry is the only one
+# that applies to it; "*" applies only to shops with no entry of their own.
+WILDCARD = "*"
+
+
+def secrets_of(value: object) -> tuple[str, ...]:
+    """The non-empty secrets in a string or a list of strings, in order, without repeats."""
+    listed = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(dict.fromkeys(item for item in listed if isinstance(item, str) and item))
+
+
+def entry_for[T](entries: Mapping[str, T], shop: str) -> T | None:
+    """The shop's own entry, else the wildcard's: "*" never applies to a shop that has an entry of its own."""
+    if shop in entries:
+        return entries[shop]
+    return entries.get(WILDCARD)
+
+
+class KlaviyoAccount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    api_key: str | None = None
+    webhook_secret: str | list[str] | None = None
+    previous_webhook_secret: str | None = None
+    account_id: str | None = None
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every secret that verifies this account's deliveries: current first, then the one being rotated out."""
+        return secrets_of([*secrets_of(self.webhook_secret), *secrets_of(self.previous_webhook_secret)])

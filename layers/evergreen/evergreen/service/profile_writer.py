@@ -19,10 +19,10 @@ from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
 from evergreen.domain.changes import UNDELIVERED_SINCE, ProfileErasure, SegmentChange
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
+from evergreen.service.membership import reevaluate
 from evergreen.service.ports import ChangePublisher, OrderItem, ProfileStore, Snapshot, VersionConflict
 from evergreen.service.routing import GUEST_PREFIX, guest_key, profile_at
 

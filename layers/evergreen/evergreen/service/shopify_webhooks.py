@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,10 +31,23 @@ from evergreen.domain.reducers import apply, apply_order, merge_guest
 from evergreen.service.ports import DataExporter, OrderItem, ProfileStore, VersionConflict
 from evergreen.service.profile_writer import ConflictsExhausted, Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import profile_at, profile_for
+from evergreen.shopify.headers import ConflictingHeaders, ShopifyHeaders, read_shopify_headers
 from evergreen.shopify.hmac import verify_shopify_hmac
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, canonical_topic, translate
 
 logger = Logger(child=True)
+
+
+class UnreadableHeaders(ValueError):
+    """Both Shopify header families name a field, with different values (answer 400). Names the header only."""
+
+
+def read_headers(headers: Mapping[str, str]) -> ShopifyHeaders:
+    """The Shopify fields of a request's headers (names case-insensitive). Raises UnreadableHeaders."""
+    try:
+        return read_shopify_headers(headers)
+    except ConflictingHeaders as error:
+        raise UnreadableHeaders(str(error)) from error
 
 
 @dataclass(frozen=True)

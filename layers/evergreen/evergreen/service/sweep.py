@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.clock import Clock
 from evergreen.domain.changes import SegmentChange
-from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
+from evergreen.service.membership import reevaluate
 from evergreen.service.ports import ChangePublisher, PageLike, VersionConflict
 from evergreen.service.profile_writer import mark_undelivered
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
+from pydantic import ValidationError
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import ProfileErasure, QueueMessage, SegmentChange
+from evergreen.domain.changes import ProfileErasure, QueueMessage, SegmentChange, parse_queue_message
 
 logger = Logger(child=True)
 
@@ -29,6 +30,14 @@ RETRY_AFTER_CAP_S = 300
 """Longest wait honoured from a `Retry-After`, so maxReceiveCount x this stays inside the queue's retention."""
 RETRY_JITTER = 0.1
 """Back-off is shortened by up to this fraction at random, so failed messages do not return in lock-step."""
+
+
+def read_queue_message(body: str | bytes) -> QueueMessage | None:
+    """A segment-changes queue message (a change or an erasure), or None when it is neither (poison)."""
+    try:
+        return parse_queue_message(body)
+    except ValidationError:
+        return None
 
 
 class PushOutcome(Protocol):

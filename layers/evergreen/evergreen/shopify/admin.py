@@ -20,6 +20,16 @@ from typing import Any
 import httpx
 
 from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.shopify.bulk import (
+    AccessDenied,
+    AdminError,
+    BulkOperation,
+    BulkOperationFailed,
+    GraphQLError,
+    ResultUrlExpired,
+    Throttled,
+    TokenRevoked,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 REQUIRED_SCOPES = ("read_customers", "read_orders")
@@ -57,8 +67,6 @@ BULK_OPERATION_BY_ID = (
     f"query BulkOperation($id: ID!) {{ node(id: $id) {{ ... on BulkOperation {{ {_OPERATION_FIELDS} }} }} }}"
 )
 
-FINISHED = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
-
 
 def bulk_query(root: str, since: str | None = None) -> str:
     """The bulk query document for `root` ("customers" or "orders"), optionally only updated since `since`."""
@@ -66,80 +74,6 @@ def bulk_query(root: str, since: str | None = None) -> str:
         raise ValueError(f"no bulk query for {root!r}")
     argument = f"(query: \"updated_at:>='{since}'\")" if since else ""
     return f"{{ {root}{argument} {{ edges {{ node {{ {ROOTS[root]} }} }} }} }}"
-
-
-class AdminError(Exception):
-    """A Shopify Admin call that did not succeed. Messages never carry the token or customer data."""
-
-    exit_code = 1
-
-
-class TokenRevoked(AdminError):
-    """401: the access token is wrong, or the app was uninstalled and the token revoked."""
-
-    exit_code = 3
-
-
-class AccessDenied(AdminError):
-    """403 / ACCESS_DENIED: the token lacks a scope the backfill needs."""
-
-    exit_code = 3
-
-
-class Throttled(AdminError):
-    """Still throttled (THROTTLED cost error or 429) after the bounded retries."""
-
-    exit_code = 4
-
-
-class BulkOperationFailed(AdminError):
-    """The bulk operation ended FAILED, CANCELED or EXPIRED; run the backfill again to start a new one."""
-
-    exit_code = 5
-
-
-class ResultUrlExpired(AdminError):
-    """The result URL no longer answers (it lives 7 days); the backfill starts a new operation."""
-
-    exit_code = 6
-
-
-class GraphQLError(AdminError):
-    """Shopify answered the request with GraphQL errors (a bug in the query, not a transient state)."""
-
-
-@dataclass(frozen=True)
-class BulkOperation:
-    id: str
-    status: str
-    error_code: str | None = None
-    object_count: int = 0
-    root_object_count: int = 0
-    url: str | None = None
-    partial_data_url: str | None = None
-    file_size: int | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BulkOperation:
-        def count(name: str) -> int:
-            value = data.get(name)
-            return int(value) if value is not None else 0
-
-        size = data.get("fileSize")
-        return cls(
-            id=str(data["id"]),
-            status=str(data.get("status") or "CREATED"),
-            error_code=data.get("errorCode"),
-            object_count=count("objectCount"),
-            root_object_count=count("rootObjectCount"),
-            url=data.get("url"),
-            partial_data_url=data.get("partialDataUrl"),
-            file_size=int(size) if size is not None else None,
-        )
 
 
 def admin_base_url(shop: str) -> str:

@@ -9,22 +9,16 @@ sweeps and sync never see it; `shop/redact` deletes it with everything else unde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from evergreen.domain.events import EngagementRecorded
+from evergreen.service.ports import ParkedEngagement
 from evergreen.storage import keys
 
 PARKED_DAYS = 30
 """How long an unresolved engagement waits for its profile to become known."""
 PARKED_PREFIX = "parked#klaviyo#"
-
-
-@dataclass(frozen=True)
-class ParkedEngagement:
-    delivery_id: str
-    event: EngagementRecorded
 
 
 def _s(value: str) -> dict[str, str]:

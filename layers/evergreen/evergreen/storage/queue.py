@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.service.ports import Received
 
 SQS_BATCH = 10
 MAX_VISIBILITY_S = 43_200
@@ -63,15 +63,6 @@ class SqsDelayedSender:
             failed += len(response.get("Failed", []))
         if failed:
             raise PublishFailed(f"{failed} of {len(messages)} messages were not enqueued")
-
-
-@dataclass(frozen=True)
-class Received:
-    """One received message as the sync handler saw it (the SQS event record's fields it needs)."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
 
 
 class SqsRedelivery:

@@ -11,40 +11,11 @@ entry yields nothing, and callers fail closed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from pydantic import BaseModel, ConfigDict
 
-WILDCARD = "*"
-
-
-def _secrets_of(value: object) -> tuple[str, ...]:
-    """The non-empty secrets in a string or a list of strings, in order, without repeats."""
-    listed = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    return tuple(dict.fromkeys(item for item in listed if isinstance(item, str) and item))
-
-
-def entry_for[T](entries: Mapping[str, T], shop: str) -> T | None:
-    """The shop's own entry, else the wildcard's: "*" never applies to a shop that has an entry of its own."""
-    if shop in entries:
-        return entries[shop]
-    return entries.get(WILDCARD)
-
-
-class KlaviyoAccount(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    api_key: str | None = None
-    webhook_secret: str | list[str] | None = None
-    previous_webhook_secret: str | None = None
-    account_id: str | None = None
-
-    @property
-    def webhook_secrets(self) -> tuple[str, ...]:
-        """Every secret that verifies this account's deliveries: current first, then the one being rotated out."""
-        return _secrets_of([*_secrets_of(self.webhook_secret), *_secrets_of(self.previous_webhook_secret)])
+from evergreen.service.ports import KlaviyoAccount, entry_for, secrets_of
 
 
 class ShopSecrets:
@@ -67,7 +38,7 @@ class ShopSecrets:
 
     def shopify_webhook_secrets(self, shop: str) -> tuple[str, ...]:
         """The secrets that may sign `shop`'s Shopify deliveries (empty: refuse them all)."""
-        return _secrets_of(entry_for(self._document(self._shopify_id), shop))
+        return secrets_of(entry_for(self._document(self._shopify_id), shop))
 
     def klaviyo_accounts(self) -> dict[str, KlaviyoAccount]:
         """Every configured Klaviyo account by shop ("*" for the default)."""

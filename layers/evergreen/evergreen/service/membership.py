@@ -1,4 +1,4 @@
-"""Re-evaluating a profile's segments and describing what changed (pure)."""
+"""Re-evaluating a profile's segments and what changed (pure; where the domain and the segment engine meet)."""
 
 from __future__ import annotations
 
