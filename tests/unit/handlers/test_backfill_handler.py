@@ -59,7 +59,11 @@ def backfill_handler() -> Iterator[ModuleType]:
         boto3.client("secretsmanager").create_secret(Name="shopify-admin", SecretString=json.dumps({SHOP: TOKEN}))
         for name, value in environment.items():
             patch.setenv(name, value)
-        yield load_function("backfill")
+        handler = load_function("backfill")
+        # In-process moto is not thread-safe (a transaction deep-copies its tables while other threads write), so
+        # the handler applies one record at a time here; concurrent writers are tested on moto server.
+        patch.setattr(handler, "WORKERS", 1)
+        yield handler
     patch.undo()
     shopify.stop()
     klaviyo.stop()
