@@ -5,7 +5,8 @@ ingest.ddb_requests_per_webhook  {topic: requests}   first delivery of each samp
                                                      is one request
 ingest.ddb_operations            {"topic: Operation": calls}   the same, by operation
 ingest.handler_ms_p50            {topic: ms}         the whole Lambda handler, median
-ingest.floor_ms_p50              ms                  HMAC check + one put_item of the raw body
+ingest.floor_ms_p50              ms                  HMAC check + one consistent GetItem + one conditional write
+                                                     of the raw body (the fair floor of a webhook)
 """
 
 from __future__ import annotations
@@ -156,9 +157,12 @@ def _floor_ms(dynamodb: Any) -> float:
         started = time.perf_counter()
         expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
         assert hmac.compare_digest(expected, signature)
+        key = {"pk": {"S": "floor"}, "sk": {"S": str(uuid.uuid4())}}
+        dynamodb.get_item(TableName="profiles", Key=key, ConsistentRead=True)
         dynamodb.put_item(
             TableName="profiles",
-            Item={"pk": {"S": "floor"}, "sk": {"S": str(uuid.uuid4())}, "body": {"S": body.decode()}},
+            Item={**key, "body": {"S": body.decode()}},
+            ConditionExpression="attribute_not_exists(pk)",
         )
         samples.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(samples), 2)
