@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from evergreen.domain.changes import SegmentChange
+from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
@@ -156,6 +156,10 @@ class InMemoryProfileStore:
                 self.orders.pop((shop, key.removeprefix("order#")), None)
         return len(unique)
 
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None:
+        """The outbox index is not modelled: a re-sent change's grace period has nothing to restart."""
+        self.requests["UpdateItem"] += 1
+
     # sizes ---------------------------------------------------------------
     def profile_item_size(self, shop: str, profile_key: str) -> int:
         return self.profiles[(shop, profile_key)].size
@@ -187,9 +191,13 @@ class ListPublisher:
     """A ChangePublisher that keeps what it was given."""
 
     published: list[SegmentChange] = field(default_factory=list)
+    erasures: list[ProfileErasure] = field(default_factory=list)
 
     def publish(self, changes: Sequence[SegmentChange]) -> None:
         self.published.extend(changes)
+
+    def publish_erasure(self, erasure: ProfileErasure) -> None:
+        self.erasures.append(erasure)
 
 
 @dataclass

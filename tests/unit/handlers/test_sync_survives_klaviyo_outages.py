@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +28,7 @@ from moto import mock_aws
 from evergreen.clock import SystemClock
 from evergreen.domain.membership import reevaluate
 from evergreen.domain.profile import OrderRecord, Profile
+from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.service.sync import RETRY_CAP_S
 from evergreen.settings import Settings
@@ -35,13 +37,9 @@ from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
 from evergreen_local.stack import sqs_record
 from evergreen_local.template import load_template
+from tests.unit.klaviyo.klaviyo_fakes import BASE_URL, FakeKlaviyo
 
 ROOT = Path(__file__).resolve().parents[3]
-_FAKES = str(ROOT / "tests" / "unit" / "klaviyo")
-if _FAKES not in sys.path:  # --import-mode=importlib: test directories are not on sys.path
-    sys.path.insert(0, _FAKES)
-
-from klaviyo_fakes import BASE_URL, FakeKlaviyo  # noqa: E402
 
 SHOP = "outage-test.myshopify.com"
 REGION = "us-east-1"
@@ -204,12 +202,14 @@ def enqueue_changes(rig: Rig, count: int) -> set[str]:
     now = rig.edges.clock.now()
     external_ids: set[str] = set()
     for number in range(1, count + 1):
-        profile = Profile(
-            shop=SHOP,
-            customer_id=str(number),
-            email=f"c{number}@example.com",
-            email_normalized=f"c{number}@example.com",
-            orders={"o": OrderRecord(order_id=str(number), created_at=now - dt.timedelta(days=2), total="80.00")},
+        profile = with_orders(
+            Profile(
+                shop=SHOP,
+                customer_id=str(number),
+                email=f"c{number}@example.com",
+                email_normalized=f"c{number}@example.com",
+            ),
+            [OrderRecord(order_id=str(number), created_at=now - dt.timedelta(days=2), total=Decimal("80.00"))],
         )
         result = reevaluate(profile, rig.edges.definitions, now, version=1)
         assert result.change is not None

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from klaviyo_fakes import API_KEY, BASE_URL, FakeKlaviyo, FakeTime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
@@ -18,6 +17,7 @@ from evergreen.klaviyo.client import (
     RateLimiter,
 )
 from evergreen.settings import KLAVIYO_REVISION
+from tests.unit.klaviyo.klaviyo_fakes import API_KEY, BASE_URL, FakeKlaviyo, FakeTime
 
 Factory = Callable[..., SegmentChange]
 
