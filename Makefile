@@ -88,8 +88,8 @@ fmt:  ## format and auto-fix
 	uv run ruff format .
 	uv run ruff check --fix .
 
-typecheck:  ## mypy --strict on the package, the local tooling and the handlers
-	uv run mypy layers/evergreen/evergreen local/evergreen_local functions
+typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
+	uv run mypy layers/evergreen/evergreen local/evergreen_local functions tests
 
 pytest:  ## all tests
 	uv run pytest

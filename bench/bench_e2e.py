@@ -22,6 +22,7 @@ SHOP = "bench-e2e.myshopify.com"
 
 
 def run() -> dict[str, object]:
+    from evergreen.domain.profile import customer_profile_key  # noqa: PLC0415
     from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
     from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
     from evergreen_local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
@@ -44,7 +45,7 @@ def run() -> dict[str, object]:
             answer = http.post(stack.shopify_webhook_url, content=body, headers=headers)
             responses.append((time.perf_counter() - started) * 1000)
             assert answer.status_code == 200, answer.text
-            marker = f"customer#{customer_id}"
+            marker = customer_profile_key(str(customer_id))
             while time.perf_counter() - started < 30:
                 recorded = stack.sandbox.requests() if stack.sandbox else []
                 if any(

@@ -236,6 +236,7 @@ def transition_lateness() -> dict[str, float]:
 
 
 def hot_customer() -> dict[str, float]:
+    from evergreen.domain.profile import customer_profile_key  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
     from evergreen_local.http_api import build_http_api_v2_event  # noqa: PLC0415
     from evergreen_local.lambda_runtime import LambdaRuntime  # noqa: PLC0415
@@ -275,7 +276,7 @@ def hot_customer() -> dict[str, float]:
             finally:
                 containers[0].restore_environment()
             store = DynamoProfileStore(resources.client("dynamodb"), resources.table_name, 8)
-            profile = store.load(SHOP, f"customer#{customer}")
+            profile = store.load(SHOP, customer_profile_key(str(customer)))
     finally:
         server.stop()
     accepted = [order for order, status in answers if status == 200]

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections import Counter
@@ -169,5 +168,4 @@ def _floor_ms(dynamodb: Any) -> float:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "local"))
     print(json.dumps(run(), indent=2))

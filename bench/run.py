@@ -31,8 +31,6 @@ def discover(names: list[str]) -> list[Path]:
 
 
 def run_module(path: Path) -> dict[str, Any]:
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

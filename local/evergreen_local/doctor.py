@@ -113,7 +113,7 @@ class Target:
         return Settings.from_env({**os.environ, **self.environment})
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return boto3.client(service, region_name=self.region)
 
     def secret(self, secret_id: str) -> dict[str, Any]:
         raw = self.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]

@@ -73,7 +73,6 @@ class LambdaRuntime:
         if self._saved_environment is None:
             self._saved_environment = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
-        _forget_cached_settings()
 
     def restore_environment(self) -> None:
         """Put os.environ back as it was before apply_environment()."""
@@ -85,7 +84,6 @@ class LambdaRuntime:
             else:
                 os.environ[name] = value
         self._saved_environment = None
-        _forget_cached_settings()
 
     def handler(self, logical_id: str) -> Handler:
         """The function's handler, imported on first use (module-scope code runs then, as in a cold start)."""
@@ -149,12 +147,3 @@ class LambdaRuntime:
             raise
         handler: Handler = getattr(module, attribute)
         return handler
-
-
-def _forget_cached_settings() -> None:
-    """evergreen.settings.settings() caches the environment it first saw; make it read the new one."""
-    module = sys.modules.get("evergreen.settings")
-    cached = getattr(module, "settings", None)
-    clear = getattr(cached, "cache_clear", None)
-    if callable(clear):
-        clear()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from evergreen.domain.profile import Profile
+from evergreen.domain.profile import Profile, guest_profile_key
 from evergreen.segments import Definitions, evaluate, load_definitions
 from evergreen.service.shopify_webhooks import fingerprint
 from evergreen.settings import Settings
@@ -35,7 +35,7 @@ def shown_key(profile: Profile) -> str:
     """The profile key, with a guest's email replaced by its fingerprint."""
     if profile.customer_id is not None:
         return profile.key
-    return f"guest#{fingerprint(profile.email_normalized)}"
+    return guest_profile_key(fingerprint(profile.email_normalized))
 
 
 @dataclass

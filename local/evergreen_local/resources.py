@@ -27,7 +27,6 @@ TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type
 BUCKET = "AWS::S3::Bucket"
-FUNCTION = "AWS::Serverless::Function"
 
 _CFN_QUEUE_ATTRIBUTES = (
     "DelaySeconds",
@@ -173,7 +172,7 @@ class LocalResources:
 
 def _client(service: str, endpoint_url: str, region: str) -> Any:
     return boto3.client(
-        service,  # type: ignore[call-overload]
+        service,
         endpoint_url=endpoint_url,
         region_name=region,
         aws_access_key_id="testing",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.domain.profile import customer_profile_key
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
@@ -76,7 +77,7 @@ def segment_changes_batch() -> dict[str, Any]:
     changes = [
         SegmentChange(
             shop=SHOP,
-            profile_key="customer#115310627314723954",
+            profile_key=customer_profile_key("115310627314723954"),
             version=1,
             changed_at=AT,
             segments=["new", "subscribed_email"],
@@ -88,7 +89,7 @@ def segment_changes_batch() -> dict[str, Any]:
         ),
         SegmentChange(
             shop=SHOP,
-            profile_key="customer#706405506930370084",
+            profile_key=customer_profile_key("706405506930370084"),
             version=7,
             changed_at=AT,
             segments=["lapsed", "repeat"],

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from evergreen.domain.profile import customer_profile_key, guest_profile_key
+
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
 MAX_ORDERS = 60
 LAPSED_SHARE = 0.25
@@ -168,12 +170,16 @@ def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
     by_key: dict[str, list[dict[str, Any]]] = {}
     consent: dict[str, str] = {}
     for customer in store["customers"]:
-        key = f"customer#{customer['id'].rsplit('/', 1)[-1]}"
+        key = customer_profile_key(customer["id"].rsplit("/", 1)[-1])
         by_key[key] = []
         consent[key] = (customer.get("emailMarketingConsent") or {}).get("marketingState", "unknown").lower()
     for order in store["orders"]:
         customer = order.get("customer")
-        key = f"customer#{customer['id'].rsplit('/', 1)[-1]}" if customer else f"guest#{order['email'].lower()}"
+        key = (
+            customer_profile_key(customer["id"].rsplit("/", 1)[-1])
+            if customer
+            else guest_profile_key(order["email"].lower())
+        )
         by_key.setdefault(key, []).append(order)
     facts: dict[str, ExpectedFacts] = {}
     for key, orders in by_key.items():

@@ -11,6 +11,7 @@ import pytest
 
 from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.client import KlaviyoClient
+from evergreen.klaviyo.requests import KlaviyoRequest
 from evergreen_local.klaviyo_spec import KlaviyoSpec, load_spec
 
 pytestmark = pytest.mark.contract
@@ -25,7 +26,7 @@ def spec() -> KlaviyoSpec:
     return load_spec(SPEC_PATH)
 
 
-def on_the_wire(requests: list[kh.KlaviyoRequest]) -> list[httpx.Request]:
+def on_the_wire(requests: list[KlaviyoRequest]) -> list[httpx.Request]:
     captured: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

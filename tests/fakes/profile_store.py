@@ -156,6 +156,10 @@ class InMemoryProfileStore:
                 self.orders.pop((shop, key.removeprefix("order#")), None)
         return len(unique)
 
+    def touch_unsynced(self, change: SegmentChange, now: datetime) -> None:
+        """The outbox index is not modelled: a re-sent change's grace period has nothing to restart."""
+        self.requests["UpdateItem"] += 1
+
     # sizes ---------------------------------------------------------------
     def profile_item_size(self, shop: str, profile_key: str) -> int:
         return self.profiles[(shop, profile_key)].size
@@ -187,7 +191,6 @@ class ListPublisher:
     """A ChangePublisher that keeps what it was given."""
 
     published: list[SegmentChange] = field(default_factory=list)
-
     erasures: list[ProfileErasure] = field(default_factory=list)
 
     def publish(self, changes: Sequence[SegmentChange]) -> None:

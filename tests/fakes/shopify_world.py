@@ -13,7 +13,7 @@ from evergreen.segments import default_definitions
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks, WebhookAnswer
 from evergreen.shopify.hmac import sign_shopify_body
-from fakes.profile_store import DictExporter, InMemoryProfileStore, ListPublisher
+from tests.fakes.profile_store import DictExporter, InMemoryProfileStore, ListPublisher
 
 SHOP = "bounded.myshopify.com"
 SECRET = "fake-store-shopify-secret"

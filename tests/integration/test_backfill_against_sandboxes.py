@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 from evergreen.segments import evaluate
 from evergreen.service.backfill import MalformedBulkLine, MembershipSyncFailed
@@ -21,6 +20,7 @@ from evergreen.storage.exports import S3DataExporter
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import expected_facts, synthetic_store
+from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 WEBHOOK_SECRET = "backfill-test-secret"
 
@@ -173,7 +173,7 @@ def test_a_backfill_racing_live_webhooks_ends_in_the_newest_state(harness):
     assert profile.customer_tags == ["webhook-tag"]
     # The customer phase ran before the webhook: a second backfill with the older bulk customer changes nothing.
     harness.backfill().run(SHOP)
-    assert harness.edges.store.load(SHOP, f"customer#{customer_id}").customer_tags == ["webhook-tag"]  # type: ignore[union-attr]
+    assert harness.edges.store.load(SHOP, f"customer#{customer_id}").customer_tags == ["webhook-tag"]
 
 
 class Crash(Exception):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,11 @@ def running_stack(local_resources, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_explain_prints_membership_reasons_and_next_transition_as_json(running_stack, capsys):
     order = OrderObserved(
-        order_id="1", customer_id="77", email="Grace@Example.com", created_at="2026-11-01T00:00:00Z", total="700.00"
+        order_id="1",
+        customer_id="77",
+        email="Grace@Example.com",
+        created_at=datetime(2026, 11, 1, tzinfo=UTC),
+        total=Decimal("700.00"),
     )
     running_stack.writer.write_order(
         Profile(shop=SHOP, customer_id="77"), order.order_id, lambda profile, state: apply_order(profile, state, order)

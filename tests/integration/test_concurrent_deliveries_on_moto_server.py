@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +39,7 @@ def order_event(order_id: int, total: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def containers(local_resources) -> list[LambdaRuntime]:
+def containers(local_resources) -> Iterator[list[LambdaRuntime]]:
     """Independent copies of the functions, as concurrent Lambda containers would be."""
     runtimes = [LambdaRuntime(local_resources) for _ in range(CONTAINERS)]
     yield runtimes
@@ -118,7 +119,7 @@ def test_a_sweep_racing_webhooks_on_the_same_profiles_loses_no_update(containers
 
     assert statuses == [200] * len(numbers)
     for number in numbers:
-        profile = store.load(SHOP, f"customer#{number}")
-        assert profile is not None
-        assert profile.first_name == f"Racer{number}", "the webhook's update survived"
-        assert "lapsed" in profile.membership, "the sweep's (or the webhook's) re-evaluation survived"
+        stored = store.load(SHOP, f"customer#{number}")
+        assert stored is not None
+        assert stored.first_name == f"Racer{number}", "the webhook's update survived"
+        assert "lapsed" in stored.membership, "the sweep's (or the webhook's) re-evaluation survived"

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.client import KlaviyoClient
@@ -19,6 +18,7 @@ from evergreen.service.engagement_history import EngagementHistory
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import iso, synthetic_store
+from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 
 @pytest.fixture(scope="module")

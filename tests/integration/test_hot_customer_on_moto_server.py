@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +36,7 @@ def order_event(order_id: int, total: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def containers(local_resources) -> list[LambdaRuntime]:
+def containers(local_resources) -> Iterator[list[LambdaRuntime]]:
     """Independent copies of the functions, as 20 concurrent Lambda containers would be."""
     runtimes = [LambdaRuntime(local_resources) for _ in range(CONTAINERS)]
     yield runtimes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,8 @@ def running_stack(local_resources, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def order(customer_id: str, days_ago: int, total: str) -> OrderObserved:
-    at = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return OrderObserved(order_id=f"o{customer_id}", customer_id=customer_id, created_at=at, total=total)
+    at = (datetime.now(UTC) - timedelta(days=days_ago)).replace(microsecond=0)
+    return OrderObserved(order_id=f"o{customer_id}", customer_id=customer_id, created_at=at, total=Decimal(total))
 
 
 def add_customer(edges: Edges, customer_id: str, days_ago: int, total: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,9 +48,3 @@ class Settings(BaseModel):
         source = os.environ if environ is None else environ
         aliases = {field.alias for field in cls.model_fields.values() if field.alias}
         return cls.model_validate({name: value for name, value in source.items() if name in aliases})
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process's settings, read on first use."""
-    return Settings.from_env()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -16,7 +17,7 @@ STACK = "evergreen-test"
 
 
 @pytest.fixture
-def deployed(aws_credentials, monkeypatch: pytest.MonkeyPatch, free_port) -> dict[str, str]:
+def deployed(aws_credentials, monkeypatch: pytest.MonkeyPatch, free_port) -> Iterator[dict[str, str]]:
     """The stack's data resources and a CloudFormation stack whose outputs name them."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("KLAVIYO_BASE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens: never the network

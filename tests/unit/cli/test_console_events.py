@@ -87,7 +87,7 @@ def test_the_backfill_shop_event_becomes_a_console_example_of_its_own_function()
 
 def test_publishing_with_aws_publishes_the_sweep_and_the_backfill_events(monkeypatch, capsys):
     client = boto3.client("schemas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    monkeypatch.setattr(console_events.boto3, "client", lambda *_, **__: client)
+    monkeypatch.setattr("evergreen_local.console_events.boto3.client", lambda *_, **__: client)
     monkeypatch.setattr(
         console_events,
         "stack_outputs",

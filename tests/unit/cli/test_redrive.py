@@ -47,7 +47,9 @@ LIST = {"SourceArn": QUEUES.dlq_arn, "MaxResults": 1}
 
 
 def test_redrive_starts_one_move_task_and_reports_progress_until_it_completes():
-    sqs, seen, naps = sqs_client(), [], []
+    sqs = sqs_client()
+    seen: list[MoveProgress] = []
+    naps: list[float] = []
     with Stubber(sqs) as stub:
         stub.add_response("list_message_move_tasks", {"Results": []}, LIST)
         stub.add_response(
@@ -68,7 +70,8 @@ def test_redrive_starts_one_move_task_and_reports_progress_until_it_completes():
 
 
 def test_an_older_finished_task_is_not_mistaken_for_the_new_one():
-    sqs, seen = sqs_client(), []
+    sqs = sqs_client()
+    seen: list[MoveProgress] = []
     with Stubber(sqs) as stub:
         stub.add_response("list_message_move_tasks", task("old", "COMPLETED", 5), LIST)
         stub.add_response(

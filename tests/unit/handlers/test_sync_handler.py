@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,7 +47,7 @@ class SyncFunction:
         now = datetime.now(UTC)
         profile = with_orders(
             Profile(shop=shop, customer_id=customer_id, email=f"c{customer_id}@example.com"),
-            [OrderRecord(order_id=customer_id, created_at=now - timedelta(days=2), total="80.00")],
+            [OrderRecord(order_id=customer_id, created_at=now - timedelta(days=2), total=Decimal("80.00"))],
         )
         result = reevaluate(profile, self.edges.definitions, now, version=1)
         assert result.change is not None

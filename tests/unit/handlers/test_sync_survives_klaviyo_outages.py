@@ -37,13 +37,9 @@ from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
 from evergreen_local.stack import sqs_record
 from evergreen_local.template import load_template
+from tests.unit.klaviyo.klaviyo_fakes import BASE_URL, FakeKlaviyo
 
 ROOT = Path(__file__).resolve().parents[3]
-_FAKES = str(ROOT / "tests" / "unit" / "klaviyo")
-if _FAKES not in sys.path:  # --import-mode=importlib: test directories are not on sys.path
-    sys.path.insert(0, _FAKES)
-
-from klaviyo_fakes import BASE_URL, FakeKlaviyo  # noqa: E402
 
 SHOP = "outage-test.myshopify.com"
 REGION = "us-east-1"

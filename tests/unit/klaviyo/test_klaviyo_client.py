@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from klaviyo_fakes import API_KEY, BASE_URL, FakeKlaviyo, FakeTime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoClient, RateLimiter
 from evergreen.klaviyo.errors import KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 from evergreen.settings import KLAVIYO_REVISION
+from tests.unit.klaviyo.klaviyo_fakes import API_KEY, BASE_URL, FakeKlaviyo, FakeTime
 
 Factory = Callable[..., SegmentChange]
 

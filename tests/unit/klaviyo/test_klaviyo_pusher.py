@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from klaviyo_fakes import FakeKlaviyo, FakeTime, Sent
 
 from evergreen.domain.changes import ErasedProfile, ProfileErasure, SegmentChange
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
+from tests.unit.klaviyo.klaviyo_fakes import FakeKlaviyo, FakeTime, Sent
 
 Factory = Callable[..., SegmentChange]
 LISTS = {"vip": "LIST_VIP", "lapsed": "LIST_LAPSED"}

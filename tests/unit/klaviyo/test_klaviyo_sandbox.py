@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from klaviyo_fakes import API_KEY, FakeTime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.klaviyo import requests as kr
@@ -16,6 +15,7 @@ from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.errors import KlaviyoRejected
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen_local.klaviyo_sandbox import SandboxServer, fake_profile_id, start_sandbox
+from tests.unit.klaviyo.klaviyo_fakes import API_KEY, FakeTime
 
 Factory = Callable[..., SegmentChange]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from fakes.shopify_world import CUSTOMER, EMAIL, SHOP, T0, FakeWorld, order_body, refund_body
+from tests.fakes.shopify_world import CUSTOMER, EMAIL, SHOP, T0, FakeWorld, order_body, refund_body
 
 
 def customer_body(updated_hours: int = 1) -> dict[str, object]:

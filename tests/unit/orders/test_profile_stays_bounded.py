@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from evergreen.domain.orders import ORDER_TIMES_KEPT
-from fakes.shopify_world import CUSTOMER, SHOP, T0, FakeWorld, order_body, refund_body
+from tests.fakes.shopify_world import CUSTOMER, SHOP, T0, FakeWorld, order_body, refund_body
 
 ORDERS = 20_000
 FIRST_ORDER_ID = 5_000_000_000

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_oracle import definitions_dicts, facts_dicts, membership, nows
 
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, Definitions, default_definitions, evaluate, parse_definitions
+from tests.unit.segments.segment_oracle import definitions_dicts, facts_dicts, membership, nows
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HORIZON = timedelta(days=3 * 365)

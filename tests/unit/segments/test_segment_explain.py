@@ -9,11 +9,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from segment_oracle import facts_dicts, nows
 
 from evergreen.domain.profile import Consent, Engagement, OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions, evaluate, parse_definitions
+from tests.unit.segments.segment_oracle import facts_dicts, nows
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from evergreen.domain.events import OrderObserved, RefundObserved
 from evergreen.domain.orders import OrderState
@@ -15,7 +16,7 @@ SHOP = "rules.myshopify.com"
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
-def order(updated_at: datetime, **fields: object) -> OrderObserved:
+def order(updated_at: datetime, **fields: Any) -> OrderObserved:
     return OrderObserved(
         order_id="1", customer_id="9", created_at=AT, updated_at=updated_at, total=Decimal("80.00"), **fields
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
 from evergreen.clock import FixedClock
@@ -178,6 +178,7 @@ def test_a_delayed_message_delivered_twice_applies_the_transition_once(edges, cl
 
 def test_a_message_that_arrives_just_before_its_instant_waits_for_it(edges, clock, world):
     flip = lapsing_in(edges, 1, timedelta(seconds=90)).next_transition_at
+    assert flip is not None
     edges.sweep.run(SweepRequest())
     (due,) = delivered(edges)
     waited: list[float] = []

@@ -11,16 +11,12 @@ webhook service on moto.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from evergreen.service.ports import OrderItem
-from fakes.shopify_world import CUSTOMER, SHOP, T0, FakeWorld, order_body, refund_body
+from tests.fakes.shopify_world import CUSTOMER, SHOP, T0, FakeWorld, order_body, refund_body
 
 ORDERS = 1_500
 FIRST_ORDER_ID = 8_000_000_000

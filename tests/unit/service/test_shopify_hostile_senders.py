@@ -9,11 +9,9 @@ table count: every case must answer as listed and write nothing it should not.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,9 +21,7 @@ from hypothesis import strategies as st
 
 from evergreen.service.shopify_webhooks import ShopifyDelivery, WebhookAnswer
 from evergreen.shopify.hmac import sign_shopify_body
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shopify"))
-from shopify_replays import (
+from tests.unit.shopify.shopify_replays import (
     COMPLIANCE_CUSTOMER,
     TOPICS,
     compliance,
@@ -34,7 +30,7 @@ from shopify_replays import (
     justified,
     real_bodies,
 )
-from shopify_samples_2025_10 import (
+from tests.unit.shopify.shopify_samples_2025_10 import (
     CURRENT_SAMPLES,
     CUSTOMER_ID,
     ORDER_ID,
@@ -294,7 +290,7 @@ POISON = [
     Poison("an email of 2,003 characters", "customers/create", lambda: customer_with(email="a" * 1991 + "@example.com")),
     Poison("an order email of 2,003 characters", "orders/create", lambda: order(email="a" * 1991 + "@example.com")),
     Poison("a customer id of 2,000 digits", "customers/create", lambda: customer_with(id="9" * 2000)),
-    Poison("an order naming a customer id of 2,000 digits", "orders/create", lambda: order(customer_id="9" * 2000)),
+    Poison("an order naming a customer id of 2,000 digits", "orders/create", lambda: order(customer_id=int("9" * 2000))),
     Poison("20 order tags of 45,000 characters", "orders/create", lambda: {**order(), "tags": ", ".join(chr(97 + n) * 45_000 for n in range(20))}),
     Poison("a first name of 300,000 characters", "customers/update", lambda: customer_with(first_name="N" * 300_000)),
     Poison("an order total below zero", "orders/create", lambda: order(total="-10.00")),

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shopify_samples_2025_10 import CURRENT_SAMPLES
-
 from evergreen.shopify.topics import SUPPORTED_TOPICS, canonical_topic
+from tests.unit.shopify.shopify_samples_2025_10 import CURRENT_SAMPLES
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "shopify" / "webhooks"
 TOPICS = sorted({canonical_topic(topic) for topic in SUPPORTED_TOPICS})

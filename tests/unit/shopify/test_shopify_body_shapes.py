@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from shopify_replays import TOPICS, customers_redact, justified, real_bodies
-from shopify_samples_2025_10 import CURRENT_SAMPLES, order
 
 from evergreen.domain.events import CheckoutObserved, PurchasingSummary
 from evergreen.shopify.topics import MalformedPayload, translate
+from tests.unit.shopify.shopify_replays import TOPICS, customers_redact, justified, real_bodies
+from tests.unit.shopify.shopify_samples_2025_10 import CURRENT_SAMPLES, order
 
 SHOPS = ("shop-a.myshopify.com", "shop-b.myshopify.com")
 RECEIVED = datetime(2025, 10, 1, tzinfo=UTC)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shopify_samples_2025_10 import CUSTOMER_ID, customer_tags, customer_update_2024
 
 from evergreen.domain.events import CustomerTagsChanged, CustomerUpserted
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply
 from evergreen.segments import evaluate, parse_definitions
 from evergreen.shopify.topics import SUBSCRIPTION_TOPICS, SUPPORTED_TOPICS, translate
+from tests.unit.shopify.shopify_samples_2025_10 import CUSTOMER_ID, customer_tags, customer_update_2024
 
 ROOT = Path(__file__).resolve().parents[3]
 RECEIVED = datetime(2025, 10, 1, tzinfo=UTC)

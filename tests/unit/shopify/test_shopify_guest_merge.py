@@ -6,13 +6,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from order_books import Books, apply
-from shopify_samples_2025_10 import CUSTOMER_ID, checkout, customer_update_2024, email_consent_update, order, refund
 
 from evergreen.domain.events import DomainEvent, EngagementRecorded
 from evergreen.domain.profile import SEEN_EVENTS_KEPT, Profile
 from evergreen.domain.reducers import merge_guest
 from evergreen.shopify.topics import translate
+from tests.unit.shopify.order_books import Books, apply
+from tests.unit.shopify.shopify_samples_2025_10 import (
+    CUSTOMER_ID,
+    checkout,
+    customer_update_2024,
+    email_consent_update,
+    order,
+    refund,
+)
 
 RECEIVED = datetime(2025, 10, 1, tzinfo=UTC)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from order_books import Books, apply
-from shopify_samples_2025_10 import CURRENT_SAMPLES, customer_create, order, refund
 
 from evergreen.domain.profile import Profile
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, UnknownTopic, translate
+from tests.unit.shopify.order_books import Books, apply
+from tests.unit.shopify.shopify_samples_2025_10 import CURRENT_SAMPLES, customer_create, order, refund
 
 RECEIVED = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
 SECRET_EMAIL = "private.person@example.com"

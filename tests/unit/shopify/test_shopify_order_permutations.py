@@ -9,12 +9,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from order_books import Books, apply
-from shopify_samples_2025_10 import CUSTOMER_ID, order, refund
 
 from evergreen.domain.events import DomainEvent
 from evergreen.domain.profile import Profile
 from evergreen.shopify.topics import translate
+from tests.unit.shopify.order_books import Books, apply
+from tests.unit.shopify.shopify_samples_2025_10 import CUSTOMER_ID, order, refund
 
 RECEIVED = datetime(2025, 10, 1, tzinfo=UTC)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

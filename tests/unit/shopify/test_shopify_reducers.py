@@ -6,8 +6,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from order_books import Books, apply
-from shopify_samples_2025_10 import (
+from evergreen.domain.events import (
+    CheckoutObserved,
+    ConsentChanged,
+    DomainEvent,
+    EngagementRecorded,
+    OrderObserved,
+    RefundObserved,
+)
+from evergreen.domain.profile import Profile
+from evergreen.shopify.topics import translate
+from tests.unit.shopify.order_books import Books, apply
+from tests.unit.shopify.shopify_samples_2025_10 import (
     CHECKOUT_TOKEN,
     CUSTOMER_ID,
     ORDER_ID,
@@ -24,17 +34,6 @@ from shopify_samples_2025_10 import (
     shop_redact,
     sms_consent_update,
 )
-
-from evergreen.domain.events import (
-    CheckoutObserved,
-    ConsentChanged,
-    DomainEvent,
-    EngagementRecorded,
-    OrderObserved,
-    RefundObserved,
-)
-from evergreen.domain.profile import Profile
-from evergreen.shopify.topics import translate
 
 RECEIVED = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -7,21 +7,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from shopify_samples_2025_10 import (
-    CHECKOUT_TOKEN,
-    CURRENT_SAMPLES,
-    CUSTOMER_ID,
-    ORDER_ID,
-    REFUND_ID,
-    checkout,
-    customer_create,
-    customer_update_2024,
-    email_consent_update,
-    order,
-    purchasing_summary,
-    refund,
-    sms_consent_update,
-)
 
 from evergreen.domain.events import (
     DOMAIN_EVENTS,
@@ -44,6 +29,21 @@ from evergreen.shopify.topics import (
     UnknownTopic,
     canonical_topic,
     translate,
+)
+from tests.unit.shopify.shopify_samples_2025_10 import (
+    CHECKOUT_TOKEN,
+    CURRENT_SAMPLES,
+    CUSTOMER_ID,
+    ORDER_ID,
+    REFUND_ID,
+    checkout,
+    customer_create,
+    customer_update_2024,
+    email_consent_update,
+    order,
+    purchasing_summary,
+    refund,
+    sms_consent_update,
 )
 
 RECEIVED = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)

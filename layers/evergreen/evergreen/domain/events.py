@@ -284,13 +284,8 @@ ShopifyEvent = (
 )
 """Everything `evergreen.shopify.topics.translate` can return."""
 
-ComplianceEvent = DataRequested | CustomerRedactRequested | ShopRedactRequested
-"""Events the service layer handles itself (export, deletion); reducers leave profiles as they are."""
-
 DomainEvent = ShopifyEvent | EngagementRecorded
 """Everything `evergreen.domain.reducers.apply` accepts."""
 
-DOMAIN_EVENTS: TypeAdapter[DomainEvent] = TypeAdapter(
-    Annotated[DomainEvent, Field(discriminator="event_type")]  # type: ignore[arg-type]
-)
+DOMAIN_EVENTS: TypeAdapter[DomainEvent] = TypeAdapter(Annotated[DomainEvent, Field(discriminator="event_type")])
 """(De)serialises any domain event by its `event_type`, e.g. for queues and dead letters."""

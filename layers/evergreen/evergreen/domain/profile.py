@@ -19,6 +19,21 @@ SEEN_EVENTS_KEPT = 100
 MERGED_GUESTS_KEPT = 20
 """How many merged guest keys a profile remembers (one per email it has had)."""
 
+CUSTOMER_PREFIX = "customer#"
+"""A customer profile's key is `customer#<Shopify customer id>`."""
+GUEST_PREFIX = "guest#"
+"""A guest profile's key (a buyer with no customer id yet) is `guest#<normalised email>`."""
+
+
+def customer_profile_key(customer_id: str) -> str:
+    """The key of a shop's customer profile: `customer#<Shopify customer id>`."""
+    return f"{CUSTOMER_PREFIX}{customer_id}"
+
+
+def guest_profile_key(email_normalized: str | None) -> str:
+    """The key of a shop's guest profile: `guest#<normalised email>`."""
+    return f"{GUEST_PREFIX}{email_normalized}"
+
 
 def normalise_email(email: str | None) -> str | None:
     """Identity form of an email: trimmed and lower-cased; None when blank."""
@@ -107,8 +122,8 @@ class Profile(_Model):
     def key(self) -> str:
         """The profile's sort key inside its shop."""
         if self.customer_id is not None:
-            return f"customer#{self.customer_id}"
-        return f"guest#{self.email_normalized}"
+            return customer_profile_key(self.customer_id)
+        return guest_profile_key(self.email_normalized)
 
     def has_seen(self, event_id: str | None) -> bool:
         return event_id is not None and event_id in self.seen_event_ids

@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from evergreen.domain.facts import FACT_TYPES
 from evergreen.domain.profile import ConsentState
+from evergreen.segments.operators import OPERATORS, REGISTRY
 from evergreen.segments.rfm import RFM_FACTS, THRESHOLDS_PER_DIMENSION, RfmThresholds
 
 SEMANTICS_VERSION: Final = 1
@@ -34,17 +35,6 @@ SEMANTICS_VERSION: Final = 1
 FILE_VERSION: Final = 1
 """The only `version:` the loader accepts."""
 
-OPERATORS: Final[dict[str, frozenset[str]]] = {
-    "number": frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"}),
-    "money": frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "exists"}),
-    "string": frozenset({"eq", "ne", "in", "exists"}),
-    "set": frozenset({"contains", "contains_any", "contains_all", "exists"}),
-    "boolean": frozenset({"is", "exists"}),
-    "timestamp": frozenset({"older_than", "within", "between", "exists"}),
-}
-"""Which operators apply to which kind of fact."""
-
-TIME_OPERATORS: Final = frozenset({"older_than", "within", "between"})
 COMBINATORS: Final = ("all", "any", "not")
 DURATION_UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 KNOWN_VALUES: Final[dict[str, frozenset[str]]] = {
@@ -405,12 +395,14 @@ class _Reader:
         return atoms[0] if len(atoms) == 1 else AllOf(tuple(atoms))
 
     def operand(self, fact: str, kind: str, op: str, node: Node) -> tuple[Any, Any]:
-        if op in ("exists", "is"):
+        """The operator's value, read by its shape in the registry (segments/operators.py)."""
+        shape = REGISTRY[op].operand
+        if shape == "flag":
             return self.boolean(node, op), self.boolean(node, op)
-        if op in ("older_than", "within"):
+        if shape == "duration":
             delta = self.duration(node)
             return delta, format_duration(delta)
-        if op == "between":
+        if shape == "duration_range":
             items = self.sequence(node, "`between`")
             if len(items) != 2:
                 raise self.fail(node, "`between` takes two durations [from, to], e.g. [60d, 180d]")
@@ -418,21 +410,19 @@ class _Reader:
             if not low < high:
                 raise self.fail(node, "`between: [from, to]` needs from < to")
             return (low, high), [format_duration(low), format_duration(high)]
-        if op in ("contains_any", "contains_all") or (op == "in" and kind == "string"):
+        if shape == "values":
             items = self.sequence(node, f"`{op}`")
             if not items:
                 raise self.fail(node, f"`{op}` needs at least one value")
-            values = [self.text_value(fact, item) for item in items]
+            values = [self.value(fact, kind, item)[0] for item in items]
             return frozenset(values), sorted(set(values))
-        if op == "in":
-            items = self.sequence(node, "`in`")
-            if not items:
-                raise self.fail(node, "`in` needs at least one value")
-            numbers = [self.number(item) for item in items]
-            return frozenset(numbers), sorted(set(numbers))
-        if op == "contains" or kind == "string":
-            value = self.text_value(fact, node)
-            return value, value
+        return self.value(fact, kind, node)
+
+    def value(self, fact: str, kind: str, node: Node) -> tuple[Any, Any]:
+        """One value of the fact's kind (a string for string and set facts), and how it is shown."""
+        if kind in ("string", "set"):
+            text = self.text_value(fact, node)
+            return text, text
         if kind == "money":
             amount = self.money(node, "a money value")
             return amount, str(amount)

@@ -15,7 +15,6 @@ forever after and `next_transition_at` is None.
 from __future__ import annotations
 
 import functools
-import operator
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from evergreen.segments.definitions import (
-    TIME_OPERATORS,
     AllOf,
     AnyOf,
     Atom,
@@ -37,6 +35,7 @@ from evergreen.segments.definitions import (
     parse_spec,
     read_spec,
 )
+from evergreen.segments.operators import CHECKS, TIME_OPERATORS
 from evergreen.segments.rfm import RfmScorer, RfmThresholds
 
 type Facts = Mapping[str, Any]
@@ -47,20 +46,7 @@ DEFAULT_DEFINITIONS_PATH = Path(__file__).with_name("segments.yaml")
 """The default pack, packaged next to this module."""
 
 _SECOND = timedelta(seconds=1)
-_UNARY: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
-    # Each builds a one-argument check of the fact's value v against the expected x.
-    "eq": lambda x: functools.partial(operator.eq, x),
-    "ne": lambda x: functools.partial(operator.ne, x),
-    "gt": lambda x: functools.partial(operator.lt, x),  # x < v  <=>  v > x
-    "gte": lambda x: functools.partial(operator.le, x),
-    "lt": lambda x: functools.partial(operator.gt, x),
-    "lte": lambda x: functools.partial(operator.ge, x),
-    "in": lambda xs: xs.__contains__,
-    "contains": lambda x: lambda v: x in v,
-    "contains_any": lambda xs: lambda v: not xs.isdisjoint(v),
-    "contains_all": lambda xs: xs.issubset,
-    "is": lambda x: functools.partial(operator.is_, x),
-}
+_UNARY = CHECKS
 
 
 type _ClockSource = tuple[str, tuple[timedelta, ...], tuple[tuple[int, ...], ...], tuple[bool, ...]]

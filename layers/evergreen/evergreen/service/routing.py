@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from evergreen.domain.profile import Profile
+from evergreen.domain.profile import CUSTOMER_PREFIX, GUEST_PREFIX, Profile, guest_profile_key
 from evergreen.service.ports import ProfileStore
 
-CUSTOMER_PREFIX = "customer#"
-GUEST_PREFIX = "guest#"
+__all__ = ["CUSTOMER_PREFIX", "GUEST_PREFIX", "guest_key", "profile_at", "profile_for"]
 
 
 def profile_for(store: ProfileStore, shop: str, customer_id: str | None, email: str | None) -> Profile | None:
@@ -33,5 +32,5 @@ def profile_at(shop: str, profile_key: str) -> Profile:
 
 
 def guest_key(shop: str, email_normalized: str) -> str:
-    """The key of the guest profile for an email."""
-    return Profile(shop=shop, email_normalized=email_normalized).key
+    """The key of the guest profile for an email (the same in every shop)."""
+    return guest_profile_key(email_normalized)

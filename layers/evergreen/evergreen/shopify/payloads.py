@@ -154,7 +154,6 @@ def _not_negative(value: Decimal) -> Decimal:
 
 
 ShopifyId = Annotated[str, BeforeValidator(_to_id)]
-Amount = Annotated[Decimal, BeforeValidator(_to_amount)]
 NonNegativeAmount = Annotated[Decimal, BeforeValidator(_to_amount), AfterValidator(_not_negative)]
 """Order totals and refund transactions: Shopify never sends a negative one, so one is refused."""
 UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]

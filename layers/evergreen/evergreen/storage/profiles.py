@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
-from evergreen.domain.profile import Profile
+from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
 from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
@@ -171,7 +171,7 @@ class DynamoProfileStore:
             ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
         )
         found = sorted(item["sk"]["S"] for item in response.get("Items", []))
-        customers = [key for key in found if key.startswith("customer#")]
+        customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         return customers[0] if customers else None
 
     def key_for_klaviyo_profile(self, shop: str, klaviyo_profile_id: str) -> str | None:
@@ -187,7 +187,7 @@ class DynamoProfileStore:
         )
         shop_pk = keys.shop_pk(shop)
         found = sorted(str(item["sk"]["S"]) for item in response.get("Items", []) if item["pk"]["S"] == shop_pk)
-        customers = [key for key in found if key.startswith("customer#")]
+        customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         ranked = customers or found
         return ranked[0] if ranked else None
 
