@@ -415,6 +415,9 @@ class LocalStack:
         while not self._stopping.is_set():
             try:
                 self.poll_once(wait_seconds=1, source=source)
+                # Let a `drain()` or `poll_once()` from another thread take the queue's lock: a lock is not fair,
+                # and a poller that re-takes it at once can starve them for minutes.
+                self._stopping.wait(0.01)
             except Exception:
                 if self._stopping.is_set():
                     return

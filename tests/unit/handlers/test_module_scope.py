@@ -38,7 +38,7 @@ CLIENTS = {
     "shopify_webhook": ["dynamodb", "secretsmanager", "sqs"],
     "klaviyo_webhook": ["dynamodb", "secretsmanager", "sqs"],
     "staleness_sweep": ["dynamodb", "sqs"],
-    "segment_sync": ["dynamodb", "sqs"],  # SQS: a failed item's visibility is extended, poison dead-lettered
+    "segment_sync": ["dynamodb"],  # SQS only once a failed item is postponed or dead-lettered
 }
 
 
