@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_local.inprocess import create_resources
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 from evergreen_local.lambda_runtime import LambdaContext
+from tests.lambda_functions import load_function, use_test_environment
 
 pytestmark = pytest.mark.contract
 
@@ -44,16 +43,6 @@ def generated(name: str) -> dict[str, Any]:
     return event
 
 
-def _load(name: str) -> ModuleType:
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"aws_events_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     server = start_sandbox("127.0.0.1", 0, None)
@@ -64,25 +53,14 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture(scope="module")
 def handlers(sandbox: SandboxServer) -> Iterator[dict[str, ModuleType]]:
     patch = pytest.MonkeyPatch()
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        patch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "EvergreenTest",
-        "POWERTOOLS_SERVICE_NAME": "evergreen",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        patch.setenv(name, value)
+    use_test_environment(patch)
     with mock_aws():
         environment = create_resources(
             {SHOP: SHOPIFY_SECRET}, {SHOP: {"api_key": "pk_test", "webhook_secret": KLAVIYO_SECRET}}
         )
         for name, value in {**environment, "KLAVIYO_BASE_URL": sandbox.url}.items():
             patch.setenv(name, value)
-        yield {name: _load(name) for name in FUNCTIONS}
+        yield {name: load_function(name, f"aws_events_{name}") for name in FUNCTIONS}
     patch.undo()
 
 

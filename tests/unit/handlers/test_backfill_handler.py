@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,20 +16,11 @@ from evergreen_local.klaviyo_sandbox import start_sandbox
 from evergreen_local.lambda_runtime import LambdaContext
 from evergreen_local.shopify_sandbox import start_shopify_sandbox
 from evergreen_local.synthetic_shop import synthetic_store
+from tests.lambda_functions import load_function, use_test_environment
 
 SHOP = "handler-backfill.myshopify.com"
 TOKEN = "shpat_handler_test_token"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def load_function(name: str) -> ModuleType:
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_under_test_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +28,12 @@ def backfill_handler() -> Iterator[ModuleType]:
     patch = pytest.MonkeyPatch()
     shopify, klaviyo = start_shopify_sandbox(port=0), start_sandbox(port=0)
     shopify.load(synthetic_store(4, seed=9, shop=SHOP))
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        patch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "EvergreenTest",
-        "POWERTOOLS_SERVICE_NAME": "evergreen",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "SHOPIFY_ADMIN_BASE_URL": shopify.url,
-        "KLAVIYO_BASE_URL": klaviyo.url,
-        "SHOPIFY_ADMIN_SECRETS_ID": "shopify-admin",
-    }.items():
-        patch.setenv(name, value)
+    use_test_environment(
+        patch,
+        SHOPIFY_ADMIN_BASE_URL=shopify.url,
+        KLAVIYO_BASE_URL=klaviyo.url,
+        SHOPIFY_ADMIN_SECRETS_ID="shopify-admin",
+    )
     with mock_aws():
         environment = create_resources({SHOP: "s"}, {SHOP: {"api_key": "pk_test", "webhook_secret": "k"}})
         boto3.client("secretsmanager").create_secret(Name="shopify-admin", SecretString=json.dumps({SHOP: TOKEN}))

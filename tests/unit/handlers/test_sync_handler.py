@@ -6,13 +6,10 @@ The handler takes its use case, its Klaviyo clients and its redelivery adapter f
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,10 +23,10 @@ from evergreen_local.inprocess import create_resources
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
 from evergreen_local.lambda_runtime import LambdaContext
 from evergreen_local.stack import sqs_record
+from tests.lambda_functions import load_function, use_test_environment
 
 SHOP = "handler-sync.myshopify.com"
 SHOP_WITHOUT_KLAVIYO = "no-klaviyo.myshopify.com"
-ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 
 
@@ -76,30 +73,12 @@ class SyncFunction:
 def sync_function() -> Iterator[SyncFunction]:
     patch = pytest.MonkeyPatch()
     klaviyo = start_sandbox(port=0)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        patch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "EvergreenTest",
-        "POWERTOOLS_SERVICE_NAME": "evergreen",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "KLAVIYO_BASE_URL": klaviyo.url,
-    }.items():
-        patch.setenv(name, value)
+    use_test_environment(patch, AWS_DEFAULT_REGION=REGION, KLAVIYO_BASE_URL=klaviyo.url)
     with mock_aws():
         environment = create_resources({SHOP: "s"}, {SHOP: {"api_key": "pk_test", "webhook_secret": "k"}})
         for name, value in environment.items():
             patch.setenv(name, value)
-        path = ROOT / "functions" / "segment_sync" / "app.py"
-        spec = importlib.util.spec_from_file_location("handler_under_test_segment_sync", path)
-        assert spec and spec.loader
-        app = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = app
-        spec.loader.exec_module(app)
-        yield SyncFunction(app, klaviyo)
+        yield SyncFunction(load_function("segment_sync"), klaviyo)
     patch.undo()
     klaviyo.stop()
 

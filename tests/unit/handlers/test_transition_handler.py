@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,39 +17,22 @@ from evergreen.domain.reducers import with_orders
 from evergreen.service.membership import reevaluate
 from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
+from tests.lambda_functions import load_function, use_test_environment
 
-ROOT = Path(__file__).resolve().parents[3]
 SHOP = "transition-test.myshopify.com"
 
 
 @pytest.fixture(scope="module")
 def transition() -> Iterator[ModuleType]:
     patch = pytest.MonkeyPatch()
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        patch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "EvergreenTest",
-        "POWERTOOLS_SERVICE_NAME": "evergreen",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        patch.setenv(name, value)
+    use_test_environment(patch)
     with mock_aws():
         import boto3  # noqa: PLC0415
 
         for name, value in create_resources({}, {}).items():
             patch.setenv(name, value)
         patch.setenv("TRANSITIONS_QUEUE_URL", boto3.client("sqs").create_queue(QueueName="tr")["QueueUrl"])
-        path = ROOT / "functions" / "transition" / "app.py"
-        spec = importlib.util.spec_from_file_location("handler_under_test_transition", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        yield module
+        yield load_function("transition")
     patch.undo()
 
 
