@@ -39,12 +39,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from evergreen_local import klaviyo_sandbox_history as history
+from evergreen_local.background_server import BackgroundServer, StatefulServer, serve_in_background
 from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
 JSON_API = "application/vnd.api+json"
@@ -640,31 +641,11 @@ def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
     return shown
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
+_Server = StatefulServer[SandboxState]
 
 
-class SandboxServer:
+class SandboxServer(BackgroundServer[SandboxState]):
     """A running sandbox. `url` is its base URL; `stop()` shuts it down."""
-
-    def __init__(self, server: _Server, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-        self.state = server.state
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = str(self._server.server_address[0])
-        return f"http://{host}:{self.port}"
 
     def requests(self) -> list[dict[str, Any]]:
         """The recorded requests (the same list GET /_sandbox/requests serves)."""
@@ -673,10 +654,6 @@ class SandboxServer:
 
     def clear(self) -> None:
         self.state.clear()
-
-    def wait(self) -> None:
-        """Block until the server stops (for the standalone command)."""
-        self._thread.join()
 
     def fail_next(
         self,
@@ -710,15 +687,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         self.state.released.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> SandboxServer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        super().stop()
 
 
 def start_sandbox(
@@ -740,10 +709,8 @@ def start_sandbox(
         path = spec_path if spec_path is not None else default_spec_path()
         if path is not None and Path(path).is_file():
             spec = load_spec(path)
-    server = _Server((host, port), SandboxState(spec, strict))
-    thread = threading.Thread(target=server.serve_forever, name="klaviyo-sandbox", daemon=True)
-    thread.start()
-    return SandboxServer(server, thread)
+    server = _Server((host, port), _Handler, SandboxState(spec, strict))
+    return SandboxServer(server, serve_in_background(server, "klaviyo-sandbox"))
 
 
 def main(argv: list[str] | None = None) -> int:

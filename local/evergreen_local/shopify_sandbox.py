@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +53,7 @@ from evergreen.shopify.admin import (
     WEBHOOK_SUBSCRIPTIONS,
     bulk_query,
 )
+from evergreen_local.background_server import BackgroundServer, StatefulServer, serve_in_background
 
 DEFAULT_PORT = 3200
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
@@ -506,30 +507,11 @@ _WEBHOOK_OPERATIONS: dict[str, Callable[[ShopState, dict[str, Any]], dict[str, A
 }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], state: ShopState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
+_Server = StatefulServer[ShopState]
 
 
-class ShopifySandbox:
+class ShopifySandbox(BackgroundServer[ShopState]):
     """A running sandbox (see `start_shopify_sandbox`)."""
-
-    def __init__(self, server: _Server, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-        self.state = server.state
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def load(self, store: dict[str, Any]) -> None:
         problem = validate_store(store)
@@ -573,24 +555,11 @@ class ShopifySandbox:
         with self.state.lock:
             return list(self.state.requests)
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ShopifySandbox:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
 
 def start_shopify_sandbox(host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ShopifySandbox:
     """Start the sandbox on a daemon thread (port 0: any free port)."""
-    server = _Server((host, port), ShopState())
-    thread = threading.Thread(target=server.serve_forever, name="shopify-sandbox", daemon=True)
-    thread.start()
-    return ShopifySandbox(server, thread)
+    server = _Server((host, port), _Handler, ShopState())
+    return ShopifySandbox(server, serve_in_background(server, "shopify-sandbox"))
 
 
 def main(argv: list[str] | None = None) -> int:
