@@ -5,7 +5,6 @@ a crash mid-file and a broken file all end exact."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,26 +16,10 @@ from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.shopify import sign_shopify_body
 from evergreen.shopify.bulk import BulkOperationFailed
 from evergreen.storage.exports import S3DataExporter
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import expected_facts, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 WEBHOOK_SECRET = "backfill-test-secret"
-
-
-@pytest.fixture(scope="module")
-def shopify_sandbox() -> Iterator[ShopifySandbox]:
-    server = start_shopify_sandbox(port=0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def klaviyo_sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox(port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

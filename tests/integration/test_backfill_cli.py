@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from evergreen_local.cli import main
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 
 SHOP = "cli-backfill.myshopify.com"
-
-
-@pytest.fixture(scope="module")
-def shopify_sandbox() -> Iterator[ShopifySandbox]:
-    server = start_shopify_sandbox(port=0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def klaviyo_sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox(port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ page within the window, newest instant kept; a second run changes and sends noth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,24 +14,8 @@ from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.segments import evaluate
 from evergreen.service.backfill_sync import BulkMembershipSync
 from evergreen.service.engagement_history import EngagementHistory
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import iso, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
-
-
-@pytest.fixture(scope="module")
-def shopify_sandbox() -> Iterator[ShopifySandbox]:
-    server = start_shopify_sandbox(port=0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def klaviyo_sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox(port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ server: it makes the subscriptions exactly Evergreen's, says what it did, and a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ from evergreen.shopify import SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, topic_enum
 from evergreen.shopify.bulk import GraphQLError
 from evergreen_local.cli import main
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
+from evergreen_local.shopify_sandbox import ShopifySandbox
 
 SHOP = "register-test.myshopify.com"
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
@@ -23,13 +22,6 @@ OLD_URL = "https://old.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
 LOCAL_URL = "http://127.0.0.1:9/webhooks/shopify"
 """A stack URL nothing answers on (the doctor's route self-test fails at once, never leaving the machine)."""
 NEEDED = sorted(topic_enum(topic) for topic in SUBSCRIPTION_TOPICS)
-
-
-@pytest.fixture(scope="module")
-def shopify_sandbox() -> Iterator[ShopifySandbox]:
-    server = start_shopify_sandbox(port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
