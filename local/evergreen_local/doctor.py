@@ -2,10 +2,10 @@
 
 The same checks run against the local stack and a deployed one: its outputs, its secrets, Klaviyo's
 answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
-subscriptions (every topic here, JSON, the pinned API version), a signed self-test through the
-Shopify webhook route, the dead-letter queue, the sweep, sync lag and the segment definitions.
-Exit code 0 only when every check passes. Checks that cannot look say "not checked" (and what to check
-by hand) and do not fail the run.
+subscriptions (every topic here, JSON, the pinned API version), each shop's Klaviyo system webhook (as
+`register-webhooks --klaviyo` would find it), a signed self-test through the Shopify webhook route, the
+dead-letter queue, the sweep, sync lag and the segment definitions. Exit code 0 only when every check
+passes. Checks that cannot look say "not checked" (and what to check by hand) and do not fail the run.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_local.activity import working
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.cli import command, friendly_message
+from evergreen_local.cli import CliError, command, friendly_message
+from evergreen_local.klaviyo_webhook import (
+    UI_TOPICS,
+    KlaviyoWebhooks,
+    WebhooksUnavailable,
+    klaviyo_target,
+    review,
+    webhook_name,
+)
 from evergreen_local.redrive import queues_of, waiting_in
 from evergreen_local.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
@@ -48,6 +56,8 @@ REQUIRED_OUTPUTS = (
     "KlaviyoSecretsArn",
     "StalenessSweepFunctionName",
 )
+SHOPIFY_ROUTE = "/webhooks/shopify"
+KLAVIYO_ROUTE = "/webhooks/klaviyo"
 SELF_TEST_TOPIC = "evergreen/doctor_self_test"
 """A topic Evergreen does not handle: a correctly signed delivery gets 200 and writes nothing."""
 SELF_TEST_SHOP = "evergreen-doctor.myshopify.com"
@@ -114,6 +124,13 @@ class Target:
     @property
     def flag(self) -> str:
         return " --aws" if self.aws else ""
+
+    @property
+    def klaviyo_url(self) -> str:
+        """The stack's Klaviyo webhook route: beside the Shopify one, else the stack output."""
+        if self.shopify_url.endswith(SHOPIFY_ROUTE):
+            return self.shopify_url.removesuffix(SHOPIFY_ROUTE) + KLAVIYO_ROUTE
+        return self.outputs.get("KlaviyoWebhookUrl") or f"{local_api_url()}{KLAVIYO_ROUTE}"
 
     def settings(self) -> Settings:
         return Settings.from_env({**os.environ, **self.environment})
@@ -438,6 +455,59 @@ def check_shopify_subscriptions(target: Target) -> str:
     return f"{len(needed_topics())} topics at this URL, API version {SHOPIFY_API_VERSION}, for {', '.join(done)}"
 
 
+def _klaviyo_shops(target: Target) -> list[str]:
+    """--shop, else the shops the Klaviyo secret names, else the shops the Shopify checks look at."""
+    if target.shops:
+        return list(target.shops)
+    named = sorted(shop for shop in target.secret(target.settings().klaviyo_secrets_id) if shop != "*")
+    return named or _admin_shops(target)
+
+
+def check_klaviyo_webhook(target: Target) -> str:
+    """Each shop's Klaviyo system webhook (`Evergreen <shop>`) sends the topics Evergreen needs to this stack's
+    Klaviyo route with `?shop=<shop>`: the same review `register-webhooks --klaviyo` acts on."""
+    settings = target.settings()
+    fine: list[str] = []
+    unreadable: list[str] = []
+    for shop in _klaviyo_shops(target):
+        try:
+            klaviyo = klaviyo_target(settings, shop, target.klaviyo_url)
+        except CliError as error:
+            raise Failed(str(error), "set the Klaviyo secret first (see the Klaviyo secret check)") from None
+        api = KlaviyoWebhooks(klaviyo, target.http)
+        try:
+            found = review(api, shop)
+        except WebhooksUnavailable as unavailable:
+            unreadable.append(_check_in_the_ui(shop, klaviyo.webhook_url, unavailable.status))
+            continue
+        except CliError as error:
+            raise Failed(str(error), "check the account's plan in Klaviyo (Settings > Webhooks)") from None
+        register = "run " + command(f"register-webhooks{target.flag} --klaviyo --shop {shop}")
+        if found.action == "create":
+            raise Failed(
+                f"{shop}: no Klaviyo webhook named {found.name!r}", f"{register} (or create it as its output says)"
+            )
+        if found.action == "update":
+            raise Failed(f"{shop}: {found.name!r} {found.why} ({klaviyo.webhook_url})", f"{register} to fix it")
+        shown = found.shown_url or klaviyo.webhook_url
+        partly = "" if shown == klaviyo.webhook_url else " (Klaviyo shows only the address's origin)"
+        fine.append(f"{found.name!r} enabled, {len(found.topics)} topics, sending to {shown}{partly}")
+    if unreadable:
+        raise NotChecked("; ".join(unreadable) + (f" ({'; '.join(fine)})" if fine else ""))
+    return "; ".join(fine)
+
+
+def _check_in_the_ui(shop: str, url: str, status: int) -> str:
+    why = {401: "Klaviyo rejected the key (401)", 404: "the account has no Webhooks API (404)"}.get(
+        status, f"the key lacks webhooks:read ({status})"
+    )
+    topics = ", ".join(topic.removeprefix("event:klaviyo.") for topic in UI_TOPICS)
+    return (
+        f"{why}: in Klaviyo, Settings > Webhooks, check that {webhook_name(shop)!r} is enabled, "
+        f"sends to {url} and has the topics {topics}"
+    )
+
+
 CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("stack", check_outputs),
     ("Shopify webhook secret", check_shopify_secret),
@@ -446,6 +516,7 @@ CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("webhook route", check_webhook_route),
     ("Shopify Admin token", check_shopify_token),
     ("Shopify subscriptions", check_shopify_subscriptions),
+    ("Klaviyo webhook", check_klaviyo_webhook),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),
@@ -486,7 +557,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--shop",
         action="append",
         default=[],
-        help="a shop whose Shopify token and subscriptions to check (repeatable; default: the shops in the secrets)",
+        help="a shop whose Shopify token, subscriptions and Klaviyo webhook to check (repeatable; default: the shops "
+        "in the secrets)",
     )
     parser.add_argument(
         "--app-toml",

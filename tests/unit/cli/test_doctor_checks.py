@@ -99,3 +99,13 @@ def test_a_segments_file_that_is_not_there_fails_with_the_flag_that_names_anothe
         check_definitions(target)
 
     assert "nowhere/segments.yaml" in str(failure.value) and "--segments" in failure.value.fix
+
+
+def test_the_klaviyo_route_checked_is_beside_the_shopify_one_else_the_stacks_output():
+    beside = Target(True, "s", None, "https://api.example.com/prod/webhooks/shopify", Path("s.yaml"))
+    elsewhere = Target(
+        True, "s", None, "https://proxy.example.com/shopify", Path("s.yaml"), {}, {"KlaviyoWebhookUrl": "https://k/x"}
+    )
+
+    assert beside.klaviyo_url == "https://api.example.com/prod/webhooks/klaviyo"
+    assert elsewhere.klaviyo_url == "https://k/x"
