@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -27,13 +28,24 @@ which uses the deployed stack (--stack, --region)."""
 
 EXAMPLES = """\
 examples:
-  evergreen send-webhook events/shopify/orders_create.json --topic orders/create
-  evergreen explain --shop evergreen-demo.myshopify.com --email jon.snow@example.com
-  evergreen sweep --dry-run --now 2027-06-01T00:00:00Z
-  evergreen plan my-segments.yaml
-  evergreen register-webhooks --aws --shop my-store.myshopify.com --dry-run
-  evergreen doctor --aws
+  {prog} send-webhook events/shopify/orders_create.json --topic orders/create
+  {prog} explain --shop evergreen-demo.myshopify.com --email jon.snow@example.com
+  {prog} sweep --dry-run --now 2027-06-01T00:00:00Z
+  {prog} plan my-segments.yaml
+  {prog} register-webhooks --aws --shop my-store.myshopify.com --dry-run
+  {prog} doctor --aws
 """
+
+
+def program() -> str:
+    """The command as the user types it: `./evergreen` through the checkout's wrapper, else `evergreen`."""
+    return os.environ.get("EVERGREEN_PROG") or "evergreen"
+
+
+def command(line: str) -> str:
+    """`line` as a command to paste, e.g. command("redrive --aws") -> "`./evergreen redrive --aws`"."""
+    return f"`{program()} {line}`"
+
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("evergreen_local.stack", "start the whole pipeline on this machine (Ctrl-C stops it)"),
@@ -78,9 +90,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog="evergreen",
+        prog=program(),
         description=PRODUCT,
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(prog=program()),
         formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=22, width=104),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>", parser_class=Parser)
@@ -132,7 +144,7 @@ def _request_url(error: Any) -> str:
         return "the server"
 
 
-def _busy_ports(args: argparse.Namespace | None) -> list[tuple[str, int]]:
+def busy_ports(args: argparse.Namespace | None) -> list[tuple[str, int]]:
     """The --*port flags given to the command whose port is already taken on its host."""
     if args is None:
         return []
@@ -142,6 +154,9 @@ def _busy_ports(args: argparse.Namespace | None) -> list[tuple[str, int]]:
         if not name.endswith("port") or not isinstance(value, int) or value <= 0:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers themselves bind: a port whose last connections linger in TIME_WAIT (a stack
+            # stopped a moment ago) is free to listen on.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, value))
             except OSError:
@@ -150,7 +165,7 @@ def _busy_ports(args: argparse.Namespace | None) -> list[tuple[str, int]]:
 
 
 def _address_in_use(args: argparse.Namespace | None) -> str:
-    busy = _busy_ports(args)
+    busy = busy_ports(args)
     if not busy:
         return "a port the command needs is in use: stop the other process (is `make run` already running?)"
     flag, port = busy[0]
@@ -229,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit as done:  # --help, or a usage mistake already reported in one line
             return done.code if isinstance(done.code, int) else EXIT_USAGE
-        if args.command in LISTENING_COMMANDS and _busy_ports(args):
+        if args.command in LISTENING_COMMANDS and busy_ports(args):
             raise CliError(_address_in_use(args))
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -239,8 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = friendly_message(error, args)
         if message is None:
             raise
-        command = f"evergreen {args.command}" if args is not None else "evergreen"
-        print(f"{command}: {message}", file=sys.stderr)
+        where = f"{program()} {args.command}" if args is not None else program()
+        print(f"{where}: {message}", file=sys.stderr)
         return error.code if isinstance(error, CliError) else EXIT_FAILURE
     return code
 

@@ -2,9 +2,10 @@
 
 The same checks run against the local stack and a deployed one: its outputs, its secrets, Klaviyo's
 answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
-subscriptions (every topic here, JSON, the pinned API version), a signed self-test through the
-Shopify webhook route, the dead-letter queue, the sweep, sync lag and the segment definitions.
-Exit code 0 only when every check passes. Checks that cannot run say "not checked" and do not fail the run.
+subscriptions (every topic here, JSON, the pinned API version), each shop's Klaviyo system webhook (as
+`register-webhooks --klaviyo` would find it), a signed self-test through the Shopify webhook route, the
+dead-letter queue, the sweep, sync lag and the segment definitions. Exit code 0 only when every check
+passes. Checks that cannot look say "not checked" (and what to check by hand) and do not fail the run.
 """
 
 from __future__ import annotations
@@ -22,14 +23,23 @@ from typing import Any
 import boto3
 import httpx
 
-from evergreen.segments import DEFAULT_DEFINITIONS_PATH, load_definitions
+from evergreen.segments import DEFAULT_DEFINITIONS_PATH, DefinitionsError, load_definitions
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
 from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
+from evergreen_local.activity import working
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.cli import friendly_message
+from evergreen_local.cli import CliError, command, friendly_message
+from evergreen_local.klaviyo_webhook import (
+    UI_TOPICS,
+    KlaviyoWebhooks,
+    WebhooksUnavailable,
+    klaviyo_target,
+    review,
+    webhook_name,
+)
 from evergreen_local.redrive import queues_of, waiting_in
 from evergreen_local.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
@@ -46,6 +56,8 @@ REQUIRED_OUTPUTS = (
     "KlaviyoSecretsArn",
     "StalenessSweepFunctionName",
 )
+SHOPIFY_ROUTE = "/webhooks/shopify"
+KLAVIYO_ROUTE = "/webhooks/klaviyo"
 SELF_TEST_TOPIC = "evergreen/doctor_self_test"
 """A topic Evergreen does not handle: a correctly signed delivery gets 200 and writes nothing."""
 SELF_TEST_SHOP = "evergreen-doctor.myshopify.com"
@@ -85,6 +97,10 @@ class Failed(Exception):
         self.fix = fix
 
 
+class NotChecked(Exception):
+    """A check could not look (`str()` says why, and what to check by hand); it fails nothing."""
+
+
 @dataclass
 class Target:
     """What the checks look at: the local stack or a deployed one."""
@@ -108,6 +124,13 @@ class Target:
     @property
     def flag(self) -> str:
         return " --aws" if self.aws else ""
+
+    @property
+    def klaviyo_url(self) -> str:
+        """The stack's Klaviyo webhook route: beside the Shopify one, else the stack output."""
+        if self.shopify_url.endswith(SHOPIFY_ROUTE):
+            return self.shopify_url.removesuffix(SHOPIFY_ROUTE) + KLAVIYO_ROUTE
+        return self.outputs.get("KlaviyoWebhookUrl") or f"{local_api_url()}{KLAVIYO_ROUTE}"
 
     def settings(self) -> Settings:
         return Settings.from_env({**os.environ, **self.environment})
@@ -242,7 +265,7 @@ def check_dlq(target: Target) -> str:
     if waiting:
         raise Failed(
             f"{waiting} segment change(s) failed to reach Klaviyo",
-            f"fix the cause (SegmentSyncFunction's logs), then `evergreen redrive{target.flag}`",
+            f"fix the cause (SegmentSyncFunction's logs), then {command('redrive' + target.flag)}",
         )
     return "empty"
 
@@ -257,7 +280,7 @@ def check_sweep(target: Target) -> str:
     overdue = sum(
         len(edges.store.due(shard, now - SWEEP_TOLERANCE, limit=1).items) for shard in range(edges.settings.due_shards)
     )
-    fix = f"the sweep is not running or not keeping up: read its logs, or run `evergreen sweep{target.flag}`"
+    fix = f"the sweep is not running or not keeping up: read its logs, or run {command('sweep' + target.flag)}"
     if overdue:
         raise Failed(f"profiles due more than {minutes(SWEEP_TOLERANCE)} ago are still waiting", fix)
     progress = edges.dynamodb.get_item(TableName=edges.settings.profiles_table, Key=PROGRESS_KEY).get("Item")
@@ -284,24 +307,34 @@ def check_sync_lag(target: Target) -> str:
 
 
 def check_definitions(target: Target) -> str:
-    local = load_definitions(target.segments_file)
+    if not target.segments_file.is_file():
+        raise Failed(
+            f"no segments file {target.segments_file}",
+            "pass --segments with your segments file (the default is $SEGMENTS_FILE, else the packaged pack)",
+        )
+    try:
+        local = load_definitions(target.segments_file)
+    except DefinitionsError as error:
+        raise Failed(
+            str(error).strip(), f"fix {target.segments_file}; {command(f'plan {target.segments_file}')} checks it too"
+        ) from None
     deployed = _edges(target).store.swept_definitions_hash()
     if deployed is None:
         return f"{target.segments_file.name} {local.hash}; no sweep has recorded definitions yet"
     if deployed != local.hash:
         raise Failed(
             f"{target.where} runs {deployed}, {target.segments_file} is {local.hash}",
-            "preview with `evergreen plan" + target.flag + f" {target.segments_file}`, then `make deploy`"
+            f"preview with {command(f'plan{target.flag} {target.segments_file}')}, then `make deploy`"
             if target.aws
             else "restart `make run` with SEGMENTS_FILE set to the file",
         )
     return f"{target.segments_file.name} {local.hash} is deployed"
 
 
-def check_alarms(target: Target) -> str | None:
+def check_alarms(target: Target) -> str:
     """The stack's CloudWatch alarms (named `<stack>-<alarm>-<suffix>` by CloudFormation) not in ALARM."""
     if not target.aws:
-        return None
+        raise NotChecked("not checked: no CloudWatch locally")
     cloudwatch = target.client("cloudwatch")
     firing: list[str] = []
     count = 0
@@ -337,7 +370,7 @@ def _admin_shops(target: Target) -> list[str]:
     if not target.aws and settings.shopify_admin_base_url:
         answer = target.http.get(f"{settings.shopify_admin_base_url.rstrip('/')}/_sandbox/shop").json()
         return [str(answer.get("shop") or SANDBOX_SHOP)]
-    raise Failed("no shop to check", f"name it: `evergreen doctor{target.flag} --shop my-store.myshopify.com`")
+    raise Failed("no shop to check", f"name it: {command(f'doctor{target.flag} --shop my-store.myshopify.com')}")
 
 
 def _webhook_admin(target: Target, shop: str) -> WebhookAdmin:
@@ -384,10 +417,10 @@ def check_shopify_token(target: Target) -> str:
     return f"accepted for {', '.join(answers)} with {', '.join(REQUIRED_SCOPES)}"
 
 
-def check_shopify_subscriptions(target: Target) -> str | None:
+def check_shopify_subscriptions(target: Target) -> str:
     """Each shop's subscriptions are every topic Evergreen needs, here, in JSON, at the pinned version."""
     if target.app_toml:
-        return None
+        raise NotChecked("not checked: --app-toml (the Admin API does not list shopify.app.toml's subscriptions)")
     done = []
     for shop in _admin_shops(target):
         try:
@@ -398,7 +431,7 @@ def check_shopify_subscriptions(target: Target) -> str | None:
         missing = sum(1 for step in steps if step.action == "create")
         elsewhere = sum(1 for step in steps if step.action == "update")
         extra = sum(1 for step in steps if step.action == "delete")
-        register = f"`evergreen register-webhooks{target.flag} --shop {shop}`"
+        register = command(f"register-webhooks{target.flag} --shop {shop}")
         if missing or elsewhere or extra:
             problems = [
                 f"{count} {what}"
@@ -422,12 +455,60 @@ def check_shopify_subscriptions(target: Target) -> str | None:
     return f"{len(needed_topics())} topics at this URL, API version {SHOPIFY_API_VERSION}, for {', '.join(done)}"
 
 
-NOT_CHECKED: dict[str, str] = {
-    "Shopify subscriptions": "not checked: --app-toml (the Admin API does not list shopify.app.toml's subscriptions)"
-}
-"""Why a check that returned None did not run (by check name)."""
+def _klaviyo_shops(target: Target) -> list[str]:
+    """--shop, else the shops the Klaviyo secret names, else the shops the Shopify checks look at."""
+    if target.shops:
+        return list(target.shops)
+    named = sorted(shop for shop in target.secret(target.settings().klaviyo_secrets_id) if shop != "*")
+    return named or _admin_shops(target)
 
-CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
+
+def check_klaviyo_webhook(target: Target) -> str:
+    """Each shop's Klaviyo system webhook (`Evergreen <shop>`) sends the topics Evergreen needs to this stack's
+    Klaviyo route with `?shop=<shop>`: the same review `register-webhooks --klaviyo` acts on."""
+    settings = target.settings()
+    fine: list[str] = []
+    unreadable: list[str] = []
+    for shop in _klaviyo_shops(target):
+        try:
+            klaviyo = klaviyo_target(settings, shop, target.klaviyo_url)
+        except CliError as error:
+            raise Failed(str(error), "set the Klaviyo secret first (see the Klaviyo secret check)") from None
+        api = KlaviyoWebhooks(klaviyo, target.http)
+        try:
+            found = review(api, shop)
+        except WebhooksUnavailable as unavailable:
+            unreadable.append(_check_in_the_ui(shop, klaviyo.webhook_url, unavailable.status))
+            continue
+        except CliError as error:
+            raise Failed(str(error), "check the account's plan in Klaviyo (Settings > Webhooks)") from None
+        register = "run " + command(f"register-webhooks{target.flag} --klaviyo --shop {shop}")
+        if found.action == "create":
+            raise Failed(
+                f"{shop}: no Klaviyo webhook named {found.name!r}", f"{register} (or create it as its output says)"
+            )
+        if found.action == "update":
+            raise Failed(f"{shop}: {found.name!r} {found.why} ({klaviyo.webhook_url})", f"{register} to fix it")
+        shown = found.shown_url or klaviyo.webhook_url
+        partly = "" if shown == klaviyo.webhook_url else " (Klaviyo shows only the address's origin)"
+        fine.append(f"{found.name!r} enabled, {len(found.topics)} topics, sending to {shown}{partly}")
+    if unreadable:
+        raise NotChecked("; ".join(unreadable) + (f" ({'; '.join(fine)})" if fine else ""))
+    return "; ".join(fine)
+
+
+def _check_in_the_ui(shop: str, url: str, status: int) -> str:
+    why = {401: "Klaviyo rejected the key (401)", 404: "the account has no Webhooks API (404)"}.get(
+        status, f"the key lacks webhooks:read ({status})"
+    )
+    topics = ", ".join(topic.removeprefix("event:klaviyo.") for topic in UI_TOPICS)
+    return (
+        f"{why}: in Klaviyo, Settings > Webhooks, check that {webhook_name(shop)!r} is enabled, "
+        f"sends to {url} and has the topics {topics}"
+    )
+
+
+CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("stack", check_outputs),
     ("Shopify webhook secret", check_shopify_secret),
     ("Klaviyo secret", check_klaviyo_secret),
@@ -435,6 +516,7 @@ CHECKS: tuple[tuple[str, Callable[[Target], str | None]], ...] = (
     ("webhook route", check_webhook_route),
     ("Shopify Admin token", check_shopify_token),
     ("Shopify subscriptions", check_shopify_subscriptions),
+    ("Klaviyo webhook", check_klaviyo_webhook),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),
@@ -447,9 +529,13 @@ def run_checks(target: Target) -> Iterator[Result]:
     """Every check, in order; one failing never stops the others."""
     for name, check in CHECKS:
         try:
-            detail = check(target)
+            with working(f"checking the {name}"):
+                detail = check(target)
         except Failed as failure:
             yield Result(name, False, str(failure), failure.fix)
+            continue
+        except NotChecked as unchecked:
+            yield Result(name, None, str(unchecked))
             continue
         except Exception as error:
             message = friendly_message(error)
@@ -457,11 +543,7 @@ def run_checks(target: Target) -> Iterator[Result]:
                 message = f"{type(error).__name__}: {error}"
             yield Result(name, False, message, "see the message")
             continue
-        if detail is None:
-            why = NOT_CHECKED.get(name, "not checked")
-            yield Result(name, None, why if target.aws or name != "alarms" else "not checked: no CloudWatch locally")
-        else:
-            yield Result(name, True, detail)
+        yield Result(name, True, detail)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -475,7 +557,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--shop",
         action="append",
         default=[],
-        help="a shop whose Shopify token and subscriptions to check (repeatable; default: the shops in the secrets)",
+        help="a shop whose Shopify token, subscriptions and Klaviyo webhook to check (repeatable; default: the shops "
+        "in the secrets)",
     )
     parser.add_argument(
         "--app-toml",
@@ -485,6 +568,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segments",
         type=Path,
+        metavar="FILE",
         help="your segments file (default: $SEGMENTS_FILE, else the packaged default pack)",
     )
 

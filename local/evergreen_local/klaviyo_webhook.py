@@ -13,19 +13,21 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from evergreen.klaviyo.webhooks import TOPIC_KINDS
 from evergreen.settings import Settings
+from evergreen_local.activity import working
 from evergreen_local.aws_stack import stack_outputs
-from evergreen_local.cli import CliError, render_table
+from evergreen_local.cli import CliError, command, render_table
 from evergreen_local.targets import local_api_url, use_target
 
 JSON_API = "application/vnd.api+json"
 EXIT_USE_THE_UI = 4
+Action = Literal["create", "update", "keep"]
 UI_TOPICS = (
     "event:klaviyo.opened_email",
     "event:klaviyo.clicked_email",
@@ -59,8 +61,6 @@ def _with_shop(url: str, shop: str) -> str:
 
 
 def target_of(args: argparse.Namespace) -> KlaviyoTarget:
-    from evergreen.wiring import Edges  # noqa: PLC0415
-
     environment = use_target(args.aws, args.stack, args.region)
     url = args.url
     if args.aws:
@@ -71,18 +71,24 @@ def target_of(args: argparse.Namespace) -> KlaviyoTarget:
         if not url:
             raise CliError(f"stack {args.stack!r} has no output KlaviyoWebhookUrl: deploy it first (`make deploy`)")
     settings = Settings.from_env({**os.environ, **environment})
-    url = url or f"{local_api_url()}/webhooks/klaviyo"
-    account = Edges(settings).secrets.klaviyo_account(args.shop)
+    return klaviyo_target(settings, args.shop, url or f"{local_api_url()}/webhooks/klaviyo")
+
+
+def klaviyo_target(settings: Settings, shop: str, url: str) -> KlaviyoTarget:
+    """The shop's Klaviyo account (its stored key and webhook secret) and its webhook URL, `url?shop=<shop>`."""
+    from evergreen.wiring import Edges  # noqa: PLC0415
+
+    account = Edges(settings).secrets.klaviyo_account(shop)
     fix = f"store the shop's api_key and webhook_secret in secret {settings.klaviyo_secrets_id} (README, Secrets)"
     if account is None or not account.api_key:
-        raise CliError(f"no Klaviyo API key for {args.shop}: {fix}")
+        raise CliError(f"no Klaviyo API key for {shop}: {fix}")
     if not account.webhook_secrets:
-        raise CliError(f"no Klaviyo webhook_secret for {args.shop}: {fix}")
+        raise CliError(f"no Klaviyo webhook_secret for {shop}: {fix}")
     return KlaviyoTarget(
         base_url=settings.klaviyo_base_url.rstrip("/"),
         revision=settings.klaviyo_revision,
         api_key=account.api_key,
-        webhook_url=_with_shop(url, args.shop),
+        webhook_url=_with_shop(url, shop),
         secret=account.webhook_secrets[0],
         secret_id=settings.klaviyo_secrets_id,
     )
@@ -119,6 +125,10 @@ class KlaviyoWebhooks:
             raise CliError(f"Klaviyo answered {response.status_code} to {method} {path}: try again later")
         body: dict[str, Any] = response.json()
         return body
+
+    @property
+    def webhook_url(self) -> str:
+        return self._target.webhook_url
 
     def topics(self) -> set[str]:
         return {str(item["id"]) for item in self._call("GET", "/api/webhook-topics").get("data", [])}
@@ -174,7 +184,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def decide(existing: list[dict[str, Any]], name: str, url: str, topics: list[str]) -> tuple[str, str | None, str]:
+def decide(existing: list[dict[str, Any]], name: str, url: str, topics: list[str]) -> tuple[Action, str | None, str]:
     """(action, webhook id, why): "create", "update" or "keep" the webhook named `name`."""
     mine = [hook for hook in existing if (hook.get("attributes") or {}).get("name") == name]
     if not mine:
@@ -192,6 +202,37 @@ def decide(existing: list[dict[str, Any]], name: str, url: str, topics: list[str
     if differences:
         return "update", str(hook["id"]), ", ".join(differences) + " differed"
     return "keep", str(hook["id"]), "name, topics and URL match"
+
+
+def engagement_topics() -> list[str]:
+    """The Klaviyo webhook topics Evergreen acts on (engagement events), sorted."""
+    return sorted(topic for topic in TOPIC_KINDS if topic.startswith("event:klaviyo."))
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the shop's webhook needs: the action that would make it right, and why."""
+
+    name: str
+    action: Action
+    webhook_id: str | None
+    why: str
+    topics: list[str]
+    """The topics it needs: those Evergreen acts on that the account offers."""
+    shown_url: str | None = None
+    """The webhook's address as Klaviyo shows it (only its origin, once saved)."""
+
+
+def review(api: KlaviyoWebhooks, shop: str) -> Review:
+    """Compare the account's webhooks with what the shop needs (reads only; raises WebhooksUnavailable)."""
+    topics = sorted(set(engagement_topics()) & api.topics())
+    if not topics:
+        raise CliError("the Klaviyo account offers none of the engagement topics Evergreen handles")
+    name = webhook_name(shop)
+    existing = api.webhooks()
+    action, webhook_id, why = decide(existing, name, api.webhook_url, topics)
+    shown = [(hook.get("attributes") or {}).get("endpoint_url") for hook in existing if hook.get("id") == webhook_id]
+    return Review(name, action, webhook_id, why, topics, str(shown[0]) if shown and shown[0] else None)
 
 
 def ui_steps(target: KlaviyoTarget, shop: str, topics: list[str], status: int) -> str:
@@ -212,31 +253,26 @@ CDP accounts):
 {listed}
   5. Secret key: the shop's webhook_secret from secret {target.secret_id}
      (aws secretsmanager get-secret-value --secret-id {target.secret_id}); at least 16 characters.
-  6. Save, and check with `evergreen send-webhook --klaviyo` locally or `evergreen doctor --aws`."""
+  6. Save, and check with {command("send-webhook --klaviyo")} locally or {command("doctor --aws")}."""
 
 
 def register_klaviyo(args: argparse.Namespace) -> int:
     target = target_of(args)
     api = KlaviyoWebhooks(target)
-    wanted = sorted(topic for topic in TOPIC_KINDS if topic.startswith("event:klaviyo."))
-    name = webhook_name(args.shop)
     try:
-        offered = api.topics()
-        topics = sorted(set(wanted) & offered)
-        if not topics:
-            raise CliError("the Klaviyo account offers none of the engagement topics Evergreen handles")
-        action, webhook_id, why = decide(api.webhooks(), name, target.webhook_url, topics)
-        if not args.dry_run:
-            if action == "create":
-                api.create(name, topics)
-            elif action == "update" and webhook_id:
-                api.update(webhook_id, topics)
+        with working(f"reading {args.shop}'s Klaviyo webhooks"):
+            found = review(api, args.shop)
+            if not args.dry_run:
+                if found.action == "create":
+                    api.create(found.name, found.topics)
+                elif found.action == "update" and found.webhook_id:
+                    api.update(found.webhook_id, found.topics)
     except WebhooksUnavailable as unavailable:
         print(ui_steps(target, args.shop, list(UI_TOPICS), unavailable.status))
         return EXIT_USE_THE_UI
-    shown = {"create": "created", "update": "changed", "keep": "left alone"}[action]
-    if args.dry_run and action != "keep":
+    shown = {"create": "created", "update": "changed", "keep": "left alone"}[found.action]
+    if args.dry_run and found.action != "keep":
         shown = f"would be {shown}"
-    print(render_table([[shown, name, target.webhook_url, why]], ["result", "webhook", "address", "why"]))
-    print(f"topics: {', '.join(topics)}")
+    print(render_table([[shown, found.name, target.webhook_url, found.why]], ["result", "webhook", "address", "why"]))
+    print(f"topics: {', '.join(found.topics)}")
     return 0

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from evergreen.domain.profile import Profile, guest_profile_key
 from evergreen.segments import Definitions, evaluate, load_definitions
 from evergreen.service.shopify_webhooks import fingerprint
 from evergreen.settings import Settings
 from evergreen.wiring import Edges, definitions_for
+from evergreen_local.activity import working
 from evergreen_local.aws_stack import DEFAULT_STACK
 from evergreen_local.cli import render_table
 from evergreen_local.targets import use_target
@@ -119,18 +119,6 @@ def plan(
     return result
 
 
-def counter(stream: TextIO) -> Callable[[int], None]:
-    """`read 12000 profiles`, rewritten in place on a terminal; silent otherwise."""
-    if not stream.isatty():
-        return lambda read: None
-
-    def show(read: int) -> None:
-        stream.write(f"\rread {read} profiles")
-        stream.flush()
-
-    return show
-
-
 def print_human(result: Plan, source: str) -> None:
     evaluated_under = result.deployed_hash or "none yet"
     print(f"{source}: definitions {result.definitions_hash} (profiles evaluated under {evaluated_under})")
@@ -172,9 +160,10 @@ def main(args: argparse.Namespace) -> int:
     new = load_definitions(args.file)
     use_target(args.aws, args.stack, args.region)
     edges = Edges(Settings.from_env())
-    result = plan(edges, new, definitions_for(edges.settings), counter(sys.stderr))
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    with working("reading the stack's profiles", json_output=args.json) as activity:
+        result = plan(
+            edges, new, definitions_for(edges.settings), lambda read: activity.update(f"read {read} profiles")
+        )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

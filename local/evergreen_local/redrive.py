@@ -17,8 +17,9 @@ from typing import Any, TextIO
 
 import boto3
 
+from evergreen_local.activity import Activity, drawn, working
 from evergreen_local.aws_stack import DEFAULT_STACK
-from evergreen_local.cli import CliError
+from evergreen_local.cli import CliError, command
 from evergreen_local.targets import use_target
 
 POLL_SECONDS = 2.0
@@ -121,13 +122,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region")
 
 
-def _reporter(stream: TextIO) -> Callable[[MoveProgress], None]:
-    interactive = stream.isatty()
+def _reporter(stream: TextIO, activity: Activity) -> Callable[[MoveProgress], None]:
+    """On a terminal, a bar of messages moved; otherwise one progress line per poll (for logs)."""
+    if drawn(stderr=stream):
+        return lambda progress: activity.update(
+            f"moving messages ({progress.status})", completed=progress.moved, total=progress.to_move
+        )
 
     def report(progress: MoveProgress) -> None:
-        line = progress_line(progress)
-        final = progress.status in FINAL_STATUSES
-        stream.write(f"\r{line}" + ("\n" if final else "") if interactive else f"{line}\n")
+        stream.write(f"{progress_line(progress)}\n")
         stream.flush()
 
     return report
@@ -145,9 +148,10 @@ def main(args: argparse.Namespace) -> int:
     if not args.aws:
         raise CliError(
             f"{waiting} message(s) wait in the local dead-letter queue, but the local stack's moto has no "
-            "message-move task (StartMessageMoveTask): inspect them with `evergreen doctor`, or restart `make run`"
+            f"message-move task (StartMessageMoveTask): inspect them with {command('doctor')}, or restart `make run`"
         )
-    final = redrive(sqs, queues, _reporter(sys.stderr))
+    with working("starting SQS's message-move task") as activity:
+        final = redrive(sqs, queues, _reporter(sys.stderr, activity))
     if final.status != "COMPLETED":
         raise CliError(f"the move task ended {final.status}: {final.failure or 'no reason given'}; run redrive again")
     print(f"moved {final.moved} message(s); SegmentSync is processing them")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +20,9 @@ from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enum
 from evergreen.shopify.bulk import AdminError
+from evergreen_local.activity import working
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.cli import CliError, render_table
+from evergreen_local.cli import CliError, command, render_table
 from evergreen_local.shopify_sandbox import local_admin_token
 from evergreen_local.targets import TargetUnavailable, local_api_url, use_target
 
@@ -93,11 +94,16 @@ def plan(existing: Iterable[WebhookSubscription], url: str, topics: Iterable[str
 
 
 def apply(
-    admin: WebhookAdmin, steps: Iterable[Step], existing: Iterable[WebhookSubscription]
+    admin: WebhookAdmin,
+    steps: Iterable[Step],
+    existing: Iterable[WebhookSubscription],
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> list[WebhookSubscription]:
-    """Carry out the create, update and delete steps, in order; returns the subscriptions afterwards."""
+    """Carry out the create, update and delete steps, in order; returns the subscriptions afterwards.
+    `progress(done, total)` after each change."""
     after = {item.id: item for item in existing}
-    for step in steps:
+    changes = [step for step in steps if step.action in ("create", "update", "delete")]
+    for done, step in enumerate(changes, start=1):
         if step.action == "create":
             created = admin.create_webhook_subscription(step.topic, step.uri)
             after[created.id] = created
@@ -106,6 +112,7 @@ def apply(
         elif step.action == "delete" and step.subscription_id:
             admin.delete_webhook_subscription(step.subscription_id)
             after.pop(step.subscription_id, None)
+        progress(done, len(changes))
     return list(after.values())
 
 
@@ -124,11 +131,11 @@ def version_mismatches(existing: Iterable[WebhookSubscription], topics: Iterable
 VERSION_FIX = (
     "Shopify serializes subscriptions at the app's webhook API version: set it to "
     f"{SHOPIFY_API_VERSION} in the app's configuration (`api_version` under [webhooks]; "
-    "`evergreen shopify-app-toml` prints the section), then run this again"
+    f"{command('shopify-app-toml')} prints the section), then run this again"
 )
 COMPLIANCE_NOTE = (
     f"compliance topics ({', '.join(sorted(COMPLIANCE_TOPICS))}) cannot be subscribed through the API: "
-    "set them in the app's configuration. `evergreen shopify-app-toml --aws` prints the [webhooks] section "
+    f"set them in the app's configuration. {command('shopify-app-toml --aws')} prints the [webhooks] section "
     "with their compliance_topics for shopify.app.toml (`shopify app deploy`), or enter the same URL under "
     "the app's compliance webhooks in the Partner Dashboard."
 )
@@ -195,11 +202,12 @@ def steps_table(steps: list[Step], dry_run: bool) -> str:
 
 def register_shopify(args: argparse.Namespace) -> int:
     url = webhook_url(args)
-    with admin_for(args) as admin:
+    with admin_for(args) as admin, working(f"reading {args.shop}'s webhook subscriptions") as activity:
         try:
             existing = admin.webhook_subscriptions()
             steps = plan(existing, url)
-            result = existing if args.dry_run else apply(admin, steps, existing)
+            changing = activity.counting(f"updating {args.shop}'s subscriptions")
+            result = existing if args.dry_run else apply(admin, steps, existing, changing)
         except AdminError as error:
             raise CliError(str(error), int(getattr(error, "exit_code", 1))) from None
     print(steps_table(steps, args.dry_run))

@@ -8,6 +8,7 @@ import sys
 
 import httpx
 
+from evergreen_local.activity import working
 from evergreen_local.synthetic_shop import DEFAULT_SHOP, synthetic_store
 from evergreen_local.targets import TargetUnavailable, local_environment
 
@@ -34,10 +35,11 @@ def main(args: argparse.Namespace) -> int:
     if args.customers < 0:
         print("evergreen seed-shop: --customers must be 0 or more", file=sys.stderr)
         return 2
-    store = synthetic_store(args.customers, seed=args.seed, shop=args.shop)
     url = sandbox_url(args.url)
     try:
-        answer = httpx.post(f"{url}/_sandbox/shop", json=store, timeout=120.0)
+        with working(f"loading a store of {args.customers} customers into the Shopify sandbox"):
+            store = synthetic_store(args.customers, seed=args.seed, shop=args.shop)
+            answer = httpx.post(f"{url}/_sandbox/shop", json=store, timeout=120.0)
     except httpx.TransportError:
         print(
             f"evergreen seed-shop: no Shopify sandbox at {url}; start the local stack with `make run`", file=sys.stderr

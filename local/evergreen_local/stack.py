@@ -18,12 +18,16 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from evergreen.segments import DefinitionsError, load_definitions
+from evergreen_local.activity import working
+from evergreen_local.cli import CliError
 from evergreen_local.http_api import HttpApiServer
 from evergreen_local.lambda_runtime import LambdaRuntime
 from evergreen_local.resources import LocalResources, LocalSecrets, provision
@@ -215,11 +219,16 @@ class LocalStack:
         return value
 
     # -- lifecycle
-    def start(self) -> LocalStack:
-        """Start moto, provision, the sandbox, the HTTP API, the poller and the sweep timer."""
+    def start(self, on_step: Callable[[str], None] = lambda step: None) -> LocalStack:
+        """Start moto, provision, the sandbox, the HTTP API, the poller and the sweep timer; `on_step` hears what
+        starts next."""
         try:
+            on_step("starting the local AWS services (moto)")
             self._start_moto()
+            if self.uses_sandbox:
+                on_step("starting the Klaviyo sandbox (loading Klaviyo's API spec)")
             klaviyo_url = self._start_sandbox() if self.uses_sandbox else REAL_KLAVIYO_URL
+            on_step("creating the table, queues, secrets and bucket from template.yaml")
             self.resources = provision(
                 self.template,
                 self.moto_endpoint,
@@ -230,10 +239,12 @@ class LocalStack:
             )
             from evergreen_local.shopify_sandbox import start_shopify_sandbox  # noqa: PLC0415
 
+            on_step("starting the Shopify Admin sandbox")
             try:
                 self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
             except OSError:  # the port is taken (another stack, or tests on free ports): any free port
                 self.shopify_sandbox = start_shopify_sandbox(self.options.host, 0)
+            on_step("starting the HTTP API")
             self.runtime = LambdaRuntime(self.resources)
             self.runtime.apply_environment()
             self.http_api = HttpApiServer(
@@ -242,6 +253,7 @@ class LocalStack:
             self.http_api.start()
             self._write_state()
             if self.options.poll:
+                on_step("starting the SQS pollers")
                 # One poller per queue, as Lambda polls each event source apart: a slow sync batch never
                 # holds back a transition due now.
                 for source in sqs_sources(self.template):
@@ -490,7 +502,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP API port (default {DEFAULT_PORT})")
     parser.add_argument(
-        "--moto-port", type=int, default=DEFAULT_MOTO_PORT, help=f"moto server port (default {DEFAULT_MOTO_PORT})"
+        "--moto-port",
+        type=int,
+        default=DEFAULT_MOTO_PORT,
+        help=f"port of the local AWS services: the table, queues and secrets (default {DEFAULT_MOTO_PORT})",
     )
     parser.add_argument(
         "--klaviyo-port",
@@ -512,7 +527,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help=(
-            "retry a failed SQS message after SECONDS (default: the delay the function set, as Lambda does; "
+            "retry a queued change that failed after SECONDS (default: the back-off sync chose, as on AWS; "
             f"{DEFAULT_RETRY_AFTER} s after a crash)"
         ),
     )
@@ -529,7 +544,21 @@ def _log_to_stderr() -> None:
     local_logger.propagate = False
 
 
+def check_segments_file(environ: dict[str, str]) -> None:
+    """A SEGMENTS_FILE that is missing or invalid stops the stack before it starts (every webhook would fail)."""
+    path = environ.get("SEGMENTS_FILE")
+    if not path:
+        return
+    try:
+        load_definitions(Path(path))
+    except DefinitionsError as error:
+        raise CliError(
+            f"SEGMENTS_FILE={path}: {str(error).strip()}; fix the file, or unset SEGMENTS_FILE for the default pack"
+        ) from None
+
+
 def main(args: argparse.Namespace) -> int:
+    check_segments_file(dict(os.environ))
     _log_to_stderr()
     options = LocalStackOptions(
         host=args.host,
@@ -548,7 +577,8 @@ def main(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = LocalStack(options)
     try:
-        stack.start()
+        with working("starting the local stack") as activity:
+            stack.start(on_step=activity.update)
         print(stack.banner(), flush=True)
         while not stop.wait(0.5):
             pass

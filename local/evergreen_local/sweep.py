@@ -18,7 +18,8 @@ from evergreen.clock import Clock, FixedClock, SystemClock
 from evergreen.segments import parse_duration
 from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
-from evergreen.wiring import Edges
+from evergreen.wiring import Edges, definitions_for
+from evergreen_local.activity import working
 from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_local.cli import EXIT_USAGE, CliError
 from evergreen_local.targets import use_target
@@ -42,15 +43,17 @@ def instant(text: str, now: datetime | None = None) -> datetime:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="compute and report; write and send nothing")
-    parser.add_argument("--segment", action="append", dest="segments", help="limit to this segment (repeatable)")
-    parser.add_argument("--full", action="store_true", help="re-evaluate every profile (parallel scan)")
+    parser.add_argument(
+        "--segment", action="append", dest="segments", metavar="NAME", help="limit to this segment (repeatable)"
+    )
+    parser.add_argument("--full", action="store_true", help="re-evaluate every profile, not only those due")
     parser.add_argument(
         "--now",
         type=instant,
         metavar="INSTANT",
         help="evaluate as if at INSTANT (2027-06-01T00:00:00Z, 2027-06-01 or +30d); needs --dry-run, local only",
     )
-    parser.add_argument("--aws", action="store_true", help="invoke the deployed StalenessSweepFunction")
+    parser.add_argument("--aws", action="store_true", help="sweep the deployed stack (default: the local stack)")
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")
     parser.add_argument("--region", help="AWS region")
 
@@ -72,6 +75,14 @@ def run_locally(request: SweepRequest, clock: Clock | None = None) -> dict[str, 
     return Edges(Settings.from_env(), clock=clock or SystemClock()).sweep.run(request).as_dict()
 
 
+def check_segment_names(names: list[str] | None) -> None:
+    """A --segment the definitions do not have would sweep nothing and say nothing: name the ones there are."""
+    known = definitions_for(Settings.from_env()).names
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:
+        raise CliError(f"no segment {', '.join(unknown)}: --segment takes one of {', '.join(known)}", EXIT_USAGE)
+
+
 def main(args: argparse.Namespace) -> int:
     request = request_of(args)
     if args.now is not None and not args.dry_run:
@@ -79,10 +90,13 @@ def main(args: argparse.Namespace) -> int:
     if args.aws:
         if args.now is not None:
             raise CliError("--now runs locally only: drop --aws (the deployed sweep always uses the real time)")
-        report = invoke_deployed(args, request)
+        with working(f"sweeping stack {args.stack} (its StalenessSweepFunction)"):
+            report = invoke_deployed(args, request)
     else:
         use_target(False, args.stack, args.region)
-        report = run_locally(request, FixedClock(args.now) if args.now is not None else None)
+        check_segment_names(args.segments)
+        with working("sweeping the local stack"):
+            report = run_locally(request, FixedClock(args.now) if args.now is not None else None)
         if args.now is not None:
             report = {"as_of": args.now.isoformat(), **report}
     print(json.dumps(report, indent=2))

@@ -16,6 +16,8 @@ from evergreen_local.cli import main
 
 pytestmark = pytest.mark.e2e
 
+SHOP = "evergreen-demo.myshopify.com"
+
 
 @pytest.fixture
 def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
@@ -30,11 +32,13 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     registered = [
         "register-webhooks",
         "--shop",
-        "evergreen-demo.myshopify.com",
+        SHOP,
         "--url",
         local_stack.shopify_webhook_url,
     ]
     assert main(registered) == 0, "the sandbox shop is subscribed to this stack, as the README's walk-through does"
+    klaviyo = ["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", local_stack.klaviyo_webhook_url]
+    assert main(klaviyo) == 0, "and its Klaviyo account sends engagement webhooks here"
     yield ["doctor", "--url", local_stack.shopify_webhook_url]
 
 
@@ -60,6 +64,8 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
         assert checks[name].startswith("✓"), checks[name]
     assert checks["Shopify Admin token"].startswith("✓"), checks["Shopify Admin token"]
     assert checks["Shopify subscriptions"].startswith("✓"), checks["Shopify subscriptions"]
+    hook = checks["Klaviyo webhook"]
+    assert hook.startswith(f"✓ Klaviyo webhook: 'Evergreen {SHOP}' enabled, 7 topics, sending to"), hook
     assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
 
 
@@ -75,7 +81,7 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
     assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 12 checks failed" in out
+    assert "1 of 13 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):
@@ -138,3 +144,42 @@ def test_a_profile_left_overdue_by_the_sweep_fails_with_how_to_run_it(local_stac
     out = capsys.readouterr().out
     assert lines(out)["staleness sweep"].startswith("✗ staleness sweep: profiles due more than 15 minutes ago")
     assert "`evergreen sweep`" in out
+
+
+def test_a_shop_without_a_klaviyo_webhook_fails_with_the_register_command(local_stack, doctor, capsys):
+    assert main([*doctor, "--shop", "unhooked.myshopify.com"]) == 1
+
+    out = capsys.readouterr().out
+    assert lines(out)["Klaviyo webhook"].startswith(
+        "✗ Klaviyo webhook: unhooked.myshopify.com: no Klaviyo webhook named 'Evergreen unhooked.myshopify.com'"
+    )
+    assert "fix: run `evergreen register-webhooks --klaviyo --shop unhooked.myshopify.com`" in out
+
+
+def test_a_klaviyo_webhook_pointing_at_another_stack_fails(local_stack, doctor, capsys):
+    elsewhere = ["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", "https://old.example.com/webhooks/klaviyo"]
+    assert main(elsewhere) == 0
+    try:
+        assert main(doctor) == 1
+    finally:
+        main(["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", local_stack.klaviyo_webhook_url])
+
+    line = lines(capsys.readouterr().out)["Klaviyo webhook"]
+    assert line.startswith(f"✗ Klaviyo webhook: {SHOP}: 'Evergreen {SHOP}' URL differed"), line
+    assert f"{local_stack.klaviyo_webhook_url}?shop={SHOP}" in line
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_key_that_may_not_read_webhooks_says_what_to_check_in_klaviyo_and_fails_nothing(
+    local_stack, doctor, capsys, status
+):
+    local_stack.sandbox.webhooks_api(status)
+    try:
+        assert main(doctor) == 0
+    finally:
+        local_stack.sandbox.webhooks_api(None)
+
+    line = lines(capsys.readouterr().out)["Klaviyo webhook"]
+    assert line.startswith("? Klaviyo webhook: ") and f"({status})" in line, line
+    assert "Settings > Webhooks" in line and f"'Evergreen {SHOP}'" in line
+    assert f"{local_stack.klaviyo_webhook_url}?shop={SHOP}" in line and "opened_email" in line

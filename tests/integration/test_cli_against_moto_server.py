@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -60,7 +62,36 @@ def test_explain_says_when_there_is_no_such_profile(running_stack, capsys):
 def test_a_dry_run_sweep_from_the_cli_reports_and_writes_nothing(running_stack, capsys):
     code = main(["sweep", "--dry-run"])
 
-    report = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    report = json.loads(out)
     assert code == 0
     assert report["dry_run"] is True
     assert report["written"] == 0
+    assert err == "", "a script reading the report sees nothing else"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_the_sweep_says_it_is_sweeping_then_erases_that_and_prints_the_same_report(
+    running_stack, monkeypatch
+):
+    monkeypatch.setenv("TERM", "xterm-256color")
+    stdout, stderr = Terminal(), Terminal()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+
+    assert main(["sweep", "--dry-run"]) == 0
+
+    assert "sweeping the local stack" in stderr.getvalue()
+    assert stderr.getvalue().endswith("\x1b[2K"), "erased before the report is printed"
+    assert json.loads(stdout.getvalue())["dry_run"] is True
+
+
+def test_a_segment_the_definitions_lack_is_named_with_the_ones_they_have(running_stack, capsys):
+    assert main(["sweep", "--dry-run", "--segment", "lapsd"]) == 2
+
+    err = capsys.readouterr().err
+    assert "no segment lapsd" in err and "lapsed" in err and "Traceback" not in err

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from evergreen_local.cli import CliError, friendly_message, main
+from evergreen_local.cli import CliError, busy_ports, friendly_message, main
 
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -178,3 +178,43 @@ def test_a_stack_that_is_not_evergreens_names_the_missing_outputs(capsys, aws_cr
         assert main(["explain", "--aws", "--stack", "someone-else", "--shop", "s", "--email", "a@example.com"]) == 1
     line = one_line(capsys)
     assert "ProfilesTableName" in line and "--stack" in line
+
+
+def test_a_port_a_stopped_stack_used_a_moment_ago_is_not_reported_in_use():
+    """Restarting `make run` right after Ctrl-C: the old connections linger in TIME_WAIT, yet the port is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first, so its end of the connection waits in TIME_WAIT
+            client.recv(1)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain:
+        try:
+            plain.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        else:
+            pytest.skip("this system keeps no TIME_WAIT binding on the server's port")
+
+    assert busy_ports(argparse.Namespace(host="127.0.0.1", port=port)) == []
+
+
+@pytest.mark.parametrize("content", [None, "version: 1\nsegments:\n  x:\n    when: {bogus: 1}\n"])
+def test_starting_the_stack_with_a_segments_file_that_is_missing_or_invalid_names_it_before_starting_anything(
+    capsys, tmp_path, monkeypatch, content
+):
+    segments = tmp_path / "segments.yaml"
+    if content is not None:
+        segments.write_text(content)
+    monkeypatch.setenv("SEGMENTS_FILE", str(segments))
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
+
+    code = main(["run", "--no-sweep", "--port", "0", "--moto-port", "0", "--klaviyo-port", "0"])
+
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"evergreen run: SEGMENTS_FILE={segments}: ") and "unset SEGMENTS_FILE" in err
+    assert not (tmp_path / "env.json").exists()

@@ -14,6 +14,7 @@ from evergreen_local.doctor import (
     Result,
     Target,
     check_alarms,
+    check_definitions,
     check_outputs,
     is_placeholder,
 )
@@ -89,3 +90,22 @@ def test_quiet_alarms_pass_with_their_count(aws_credentials):
         target = Target(True, "evergreen", "us-east-1", "https://x", Path("segments.yaml"), {}, {})
 
         assert check_alarms(target) == "1 alarm(s), none firing"
+
+
+def test_a_segments_file_that_is_not_there_fails_with_the_flag_that_names_another():
+    target = Target(False, "evergreen", None, "http://127.0.0.1:3000/webhooks/shopify", Path("nowhere/segments.yaml"))
+
+    with pytest.raises(Failed) as failure:
+        check_definitions(target)
+
+    assert "nowhere/segments.yaml" in str(failure.value) and "--segments" in failure.value.fix
+
+
+def test_the_klaviyo_route_checked_is_beside_the_shopify_one_else_the_stacks_output():
+    beside = Target(True, "s", None, "https://api.example.com/prod/webhooks/shopify", Path("s.yaml"))
+    elsewhere = Target(
+        True, "s", None, "https://proxy.example.com/shopify", Path("s.yaml"), {}, {"KlaviyoWebhookUrl": "https://k/x"}
+    )
+
+    assert beside.klaviyo_url == "https://api.example.com/prod/webhooks/klaviyo"
+    assert elsewhere.klaviyo_url == "https://k/x"
