@@ -74,6 +74,16 @@ class ListMoveReport:
         }
 
 
+def moves_to(
+    deployed: Mapping[str, str], segments: Collection[str], filled: Mapping[str, str], progress: ListMoveProgress | None
+) -> dict[str, SegmentMove]:
+    """The moves that bring the lists from `filled` to `deployed`: an unfinished move's own if it fills for
+    `deployed`, else a new plan that also empties what a superseded unfinished move began with."""
+    if progress is not None and progress.target == deployed:
+        return progress.moves
+    return plan_moves(filled, deployed, segments, progress.moves if progress is not None else None)
+
+
 class ListMover:
     """Fills the new Klaviyo list of every moved segment and empties the old one, through the queue."""
 
@@ -105,11 +115,7 @@ class ListMover:
             return None
         progress = self._store.progress()
         resumed = progress is not None and progress.target == deployed
-        if progress is not None and resumed:
-            moves = progress.moves
-        else:
-            unfinished = progress.moves if progress is not None else None
-            moves = plan_moves(filled, deployed, self._definitions.names, unfinished)
+        moves = moves_to(deployed, self._definitions.names, filled, progress)
         if not moves:
             if not dry_run and (progress is not None or filled != deployed):
                 self._store.finish(deployed)  # e.g. a deleted segment's list: nothing to find, nothing to move
