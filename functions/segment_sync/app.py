@@ -76,6 +76,7 @@ def sync_batch(records: list[SQSRecord]) -> set[str]:
     metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=len(report.failed) + len(unreadable))
     metrics.add_metric(name="SyncDeadLettered", unit=MetricUnit.Count, value=len(poison))
     metrics.add_metric(name="ProfilesErased", unit=MetricUnit.Count, value=report.erased)
+    metrics.add_metric(name="ListMoveMembersSynced", unit=MetricUnit.Count, value=report.list_members_moved)
     metrics.add_metric(name="Klaviyo429s", unit=MetricUnit.Count, value=throttled)
     if report.lag_seconds:
         metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=max(report.lag_seconds))
@@ -89,6 +90,7 @@ def sync_batch(records: list[SQSRecord]) -> set[str]:
             "stale": report.stale,
             "gone": report.gone,
             "erased": report.erased,
+            "list_members_moved": report.list_members_moved,
             "postponed": len(plan.delays_s),
             "longest_postpone_s": max(plan.delays_s.values(), default=0),
             "dead_lettered": len(poison),

@@ -42,6 +42,10 @@ def publish_metrics(report: SweepReport) -> None:
     metrics.add_metric(name="SweepDurationMs", unit=MetricUnit.Milliseconds, value=report.duration_ms)
     if not report.dry_run:
         record_transitions(metrics, report.entered, report.exited)
+    if report.list_move is not None and not report.dry_run:
+        move = report.list_move
+        metrics.add_metric(name="ListMoveMembersEnqueued", unit=MetricUnit.Count, value=sum(move.members.values()))
+        metrics.add_metric(name="ListMoveComplete", unit=MetricUnit.Count, value=int(move.complete))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,8 +3,8 @@
 Read-only. It validates the file, prints its definitions hash next to the one the stack's profiles were
 evaluated under, and, per segment, how many profiles would enter and exit (with a few example profile
 keys), by evaluating every stored profile under the new file now and comparing with its stored
-membership. A change to `klaviyo_list_id` alone keeps the hash: no profile is re-evaluated, and the
-lists are filled by SegmentSync.
+membership. A change to `klaviyo_list_id` alone keeps the hash: no profile is re-evaluated; the next
+sweep moves the segment's members to the new list (service/list_moves.py), and the plan counts them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evergreen.domain.list_moves import SegmentMove
 from evergreen.domain.profile import Profile, guest_profile_key
 from evergreen.segments import Definitions, evaluate, load_definitions
+from evergreen.service.list_moves import moves_to
 from evergreen.service.shopify_webhooks import fingerprint
 from evergreen.settings import Settings
 from evergreen.wiring import Edges, definitions_for
@@ -50,7 +52,13 @@ class Plan:
     examples_out: dict[str, list[str]] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    list_moves: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    lists_recorded: bool = True
+    """Whether a sweep recorded the Klaviyo lists yet; if not, the first one records the deployed file's."""
+    list_moves: dict[str, SegmentMove] = field(default_factory=dict)
+    list_members: Counter[str] = field(default_factory=Counter)
+    """Members each moved segment would have (under the new file): how many the list move moves."""
+    removed_lists: dict[str, str] = field(default_factory=dict)
+    """A removed segment's Klaviyo list, which keeps its members."""
 
     @property
     def reevaluates(self) -> bool:
@@ -66,7 +74,10 @@ class Plan:
             "profiles": self.profiles,
             "segments_added": self.added,
             "segments_removed": self.removed,
-            "klaviyo_list_changes": {name: {"from": old, "to": new} for name, (old, new) in self.list_moves.items()},
+            "klaviyo_lists_recorded": self.lists_recorded,
+            "klaviyo_list_moves": {
+                name: {**move.as_dict(), "members": self.list_members[name]} for name, move in self.list_moves.items()
+            },
             "segments": {
                 name: {
                     "enter": self.entering[name],
@@ -94,10 +105,11 @@ def plan(
     result = Plan(new.hash, store.swept_definitions_hash(), current.hash)
     result.added = sorted(set(new.names) - set(current.names))
     result.removed = sorted(set(current.names) - set(new.names))
-    old_lists, new_lists = current.klaviyo_list_ids, new.klaviyo_list_ids
-    for name in sorted((set(old_lists) | set(new_lists)) & set(new.names)):
-        if old_lists.get(name) != new_lists.get(name):
-            result.list_moves[name] = (old_lists.get(name), new_lists.get(name))
+    filled = edges.list_moves.filled_list_ids()
+    result.lists_recorded = filled is not None
+    if filled is not None:
+        result.list_moves = moves_to(new.klaviyo_list_ids, new.names, filled, edges.list_moves.progress())
+        result.removed_lists = {name: filled[name] for name in result.removed if name in filled}
     for segment in range(SCAN_SEGMENTS):
         start = None
         while True:
@@ -106,6 +118,7 @@ def plan(
                 result.profiles += 1
                 target = set() if profile.deleted else set(evaluate(profile.facts(), new, now).segments)
                 stored = set(profile.membership)
+                result.list_members.update(target & result.list_moves.keys())
                 for name in sorted(target - stored):
                     result.entering[name] += 1
                     _example(result.examples_in, name, shown_key(profile))
@@ -129,9 +142,12 @@ def print_human(result: Plan, source: str) -> None:
     for name in result.added:
         print(f"new segment: {name}")
     for name in result.removed:
-        print(f"removed segment: {name} (its members exit)")
-    for name, (old, new) in result.list_moves.items():
-        print(f"{name}: Klaviyo list {old or '(none)'} -> {new or '(none)'} (SegmentSync moves its members)")
+        kept = f"; Klaviyo list {result.removed_lists[name]} keeps them" if name in result.removed_lists else ""
+        print(f"removed segment: {name} (its members exit{kept})")
+    if not result.lists_recorded:
+        print("no Klaviyo lists recorded yet: the first sweep records the deployed file's lists and moves nobody")
+    for name, move in result.list_moves.items():
+        print(moving(name, move, result.list_members[name]))
     rows = [
         (
             name,
@@ -144,6 +160,14 @@ def print_human(result: Plan, source: str) -> None:
     if rows:
         print(render_table(rows, ("segment", "enter", "exit", "for example")))
     print(f"{result.profiles} profile(s) read; nothing written")
+
+
+def moving(segment: str, move: SegmentMove, members: int) -> str:
+    """What the list move after the deploy does with a segment's members, in words."""
+    old = ", ".join(move.from_lists)
+    steps = ([f"join {move.to_list}"] if move.to_list else []) + ([f"leave {old}"] if old else [])
+    lists, who = f"{old or '(none)'} -> {move.to_list or '(none)'}", " and ".join(steps)
+    return f"{segment}: Klaviyo list {lists}: after deploying, a sweep moves {members} member(s), who {who}"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from evergreen.domain.changes import ErasedProfile, ProfileErasure, SegmentChange
+from evergreen.domain.list_moves import MemberListChange
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
@@ -138,7 +139,21 @@ def _erase_everything() -> list[httpx.Request]:
     return capture(lambda p: p.erase(gone, delete_in_klaviyo=True), known=known)
 
 
+def _list_move() -> list[httpx.Request]:
+    """120 members move from one list to another; half of their Klaviyo ids must be looked up."""
+    shop = "evergreen-demo.myshopify.com"
+    members = [
+        MemberListChange(
+            n // 100, f"{shop}/customer#{8_300_000_000 + n}", f"01KM{n:022d}" if n % 2 else None, "Ab12Cd", ("Y6nRLr",)
+        )
+        for n in range(120)
+    ]
+    known = {m.external_id: f"01KL{n:022d}" for n, m in enumerate(members) if m.klaviyo_profile_id is None}
+    return capture(lambda p: p.move_lists(members), known=known)
+
+
 SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
+    "list move: fill by external id, empty by Klaviyo id": _list_move,
     "erasure of a redacted customer, with Klaviyo's data-privacy deletion": _erase_everything,
     "trickle with every field": lambda: capture(lambda p: p.push([change(n) for n in range(3)])),
     "trickle with missing or unusable identifiers": lambda: capture(
@@ -198,6 +213,7 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
         [
             kr.add_profiles_to_list("Y6nRLr", [f"01KP{n:022d}" for n in range(1_000)]),
             kr.remove_profiles_from_list("Y6nRLr", [f"01KP{n:022d}" for n in range(1_000)]),
+            kr.list_fill_import("Y6nRLr", [change(n).external_id for n in range(kr.MAX_BULK_PROFILES)]),
             kr.bulk_create_events(
                 [kr.ProfileEvents(c, kr.segment_events(c)) for c in (change(n, exited=[]) for n in range(1_000))]
             ),

@@ -13,6 +13,7 @@ from evergreen.domain.events import OrderObserved
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply_order
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH
+from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.cli import main
@@ -97,18 +98,44 @@ def test_plan_counts_who_would_enter_and_exit_with_examples_and_writes_nothing(r
     assert table(running_stack) == before
 
 
-def test_plan_of_a_list_move_says_it_reevaluates_nobody(running_stack, capsys, tmp_path):
-    add_customer(running_stack, "20", days_ago=5, total="60.00")
+def with_list(segment: str, list_id: str, tmp_path: Path) -> Path:
     moved = tmp_path / "segments.yaml"
     text = DEFAULT_DEFINITIONS_PATH.read_text()
-    moved.write_text(text.replace("  new:\n", "  new:\n    klaviyo_list_id: AbC123\n", 1))
+    moved.write_text(text.replace(f"  {segment}:\n", f"  {segment}:\n    klaviyo_list_id: {list_id}\n", 1))
     assert moved.read_text() != text
+    return moved
+
+
+def test_plan_of_a_list_move_says_it_reevaluates_nobody_and_counts_the_members_it_moves(
+    running_stack, capsys, tmp_path
+):
+    add_customer(running_stack, "20", days_ago=5, total="60.00")
+    add_customer(running_stack, "21", days_ago=50, total="60.00")
+    running_stack.sweep.run(SweepRequest())  # the running stack's sweep recorded its lists
+    moved = with_list("new", "AbC123", tmp_path)
+    before = table(running_stack)
+    capsys.readouterr()
+
+    assert main(["plan", str(moved)]) == 0
+    out = capsys.readouterr().out
+    assert "re-evaluates nobody" in out
+    assert "new: Klaviyo list (none) -> AbC123: after deploying, a sweep moves 1 member(s), who join AbC123" in out
+
+    assert main(["plan", str(moved), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["klaviyo_list_moves"] == {"new": {"from": [], "to": "AbC123", "members": 1}}
+    assert plan["full_reevaluation"] is False and table(running_stack) == before
+
+
+def test_plan_before_any_sweep_recorded_the_lists_says_the_first_sweep_moves_nobody(running_stack, capsys, tmp_path):
+    moved = with_list("new", "AbC123", tmp_path)
     capsys.readouterr()
 
     assert main(["plan", str(moved)]) == 0
 
     out = capsys.readouterr().out
-    assert "re-evaluates nobody" in out and "new: Klaviyo list (none) -> AbC123" in out
+    assert "the first sweep records the deployed file's lists and moves nobody" in out
+    assert "AbC123" not in out
 
 
 def test_plan_of_an_invalid_file_points_at_the_line(running_stack, capsys, tmp_path):

@@ -25,11 +25,13 @@ from botocore.config import Config
 
 from evergreen.clock import Clock, SystemClock
 from evergreen.segments import Definitions, default_definitions, load_definitions
+from evergreen.service.list_moves import ListMover
 from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import StalenessSweep
 from evergreen.service.transitions import ExactTransitions, TransitionScheduler
 from evergreen.settings import Settings
 from evergreen.storage.exports import S3DataExporter
+from evergreen.storage.list_moves import DynamoListMoves
 from evergreen.storage.orders import DynamoOrderLinks
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender, SqsRedelivery
@@ -128,7 +130,17 @@ class Edges:
             shards=self.settings.due_shards,
             sync_grace=timedelta(seconds=self.settings.sync_grace_seconds),
             handoff=self.transition_scheduler,
+            list_mover=self.list_mover,
         )
+
+    @cached_property
+    def list_moves(self) -> DynamoListMoves:
+        """The Klaviyo lists last filled, and an unfinished list move's progress."""
+        return DynamoListMoves(self.dynamodb, self.settings.profiles_table)
+
+    @cached_property
+    def list_mover(self) -> ListMover:
+        return ListMover(self.list_moves, self.store, self.publisher, self.definitions, self.clock)
 
     @cached_property
     def transitions_sender(self) -> SqsDelayedSender:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from evergreen.domain.changes import ErasedProfile, ProfileErasure, SegmentChange
+from evergreen.domain.list_moves import MemberListChange
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from tests.unit.klaviyo.klaviyo_fakes import FakeKlaviyo, FakeTime, Sent
@@ -427,3 +428,52 @@ def test_a_profile_already_deleted_in_klaviyo_needs_no_erasure(client: KlaviyoCl
     result = KlaviyoPusher(client, LISTS).erase(_erasure(("shop/customer#1", "K1")))
 
     assert result.failed is False and result.profiles_cleared == 0
+
+
+# --- list moves --------------------------------------------------------------------------------------------
+
+
+def _member(message: int, number: int, klaviyo_id: str | None = None, join: str | None = "NEW") -> MemberListChange:
+    return MemberListChange(message, f"shop/customer#{number}", klaviyo_id, join, ("OLD",))
+
+
+def test_a_list_move_fills_by_external_id_in_one_job_and_empties_by_klaviyo_id_looking_up_the_unknown(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    klaviyo.known_ids["shop/customer#2"] = "K2"
+    members = [_member(0, 1, "K1"), _member(0, 2), _member(1, 3)]  # customer 3: not in Klaviyo, nothing to leave
+
+    result = KlaviyoPusher(client, LISTS).move_lists(members)
+
+    assert result.failed == set()
+    [job] = klaviyo.calls("POST", "/api/profile-bulk-import-jobs")
+    assert [p["attributes"] for p in job.json["data"]["attributes"]["profiles"]["data"]] == [
+        {"external_id": "shop/customer#1"},
+        {"external_id": "shop/customer#2"},
+        {"external_id": "shop/customer#3"},
+    ]
+    assert job.json["data"]["relationships"]["lists"]["data"] == [{"type": "list", "id": "NEW"}]
+    [removal] = klaviyo.calls("DELETE", "/api/lists/")
+    assert removal.path == "/api/lists/OLD/relationships/profiles" and _ids(removal) == ["K1", "K2"]
+    assert len(klaviyo.calls("GET", "/api/profiles")) == 1
+
+
+def test_a_list_move_fill_klaviyo_refuses_is_poison_for_the_messages_it_carried(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    klaviyo.fail(400, lambda s: s.path == "/api/profile-bulk-import-jobs")
+
+    result = KlaviyoPusher(client, LISTS).move_lists([_member(0, 1, "K1"), _member(3, 2, "K2", join=None)])
+
+    assert result.failed == {0} and result.poison == {0}
+    assert result.errors[0] == "bulk_import_profiles: 400"
+
+
+def test_an_old_list_that_no_longer_exists_in_klaviyo_is_already_empty(
+    client: KlaviyoClient, klaviyo: FakeKlaviyo
+) -> None:
+    klaviyo.fail(404, lambda s: s.method == "DELETE")
+
+    result = KlaviyoPusher(client, LISTS).move_lists([_member(0, 1, "K1", join=None)])
+
+    assert result.failed == set() and result.list_removals == 0

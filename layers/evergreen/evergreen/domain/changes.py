@@ -78,12 +78,44 @@ class ProfileErasure(BaseModel):
     requested_at: datetime
 
 
-QueueMessage = SegmentChange | ProfileErasure
-_QUEUE_MESSAGE: TypeAdapter[SegmentChange | ProfileErasure] = TypeAdapter(QueueMessage)
+LIST_MOVE_CHUNK = 100
+"""Members per list-move message. A full queue batch (100 messages) is then one bulk import job of 10,000 and
+ten list calls of 1,000, and stays within SegmentSync's timeout even when every Klaviyo id must be looked up."""
+
+
+class ListMember(BaseModel):
+    """A segment member as a list move names it: its key, and its Klaviyo id when Evergreen knows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile_key: str
+    klaviyo_profile_id: str | None = None
+
+
+class ListMove(BaseModel):
+    """Some members of a segment whose Klaviyo list changed: fill `to_list`, empty `from_lists`.
+
+    The sweep finds the members; SegmentSync reads each one's current membership before it acts (see
+    `domain.list_moves.member_lists`). No email, phone or name: profile keys and Klaviyo ids only.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["list-move"] = "list-move"
+    shop: str
+    segment: str
+    from_lists: list[str] = []
+    to_list: str | None = None
+    members: list[ListMember]
+    requested_at: datetime
+
+
+QueueMessage = SegmentChange | ProfileErasure | ListMove
+_QUEUE_MESSAGE: TypeAdapter[SegmentChange | ProfileErasure | ListMove] = TypeAdapter(QueueMessage)
 
 
 def parse_queue_message(body: str | bytes) -> QueueMessage:
-    """A segment-changes queue message; raises pydantic's ValidationError when it is neither kind."""
+    """A segment-changes queue message; raises pydantic's ValidationError when it is none of the kinds."""
     return _QUEUE_MESSAGE.validate_json(body)
 
 

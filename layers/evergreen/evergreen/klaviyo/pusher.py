@@ -21,6 +21,9 @@ Erasure (a redacted customer): unset Evergreen's profile properties, leave the s
 when asked, request Klaviyo's own data-privacy deletion. No entered/exited events: an erased person must
 not trigger flows.
 Several versions of one profile in a batch are upserted once, from the newest snapshot.
+
+List move (a segment mapped to another list): members join the new list through bulk import jobs that carry
+only their external ids, and leave the old lists through list calls (Klaviyo ids looked up where unknown).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.list_moves import MemberListChange
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.errors import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
 
@@ -252,6 +256,70 @@ class KlaviyoPusher:
             outcome.error = calls.errors.get(0)
         outcome.requests = calls.requests
         return outcome
+
+    # --- list moves ---------------------------------------------------------------------------
+
+    @property
+    def list_ids(self) -> Mapping[str, str]:
+        """Segment name -> Klaviyo list id, as deployed."""
+        return self._list_ids
+
+    def move_lists(self, changes: Sequence[MemberListChange]) -> PushResult:
+        """Members join a moved segment's new list and leave its old ones; a failure fails the member's message.
+
+        Joining rides on bulk import jobs by external id (10,000 per job, no Klaviyo id needed, identifiers
+        only); leaving takes Klaviyo ids (1,000 per call), looked up by external id where unknown. A member
+        Klaviyo does not know, or a list that no longer exists, has nothing to leave. Idempotent, so a failed
+        message is retried whole.
+        """
+        result = PushResult(mode="flood")
+        ids = self._known_ids([change for change in changes if change.leave], result)
+        joins: dict[str, list[MemberListChange]] = defaultdict(list)
+        leaves: dict[str, list[MemberListChange]] = defaultdict(list)
+        for change in changes:
+            if change.join is not None:
+                joins[change.join].append(change)
+            for list_id in change.leave if change.external_id in ids else ():
+                leaves[list_id].append(change)
+        for list_id, members in sorted(joins.items()):
+            for chunk in kr.pack(members, max_count=kr.MAX_BULK_PROFILES):
+                request = kr.list_fill_import(list_id, [member.external_id for member in chunk])
+                if self._charged(chunk, request, result, gone_is_done=False):
+                    result.list_additions += len(chunk)
+        for list_id, members in sorted(leaves.items()):
+            for chunk in kr.pack(members, max_count=kr.MAX_LIST_PROFILES):
+                request = kr.remove_profiles_from_list(list_id, [ids[member.external_id] for member in chunk])
+                if self._charged(chunk, request, result, gone_is_done=True):
+                    result.list_removals += len(chunk)
+        return result
+
+    def _known_ids(self, changes: Sequence[MemberListChange], result: PushResult) -> dict[str, str]:
+        """Klaviyo id by external id: carried, else looked up (a failed lookup fails its members' messages)."""
+        ids = {change.external_id: change.klaviyo_profile_id for change in changes if change.klaviyo_profile_id}
+        unknown = [c for c in changes if c.external_id not in ids and kr.filterable_external_id(c.external_id)]
+        for chunk in kr.pack(unknown, max_count=kr.MAX_PROFILE_LOOKUP):
+            external_ids = list(dict.fromkeys(change.external_id for change in chunk))
+            try:
+                ids.update(_ids_by_external_id(self._send(kr.profile_lookup(external_ids), result)))
+            except KlaviyoError as error:
+                for change in chunk:
+                    result.note_failure(change.message, error)
+        return ids
+
+    def _charged(
+        self, members: Sequence[MemberListChange], request: kr.KlaviyoRequest, result: PushResult, *, gone_is_done: bool
+    ) -> bool:
+        """Send; False when it failed (charged to the members' messages) or, if `gone_is_done`, answered 404
+        (a list or profile that no longer exists: nothing to remove)."""
+        try:
+            if gone_is_done:
+                return self._send_unless_gone(request, result)
+            self._send(request, result)
+        except KlaviyoError as error:
+            for member in members:
+                result.note_failure(member.message, error)
+            return False
+        return True
 
     def _erasure_targets(self, erasure: ProfileErasure, calls: PushResult) -> list[tuple[str, str]]:
         """(external id, Klaviyo id) of each erased profile Klaviyo knows, looking up the ids not carried."""

@@ -194,19 +194,33 @@ def profile_import(change: SegmentChange, klaviyo_profile_id: str | None = None)
 
 def profile_bulk_import(changes: Sequence[SegmentChange], list_ids: Iterable[str] = ()) -> KlaviyoRequest:
     """POST /api/profile-bulk-import-jobs: upsert up to 10,000 profiles, adding all of them to `list_ids`."""
-    if not changes:
+    return _bulk_import([profile_resource(change) for change in changes], list_ids)
+
+
+def _bulk_import(profiles: Sequence[JsonObject], list_ids: Iterable[str]) -> KlaviyoRequest:
+    if not profiles:
         raise ValueError("a bulk profile import needs at least one profile")
-    if len(changes) > MAX_BULK_PROFILES:
+    if len(profiles) > MAX_BULK_PROFILES:
         raise ValueError(f"a bulk profile import takes at most {MAX_BULK_PROFILES} profiles")
-    job: JsonObject = {
-        "type": "profile-bulk-import-job",
-        "attributes": {"profiles": {"data": [profile_resource(change) for change in changes]}},
-    }
+    job: JsonObject = {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": list(profiles)}}}
     lists = sorted(set(list_ids))
     if lists:
         job["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id} for list_id in lists]}}
     return KlaviyoRequest(
         method="POST", path="/api/profile-bulk-import-jobs", json={"data": job}, operation=OP_BULK_PROFILES
+    )
+
+
+def list_fill_import(list_id: str, external_ids: Sequence[str]) -> KlaviyoRequest:
+    """POST /api/profile-bulk-import-jobs: add up to 10,000 profiles Klaviyo knows by external id to one list.
+
+    Identifiers only: a list move must never write a snapshot (it could be older than the one sync sends).
+    """
+    if not list_id or "/" in list_id:
+        raise ValueError("invalid Klaviyo list id")
+    unique = dict.fromkeys(external_ids)
+    return _bulk_import(
+        [{"type": "profile", "attributes": {"external_id": external_id}} for external_id in unique], [list_id]
     )
 
 

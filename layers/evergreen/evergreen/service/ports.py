@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.events import EngagementRecorded
+from evergreen.domain.list_moves import SegmentMove
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 
@@ -92,6 +93,25 @@ class ProfileStore(Protocol):
 class ChangePublisher(Protocol):
     def publish(self, changes: Sequence[SegmentChange]) -> None: ...
     def publish_erasure(self, erasure: ProfileErasure) -> None: ...
+
+
+@dataclass(frozen=True)
+class ListMemberNow:
+    """A list-move member as the table has it when SegmentSync applies the move."""
+
+    segments: frozenset[str]
+    klaviyo_profile_id: str | None
+    synced: bool
+    """Whether any version of the profile reached Klaviyo (so Klaviyo knows its external id)."""
+
+
+@dataclass(frozen=True)
+class ListMoveProgress:
+    """An unfinished list move: the deployed mapping it fills for, its moves, and where each scan segment stopped."""
+
+    target: dict[str, str]
+    moves: dict[str, SegmentMove]
+    cursors: dict[int, dict[str, Any] | str]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from evergreen.clock import Clock
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
+from evergreen.service.lanes import Cursor, Lane, open_lanes, run_lanes, walk
+from evergreen.service.list_moves import ListMover, ListMoveReport
 from evergreen.service.membership import reevaluate
 from evergreen.service.ports import ChangePublisher, PageLike, VersionConflict
 from evergreen.service.profile_writer import mark_undelivered
@@ -32,20 +34,6 @@ class SweepRequest(BaseModel):
     dry_run: bool = False
     segments: list[str] | None = Field(default=None, min_length=1)
     full: bool = False
-
-
-Cursor = dict[str, Any] | str
-FRESH = "fresh"
-"""A lane that starts at the beginning."""
-DONE = "done"
-"""A scan segment a resumed full sweep has already finished."""
-
-
-@dataclass(frozen=True)
-class _Lane:
-    number: int
-    """The due shard, or the parallel Scan segment."""
-    cursor: Cursor
 
 
 class SweepStore(Protocol):
@@ -93,6 +81,8 @@ class SweepReport:
     """Transitions due before the next run, handed to the transitions queue for their exact instant."""
     oldest_overdue_seconds: float = 0.0
     complete: bool = True
+    list_move: ListMoveReport | None = None
+    """A move of segments to other Klaviyo lists, when the deployed lists differ from the ones last filled."""
     duration_ms: float = 0.0
 
     def absorb(self, lane: SweepReport) -> None:
@@ -125,6 +115,7 @@ class SweepReport:
             "scheduled": self.scheduled,
             "oldest_overdue_seconds": round(self.oldest_overdue_seconds, 3),
             "complete": self.complete,
+            "list_move": self.list_move.as_dict() if self.list_move is not None else None,
             "duration_ms": round(self.duration_ms, 1),
         }
 
@@ -143,6 +134,7 @@ class StalenessSweep:
         scan_segments: int = 4,
         workers: int = 4,
         handoff: Handoff | None = None,
+        list_mover: ListMover | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -153,6 +145,7 @@ class StalenessSweep:
         self._scan_segments = scan_segments
         self._workers = workers
         self._handoff = handoff
+        self._list_mover = list_mover
 
     def run(self, request: SweepRequest, time_left: Callable[[], bool] = lambda: True) -> SweepReport:
         """Sweep until done or until `time_left()` says stop; the next run continues where work remains.
@@ -160,6 +153,8 @@ class StalenessSweep:
         Work is split in lanes (the due index's shards, or the parallel Scan's segments) that run on
         `workers` threads. A due lane resumes by itself (what is still due stays due, oldest first); a full
         sweep that runs out of time saves each segment's cursor and the next full run resumes from it.
+        A scheduled run with time left, and no full re-evaluation pending, then moves segments whose Klaviyo
+        list changed (service/list_moves.py); a dry run reports that move and changes nothing.
         """
         started = time.perf_counter()
         now = self._clock.now()
@@ -169,19 +164,14 @@ class StalenessSweep:
         tracks_progress = full and only is None and not request.dry_run
         if full:
             cursors = self._store.full_sweep_cursors(self._definitions.hash) if tracks_progress else {}
-            lanes = [
-                _Lane(segment, cursors.get(segment, FRESH))
-                for segment in range(self._scan_segments)
-                if cursors.get(segment, FRESH) != DONE
-            ]
+            lanes = open_lanes(self._scan_segments, cursors)
         else:
-            lanes = [_Lane(shard, FRESH) for shard in range(self._shards)]
+            lanes = open_lanes(self._shards, {})
 
-        def sweep_lane(lane: _Lane) -> tuple[SweepReport, _Lane]:
+        def sweep_lane(lane: Lane) -> tuple[SweepReport, Lane]:
             return self._sweep_lane(lane, full, now, only, request, time_left)
 
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            finished = list(pool.map(sweep_lane, lanes))
+        finished = run_lanes(lanes, sweep_lane, self._workers)
         for lane_report, _ in finished:
             report.absorb(lane_report)
         if tracks_progress:
@@ -195,43 +185,40 @@ class StalenessSweep:
             report.scheduled = self._hand_off(now, time_left)
         if not request.dry_run and report.complete:
             report.repaired = self._repair_outbox(now, time_left)
+        if self._list_mover is not None and not (full or only) and report.complete:
+            report.list_move = self._list_mover.run(request.dry_run, time_left)
         report.duration_ms = (time.perf_counter() - started) * 1000
         return report
 
     def _sweep_lane(
         self,
-        lane: _Lane,
+        lane: Lane,
         full: bool,
         now: datetime,
         only: frozenset[str] | None,
         request: SweepRequest,
         time_left: Callable[[], bool],
-    ) -> tuple[SweepReport, _Lane]:
+    ) -> tuple[SweepReport, Lane]:
         """Page through one shard or scan segment; returns its counts and where it stopped."""
         report = SweepReport("full" if full else "due", request.dry_run, request.segments)
-        start = lane.cursor if isinstance(lane.cursor, dict) else None
-        while True:
-            page = (
-                self._store.scan(lane.number, self._scan_segments, start)
-                if full
-                else self._store.due(lane.number, now, start)
-            )
-            resume: Cursor = start if start is not None else FRESH
-            for profile in page.items:
-                if not time_left():
-                    report.complete = False
-                    return report, _Lane(lane.number, resume)
-                report.read += 1
-                if not full:
-                    report.due += 1
-                    if profile.next_transition_at is not None:
-                        overdue = (now - profile.next_transition_at).total_seconds()
-                        report.oldest_overdue_seconds = max(report.oldest_overdue_seconds, overdue)
-                self._sweep_one(profile, now, only, request, report, full)
-                resume = self._store.position_after(profile)
-            start = page.next_key
-            if not start:
-                return report, _Lane(lane.number, DONE)
+
+        def read_page(start: dict[str, Any] | None) -> PageLike[Profile]:
+            if full:
+                return self._store.scan(lane.number, self._scan_segments, start)
+            return self._store.due(lane.number, now, start)
+
+        def visit(profile: Profile) -> None:
+            report.read += 1
+            if not full:
+                report.due += 1
+                if profile.next_transition_at is not None:
+                    overdue = (now - profile.next_transition_at).total_seconds()
+                    report.oldest_overdue_seconds = max(report.oldest_overdue_seconds, overdue)
+            self._sweep_one(profile, now, only, request, report, full)
+
+        stopped = walk(lane, read_page, visit, time_left, self._store.position_after)
+        report.complete = stopped.done
+        return report, stopped
 
     def sweep_profile(self, profile: Profile, now: datetime) -> SweepReport:
         """Re-evaluate one due profile at `now` and write it under the version condition (the exact-instant path)."""

@@ -1,13 +1,14 @@
 """Push segment changes to Klaviyo, newest version per profile, and record what reached it.
 
-Also handles erasures (a redacted customer) and decides, for each message that failed, when it is
-delivered again (`redelivery_delay_s`) or whether it is poison that retrying cannot fix.
+Also handles erasures (a redacted customer) and list moves (a segment mapped to another list), and decides,
+for each message that failed, when it is delivered again (`redelivery_delay_s`) or whether it is poison that
+retrying cannot fix.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,7 +16,16 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import ProfileErasure, QueueMessage, SegmentChange, parse_queue_message
+from evergreen.domain.changes import (
+    ListMove,
+    ProfileErasure,
+    QueueMessage,
+    SegmentChange,
+    external_id,
+    parse_queue_message,
+)
+from evergreen.domain.list_moves import MemberListChange, member_lists
+from evergreen.service.ports import ListMemberNow
 
 logger = Logger(child=True)
 
@@ -65,12 +75,16 @@ class EraseOutcome(Protocol):
 
 
 class Pusher(Protocol):
+    @property
+    def list_ids(self) -> Mapping[str, str]: ...
     def push(self, changes: Sequence[SegmentChange]) -> PushOutcome: ...
     def erase(self, erasure: ProfileErasure, *, delete_in_klaviyo: bool = False) -> EraseOutcome: ...
+    def move_lists(self, changes: Sequence[MemberListChange]) -> PushOutcome: ...
 
 
 class SyncStore(Protocol):
     def synced_versions(self, refs: Sequence[ProfileRef]) -> dict[ProfileRef, int]: ...
+    def list_members_now(self, refs: Sequence[ProfileRef]) -> dict[ProfileRef, ListMemberNow]: ...
     def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None: ...
 
 
@@ -92,6 +106,8 @@ class SyncReport:
     """Why failed indexes failed (operation and status, never PII)."""
     erased: int = 0
     """Erasures (redacted customers) completed in Klaviyo."""
+    list_members_moved: int = 0
+    """Members of list-move messages that joined a new list or left an old one."""
     lag_seconds: list[float] = field(default_factory=list)
     event_to_klaviyo_ms: list[float] = field(default_factory=list)
     """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
@@ -115,7 +131,7 @@ class SegmentSync:
         self._delete_in_klaviyo = delete_profiles_in_klaviyo
 
     def handle(self, messages: Sequence[QueueMessage]) -> SyncReport:
-        """A queue batch of changes and erasures; indexes in the report refer to `messages`."""
+        """A queue batch of changes, erasures and list moves; indexes in the report refer to `messages`."""
         change_indexes = [i for i, m in enumerate(messages) if isinstance(m, SegmentChange)]
         changes = [m for m in messages if isinstance(m, SegmentChange)]
         report = self.sync(changes)
@@ -127,7 +143,44 @@ class SegmentSync:
         for index, message in enumerate(messages):
             if isinstance(message, ProfileErasure):
                 self._erase(index, message, report)
+        moves = [(index, message) for index, message in enumerate(messages) if isinstance(message, ListMove)]
+        if moves:
+            self._move_lists(moves, report)
         return report
+
+    def _move_lists(self, moves: Sequence[tuple[int, ListMove]], report: SyncReport) -> None:
+        """Apply list moves to each member as the table has it now (see `domain.list_moves.member_lists`).
+
+        A deleted member is skipped (its erasure left the lists). One Klaviyo does not know yet joins no list
+        (an import by external id alone would create a bare profile): its own first sync adds it.
+        """
+        now = self._store.list_members_now([(move.shop, m.profile_key) for _, move in moves for m in move.members])
+        by_shop: dict[str, list[tuple[int, ListMove]]] = {}
+        for index, move in moves:
+            by_shop.setdefault(move.shop, []).append((index, move))
+        for shop, shop_moves in by_shop.items():
+            pusher = self._pusher_for_shop(shop)
+            if pusher is None:
+                logger.error("No Klaviyo account configured for shop; list move kept for retry", extra={"shop": shop})
+                report.failed |= {index for index, _ in shop_moves}
+                continue
+            changes: list[MemberListChange] = []
+            for index, move in shop_moves:
+                for member in move.members:
+                    found = now.get((shop, member.profile_key))
+                    if found is None:
+                        continue
+                    join, leave = member_lists(move, found.segments, pusher.list_ids)
+                    if join is not None and not found.synced:
+                        join = None
+                    if join is not None or leave:
+                        klaviyo_id = found.klaviyo_profile_id or member.klaviyo_profile_id
+                        changes.append(
+                            MemberListChange(index, external_id(shop, member.profile_key), klaviyo_id, join, leave)
+                        )
+            outcome = pusher.move_lists(changes)
+            report.failed |= _charge_failures(outcome, report, lambda index: index)
+            report.list_members_moved += sum(1 for change in changes if change.message not in outcome.failed)
 
     def _erase(self, index: int, erasure: ProfileErasure, report: SyncReport) -> None:
         """Erasures do not consult the table: the profile rows are gone by the time they arrive."""
@@ -191,12 +244,20 @@ class SegmentSync:
             change = batch[position]
             klaviyo_id = outcome.klaviyo_profile_ids.get(position)
             self._store.mark_synced(change.shop, change.profile_key, change.version, klaviyo_id)
-        report.poison |= {indexes[position] for position in outcome.poison & outcome.failed}
-        report.errors.update({indexes[p]: error for p, error in outcome.errors.items() if p in outcome.failed})
-        for position, after in outcome.retry_after_s.items():
-            if position in outcome.failed:
-                report.retry_after_s[indexes[position]] = after
-        return {indexes[position] for position in outcome.failed}
+        return _charge_failures(outcome, report, indexes.__getitem__)
+
+
+def _charge_failures(outcome: PushOutcome, report: SyncReport, index_of: Callable[[int], int]) -> set[int]:
+    """Copy the outcome's poison, errors and Retry-After into the report; returns the batch indexes that failed.
+
+    `index_of` turns an index of the outcome into one of the received batch.
+    """
+    report.poison |= {index_of(position) for position in outcome.poison & outcome.failed}
+    report.errors.update({index_of(p): error for p, error in outcome.errors.items() if p in outcome.failed})
+    for position, after in outcome.retry_after_s.items():
+        if position in outcome.failed:
+            report.retry_after_s[index_of(position)] = after
+    return {index_of(position) for position in outcome.failed}
 
 
 def redelivery_delay_s(receive_count: int, retry_after_s: float | None = None, jitter: float = 0.0) -> int:

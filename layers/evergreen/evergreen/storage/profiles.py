@@ -11,7 +11,7 @@ which only the sync function writes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
-from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
+from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
 
@@ -251,22 +251,33 @@ class DynamoProfileStore:
         ]
         return Page(changes, response.get("LastEvaluatedKey"))
 
-    def scan(self, segment: int, total_segments: int, start: PageKey = None) -> Page[Profile]:
-        """One page of one parallel-scan segment: the full re-evaluation's read."""
+    def scan(
+        self, segment: int, total_segments: int, start: PageKey = None, members_of: Collection[str] = ()
+    ) -> Page[Profile]:
+        """One page of one parallel-scan segment: the full re-evaluation's read.
+
+        With `members_of`, only profiles in one of those segments (and profiles written before the item carried
+        its `membership`, which the caller checks itself) come back: a list move's read.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Segment": segment,
             "TotalSegments": total_segments,
             "FilterExpression": "attribute_exists(profile)",
         }
+        if members_of:
+            names = sorted(set(members_of))
+            found = " OR ".join(f"contains(#membership, :segment{index})" for index in range(len(names)))
+            kwargs["FilterExpression"] += f" AND ({found} OR attribute_not_exists(#membership))"
+            kwargs["ExpressionAttributeNames"] = {"#membership": "membership"}
+            kwargs["ExpressionAttributeValues"] = {f":segment{index}": _s(name) for index, name in enumerate(names)}
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.scan(**kwargs)
         return Page([profile_from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey"))
 
-    def synced_versions(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """The last synced version of each (shop, profile key); absent when never synced or deleted."""
-        found: dict[tuple[str, str], int] = {}
+    def _get_many(self, refs: Sequence[tuple[str, str]], projection: str) -> Iterator[tuple[tuple[str, str], Item]]:
+        """((shop, profile key), item) of each stored ref, read consistently 100 keys per request."""
         unique = list(dict.fromkeys(refs))
         for offset in range(0, len(unique), 100):
             request: dict[str, Any] = {
@@ -274,16 +285,44 @@ class DynamoProfileStore:
                     "Keys": [
                         {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)} for shop, key in unique[offset : offset + 100]
                     ],
-                    "ProjectionExpression": "pk, sk, synced_version",
+                    "ProjectionExpression": projection,
                     "ConsistentRead": True,
                 }
             }
             while request:
                 response = self._client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    shop = item["pk"]["S"].removeprefix(keys.SHOP_PREFIX)
-                    found[(shop, item["sk"]["S"])] = int(item.get("synced_version", {"N": "0"})["N"])
+                    yield (item["pk"]["S"].removeprefix(keys.SHOP_PREFIX), item["sk"]["S"]), item
                 request = response.get("UnprocessedKeys") or {}
+
+    def synced_versions(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The last synced version of each (shop, profile key); absent when never synced or deleted."""
+        return {
+            ref: int(item.get("synced_version", {"N": "0"})["N"])
+            for ref, item in self._get_many(refs, "pk, sk, synced_version")
+        }
+
+    def list_members_now(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ListMemberNow]:
+        """Each stored profile's current segments, Klaviyo id and whether Klaviyo has it yet (a list move's read).
+
+        An item written before profiles carried `membership` is read again whole (rare, and only once per move).
+        """
+        found: dict[tuple[str, str], ListMemberNow] = {}
+        legacy: list[tuple[str, str]] = []
+        for ref, item in self._get_many(refs, "pk, sk, membership, klaviyo_profile_id, synced_version"):
+            if "membership" not in item:
+                legacy.append(ref)
+                continue
+            found[ref] = ListMemberNow(
+                segments=frozenset(value["S"] for value in item["membership"]["L"]),
+                klaviyo_profile_id=item.get("klaviyo_profile_id", {}).get("S"),
+                synced="synced_version" in item,
+            )
+        for ref, item in self._get_many(legacy, "pk, sk, profile, klaviyo_profile_id, synced_version"):
+            profile = profile_from_item(item)
+            found[ref] = ListMemberNow(
+                frozenset(profile.membership), profile.klaviyo_profile_id, "synced_version" in item
+            )
         return found
 
     def swept_definitions_hash(self) -> str | None:
@@ -293,7 +332,13 @@ class DynamoProfileStore:
         return found
 
     def record_swept_definitions_hash(self, definitions_hash: str) -> None:
-        self._client.put_item(TableName=self._table, Item={**META_KEY, "definitions_hash": _s(definitions_hash)})
+        """Set on the marker item, which also holds the Klaviyo lists last filled (storage/list_moves.py)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=META_KEY,
+            UpdateExpression="SET definitions_hash = :h",
+            ExpressionAttributeValues={":h": _s(definitions_hash)},
+        )
 
     def position_after(self, profile: Profile) -> dict[str, Any]:
         """A scan's ExclusiveStartKey that resumes right after this profile."""
@@ -452,6 +497,7 @@ class DynamoProfileStore:
         removes: list[str] = []
         if profile.definitions_hash:
             values["definitions_hash"] = _s(profile.definitions_hash)
+        values["membership"] = {"L": [_s(segment) for segment in sorted(profile.membership)]}
         if profile.next_transition_at is not None:
             values["due_pk"] = _s(keys.due_pk(shard))
             values["next_transition_at"] = _s(keys.instant(profile.next_transition_at))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.changes import ListMove, ProfileErasure, SegmentChange
 from evergreen.service.ports import Received
 
 SQS_BATCH = 10
@@ -39,6 +39,10 @@ class SqsChangePublisher:
     def publish_erasure(self, erasure: ProfileErasure) -> None:
         """Enqueue a redacted customer's Klaviyo clean-up; raises when SQS did not take it."""
         self._client.send_message(QueueUrl=self._queue_url, MessageBody=erasure.model_dump_json())
+
+    def publish_list_moves(self, moves: Sequence[ListMove]) -> None:
+        """Enqueue a list move's messages, ten per request; raises PublishFailed when some did not reach the queue."""
+        SqsDelayedSender(self._client, self._queue_url).send_delayed([(move.model_dump_json(), 0) for move in moves])
 
 
 class SqsDelayedSender:
