@@ -1,15 +1,18 @@
 """Klaviyo requests for a burst of membership changes, on the local stack.
 
 sync.requests_per_10k_changes        Klaviyo profile requests (profile import, bulk profile import jobs, profile
-                                     look-ups) that 10,000 membership changes, published at once, cost when the
-                                     sync function takes them as the template's event source hands them over
-                                     (BatchSize 100): one bulk profile import job per batch of 50 or more
+                                     look-ups) that 10,000 membership changes cost when all are on the queue at
+                                     once and the sync function takes them as the template's event source hands
+                                     them over (BatchSize 10, no window): a full batch drains the backlog, and each
+                                     invocation pushes everything it holds as bulk jobs
 sync.requests_per_10k_changes_all    every Klaviyo API request of the burst (events and list moves included)
-sync.burst_bulk_profile_jobs         bulk profile import jobs the burst cost (about one per sync invocation)
-sync.burst_floor_requests            the floor in the same run: ceil(10,000 / BatchSize), one job per invocation
-sync.requests_per_10k_changes_if_6mb what one bulk job per invocation would cost if each invocation took as many
-                                     changes as a 6 MB Lambda payload holds (the measured message size; SQS's
-                                     largest BatchSize is 10,000 with a batching window)
+sync.burst_bulk_profile_jobs         bulk profile import jobs the burst cost (one per draining invocation)
+sync.burst_largest_job_profiles      profiles in the largest bulk profile import job
+sync.burst_floor_requests            the floor in the same run: ceil(changes / 10,000), Klaviyo's job limit
+sync.requests_per_10k_changes_without_drain
+                                     what the same event source costs with no drain: batches of 10 are below the
+                                     pusher's bulk threshold, so one profile import per change
+sync.burst_seconds                   from the first invocation to the last profile in the sandbox
 
     uv run python bench/run.py sync_burst
 """
@@ -20,25 +23,33 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from bench_freshness import _options, _quiet
 
 SHOP = "bench-sync-burst.myshopify.com"
-CHANGES = int(os.environ.get("BENCH_SYNC_BURST_CHANGES", "2000"))
-"""The burst, scaled to 10,000 in the figures: the local stack syncs about 10 changes a second on 2 cores, so 2,000
-keep the run near 4 minutes (batches are independent, so the count scales linearly; set
-BENCH_SYNC_BURST_CHANGES=10000 for the whole burst)."""
-WAIT_S = 240.0
-LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
-RECORD_OVERHEAD_BYTES = 600
-"""An SQS event record's fields besides the body (ids, receipt handle, attributes, ARN), roughly."""
+CHANGES = int(os.environ.get("BENCH_SYNC_BURST_CHANGES", "10000"))
+"""The whole burst: with the drain, jobs per burst do not scale linearly with its size, so nothing is scaled."""
+WAIT_S = 900.0
+JOB_LIMIT = 10_000
+"""Profiles per Klaviyo bulk profile import job."""
 
 
 def _progress(message: str, started: float) -> None:
     print(f"   sync_burst {time.monotonic() - started:6.1f} s: {message}", file=sys.stderr, flush=True)
+
+
+def _job_sizes(requests: list[dict[str, Any]]) -> list[int]:
+    sizes = []
+    for request in requests:
+        if str(request.get("path", "")).startswith("/api/profile-bulk-import-jobs"):
+            body = request.get("json") or {}
+            sizes.append(len(body.get("data", {}).get("attributes", {}).get("profiles", {}).get("data", [])))
+    return sizes
 
 
 def requests_per_burst() -> dict[str, float]:
@@ -49,7 +60,7 @@ def requests_per_burst() -> dict[str, float]:
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
     from evergreen.storage.queue import SqsChangePublisher  # noqa: PLC0415
     from evergreen_local.stack import LocalStack  # noqa: PLC0415
-    from evergreen_local.template import sqs_sources  # noqa: PLC0415
+    from evergreen_local.template import functions, sqs_sources  # noqa: PLC0415
 
     started = time.monotonic()
     definitions = default_definitions()
@@ -69,11 +80,13 @@ def requests_per_burst() -> dict[str, float]:
         assert result.change is not None
         profiles.append(result.profile)
         changes.append(result.change)
-    bodies = [len(change.model_dump_json().encode()) for change in changes]
-    with _quiet(), LocalStack(_options()) as stack:
+    # The poller is off while the burst is published, so it is all on the queue at once; then the stack's own
+    # event-source imitation (LocalStack.drain: receive a batch of BatchSize, invoke, delete) hands it over.
+    with _quiet(), LocalStack(_options(poll=False)) as stack:
         sandbox, resources = stack.sandbox, stack.resources
         assert sandbox is not None and resources is not None
         (source,) = [s for s in sqs_sources(stack.template) if s.function == "SegmentSyncFunction"]
+        timeout_s = functions(stack.template)["SegmentSyncFunction"].timeout
         store = DynamoProfileStore(resources.client("dynamodb"), resources.table_name, 8)
         _progress(f"{CHANGES} changes built; stack up", started)
         store.backfill(profiles, now)
@@ -82,29 +95,32 @@ def requests_per_burst() -> dict[str, float]:
         SqsChangePublisher(resources.client("sqs"), resources.ref("SegmentChangesQueue")).publish(changes)
         _progress("changes published", started)
         wanted = {f"{SHOP}/{profile.key}" for profile in profiles}
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
+        seen: set[Any] = set()
+        synced_from = time.monotonic()
+        syncing = threading.Thread(target=stack.drain, kwargs={"timeout": WAIT_S}, daemon=True)
+        syncing.start()
+        while syncing.is_alive():
+            syncing.join(10)
             with sandbox.state.lock:
                 seen = {attributes.get("external_id") for attributes in sandbox.state.profiles.values()}
-            if wanted <= seen:
-                break
-            time.sleep(2)
             _progress(f"{len(wanted & seen)} profiles in the sandbox", started)
-        time.sleep(2)  # the last batch's events and list moves
+        burst_s = time.monotonic() - synced_from
         api = [r for r in sandbox.requests() if str(r.get("path", "")).startswith("/api/")]
     profile_requests = [r for r in api if str(r["path"]).startswith(("/api/profile-", "/api/profiles"))]
-    jobs = [r for r in api if str(r["path"]).startswith("/api/profile-bulk-import-jobs")]
-    per_invocation = LAMBDA_PAYLOAD_BYTES // (max(bodies) + RECORD_OVERHEAD_BYTES)
+    jobs = _job_sizes(api)
     scale = 10_000 / CHANGES
     return {
         "sync.requests_per_10k_changes": round(len(profile_requests) * scale, 1),
         "sync.requests_per_10k_changes_all": round(len(api) * scale, 1),
+        "sync.requests_per_10k_changes_without_drain": 10_000,
         "sync.burst_changes": CHANGES,
         "sync.burst_bulk_profile_jobs": len(jobs),
+        "sync.burst_largest_job_profiles": max(jobs, default=0),
         "sync.burst_delivered": len(wanted & seen),
-        "sync.burst_floor_requests": math.ceil(10_000 / source.batch_size),
-        "sync.change_message_bytes_max": max(bodies),
-        "sync.requests_per_10k_changes_if_6mb": math.ceil(10_000 / min(10_000, per_invocation)),
+        "sync.burst_floor_requests": math.ceil(CHANGES / JOB_LIMIT),
+        "sync.burst_seconds": round(burst_s, 1),
+        "sync.event_source_batch_size": source.batch_size,
+        "sync.function_timeout_s": timeout_s,
     }
 
 

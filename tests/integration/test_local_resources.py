@@ -69,7 +69,7 @@ def test_the_segment_changes_queue_redrives_to_the_dlq_after_500_receives(
         "QueueArn"
     ]
     assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 500}
-    assert attributes["VisibilityTimeout"] == "720"
+    assert attributes["VisibilityTimeout"] == "1800"
     dlq = sqs.get_queue_attributes(QueueUrl=local_resources.dlq_url, AttributeNames=["MessageRetentionPeriod"])
     assert dlq["Attributes"]["MessageRetentionPeriod"] == str(14 * 24 * 3600)
 

@@ -126,9 +126,16 @@ def test_segment_sync_reports_partial_batch_failures_within_klaviyos_rate_limits
     (source,) = [source for source in sqs_sources(template) if source.function == "SegmentSyncFunction"]
     assert source.queue == "SegmentChangesQueue"
     assert source.report_batch_item_failures
-    assert source.batch_size > 10 and source.batching_window_seconds >= 1
     event = _props(template, "SegmentSyncFunction")["Events"]["SegmentChanges"]["Properties"]
     assert event["ScalingConfig"]["MaximumConcurrency"] == 2
+
+
+def test_a_change_is_handed_to_sync_without_a_batching_window_and_bursts_are_drained(template: dict[str, Any]) -> None:
+    (source,) = [source for source in sqs_sources(template) if source.function == "SegmentSyncFunction"]
+    assert source.batching_window_seconds == 0
+    assert source.batch_size <= 10, "above 10, Lambda requires a batching window of at least 1 s"
+    environment = functions(template)["SegmentSyncFunction"].environment
+    assert int(environment["SYNC_BATCH_SIZE"]) == source.batch_size, "a full batch is what starts the drain"
 
 
 def test_a_message_is_not_redelivered_while_sync_may_still_be_working_on_it(template: dict[str, Any]) -> None:

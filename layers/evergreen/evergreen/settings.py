@@ -22,6 +22,14 @@ class Settings(BaseModel):
     segment_changes_queue_url: str = Field("", alias="SEGMENT_CHANGES_QUEUE_URL")
     segment_changes_dlq_url: str = Field("", alias="SEGMENT_CHANGES_DLQ_URL")
     """Where SegmentSync moves poison messages (a 4xx retrying cannot fix) at once."""
+    sync_batch_size: int = Field(10, alias="SYNC_BATCH_SIZE", ge=0)
+    """The segment-changes event source's BatchSize: a batch this full makes SegmentSync drain the backlog."""
+    sync_drain_max_changes: int = Field(10_000, alias="SYNC_DRAIN_MAX_CHANGES", ge=0)
+    """Most changes one SegmentSync invocation handles with what it drains (0: never drain)."""
+    sync_drain_max_bytes: int = Field(6 * 1024 * 1024, alias="SYNC_DRAIN_MAX_BYTES", ge=0)
+    sync_drain_safety_ms: int = Field(20_000, alias="SYNC_DRAIN_SAFETY_MS", ge=0)
+    sync_drain_ms_per_change: float = Field(25.0, alias="SYNC_DRAIN_MS_PER_CHANGE", ge=0)
+    """Handling time the drain reserves per change it holds (see service/sync_drain.py)."""
     klaviyo_delete_on_redact: bool = Field(False, alias="KLAVIYO_DELETE_ON_REDACT")
     """On customers/redact, also request Klaviyo's data-privacy deletion of the profile (needs data-privacy:write)."""
     shopify_secrets_id: str = Field("evergreen/shopify-webhook-secrets", alias="SHOPIFY_SECRETS_ID")

@@ -34,7 +34,7 @@ from evergreen.storage.exports import S3DataExporter
 from evergreen.storage.list_moves import DynamoListMoves
 from evergreen.storage.orders import DynamoOrderLinks
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen.storage.queue import SqsChangePublisher, SqsDelayedSender, SqsRedelivery
+from evergreen.storage.queue import SqsBacklog, SqsChangePublisher, SqsDelayedSender, SqsRedelivery
 from evergreen.storage.schedule import DynamoTransitionSchedule
 from evergreen.storage.secrets import ShopSecrets
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
     from evergreen.service.shopify_webhooks import ShopifyWebhooks
     from evergreen.service.sync import SegmentSync
+    from evergreen.service.sync_drain import DrainingSync
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
 
@@ -264,6 +265,33 @@ class Edges:
             self.clock,
             delete_profiles_in_klaviyo=self.settings.klaviyo_delete_on_redact,
         )
+
+    @cached_property
+    def draining_sync(self) -> DrainingSync:
+        """SegmentSync per invocation: drains the backlog when the event source's batch is full, then redelivery."""
+        import random  # noqa: PLC0415 - this function's only
+
+        from evergreen.service.sync import RETRY_JITTER  # noqa: PLC0415
+        from evergreen.service.sync_drain import DrainingSync, DrainLimits  # noqa: PLC0415
+
+        settings = self.settings
+        limits = DrainLimits(
+            full_batch=settings.sync_batch_size,
+            max_changes=settings.sync_drain_max_changes,
+            max_bytes=settings.sync_drain_max_bytes,
+            safety_ms=settings.sync_drain_safety_ms,
+            handling_ms_per_change=settings.sync_drain_ms_per_change,
+        )
+        return DrainingSync(
+            self.segment_sync, self.redelivery, self.backlog, limits, lambda: random.uniform(0, RETRY_JITTER)
+        )
+
+    @cached_property
+    def backlog(self) -> SqsBacklog | None:
+        """The segment-changes queue as SegmentSync's drain reads it; None without a queue or with the drain off."""
+        if not self.settings.segment_changes_queue_url or not self.settings.sync_drain_max_changes:
+            return None
+        return SqsBacklog(self.sqs, self.settings.segment_changes_queue_url)
 
     @cached_property
     def redelivery(self) -> SqsRedelivery:

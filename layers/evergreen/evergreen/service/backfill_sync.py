@@ -23,6 +23,7 @@ from evergreen.domain.profile import Profile
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.errors import KlaviyoError
 from evergreen.klaviyo.pusher import KlaviyoSender
+from evergreen.service.ports import SyncMark
 from evergreen.service.sync import SyncStore
 
 
@@ -120,11 +121,9 @@ class BulkMembershipSync:
             for event_job in kr.plan_bulk_event_jobs(entries):
                 if self._send(kr.bulk_create_events(event_job), report):
                     report.bulk_event_jobs += 1
-        for index, change in enumerate(changes):
-            if index in failed:
-                continue
-            self._store.mark_synced(change.shop, change.profile_key, change.version)
-            report.profiles += 1
+        synced = [SyncMark(c.shop, c.profile_key, c.version) for i, c in enumerate(changes) if i not in failed]
+        self._store.mark_synced_many(synced)
+        report.profiles += len(synced)
         report.failed = len(failed)
         return report
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -116,11 +116,49 @@ class ListMoveProgress:
 
 @dataclass(frozen=True)
 class Received:
-    """One received segment-change message as the sync handler saw it (the SQS event record's fields it needs)."""
+    """One received segment-change message: an SQS event record's fields, or a message the sync drained itself."""
 
     message_id: str
     receipt_handle: str
     body: str
+    receive_count: int = 1
+    """SQS's ApproximateReceiveCount: how many times the message was received, this time included."""
+
+
+class SyncMark(NamedTuple):
+    """A version that reached Klaviyo, and the Klaviyo profile id learned on the way (if any)."""
+
+    shop: str
+    profile_key: str
+    version: int
+    klaviyo_profile_id: str | None = None
+
+
+class Redelivery(Protocol):
+    """What becomes of segment-change messages that were not delivered to Klaviyo.
+
+    Both return the message ids they could not handle (those follow the queue's own visibility and redrive).
+    """
+
+    def postpone(self, messages: Sequence[Received], delay_s: Mapping[str, int]) -> set[str]:
+        """Make each message visible again after its own delay (message id -> seconds)."""
+        ...
+
+    def dead_letter(self, messages: Sequence[Received], reasons: Mapping[str, str]) -> set[str]:
+        """Move poison to the dead-letter queue with its reason (message id -> reason)."""
+        ...
+
+
+class ChangeBacklog(Protocol):
+    """The segment-changes queue as the sync reads it beyond its event-source batch (the drain)."""
+
+    def receive(self, max_messages: int, visibility_s: int) -> list[Received]:
+        """At most `max_messages` (1-10) messages visible now, without waiting, hidden for `visibility_s`."""
+        ...
+
+    def delete(self, messages: Sequence[Received]) -> set[str]:
+        """Delete handled messages; returns the ids not deleted (they come back when their visibility ends)."""
+        ...
 
 
 class DataExporter(Protocol):

@@ -25,7 +25,7 @@ from evergreen.domain.changes import (
     parse_queue_message,
 )
 from evergreen.domain.list_moves import MemberListChange, member_lists
-from evergreen.service.ports import ListMemberNow
+from evergreen.service.ports import ListMemberNow, SyncMark
 
 logger = Logger(child=True)
 
@@ -85,7 +85,9 @@ class Pusher(Protocol):
 class SyncStore(Protocol):
     def synced_versions(self, refs: Sequence[ProfileRef]) -> dict[ProfileRef, int]: ...
     def list_members_now(self, refs: Sequence[ProfileRef]) -> dict[ProfileRef, ListMemberNow]: ...
-    def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None: ...
+    def mark_synced_many(self, marks: Sequence[SyncMark]) -> None:
+        """Record each version that reached Klaviyo (and clear its outbox entry unless a newer change waits)."""
+        ...
 
 
 @dataclass
@@ -240,10 +242,12 @@ class SegmentSync:
                 report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
-        for position in newest.values():
-            change = batch[position]
-            klaviyo_id = outcome.klaviyo_profile_ids.get(position)
-            self._store.mark_synced(change.shop, change.profile_key, change.version, klaviyo_id)
+        self._store.mark_synced_many(
+            [
+                SyncMark(batch[p].shop, batch[p].profile_key, batch[p].version, outcome.klaviyo_profile_ids.get(p))
+                for p in newest.values()
+            ]
+        )
         return _charge_failures(outcome, report, indexes.__getitem__)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
-from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, VersionConflict
+from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SyncMark, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
 
@@ -34,6 +35,8 @@ META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
 """Which definitions every profile has been evaluated under (not a profile)."""
 PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 """Where an unfinished full sweep stopped, per scan segment (not a profile)."""
+MARKS_IN_FLIGHT = 10
+"""Conditional writes `mark_synced_many` keeps in flight at once (botocore's default connection pool is 10)."""
 
 
 def klaviyo_pk(shop: str, klaviyo_profile_id: str) -> str:
@@ -441,6 +444,20 @@ class DynamoProfileStore:
             except ClientError as error:
                 if not _is_conditional_failure(error):
                     raise
+
+    def mark_synced_many(self, marks: Sequence[SyncMark]) -> None:
+        """`mark_synced` for each, `MARKS_IN_FLIGHT` at a time.
+
+        Each mark is its own conditional write (DynamoDB has no batch with conditions, and a transaction would
+        fail whole on one newer version), so a large drained batch is bound by round trips, not by capacity.
+        """
+        if len(marks) <= 1:
+            for mark in marks:
+                self.mark_synced(*mark)
+            return
+        with ThreadPoolExecutor(max_workers=min(MARKS_IN_FLIGHT, len(marks))) as pool:
+            for _ in pool.map(lambda mark: self.mark_synced(*mark), marks):
+                pass
 
     def touch_unsynced(self, change: SegmentChange, now: datetime) -> None:
         """Restart the grace period of a re-sent change, unless a newer one replaced it."""
