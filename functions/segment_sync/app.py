@@ -82,6 +82,8 @@ def _record_metrics(outcome: DrainOutcome, throttled: int) -> None:
         metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=max(report.lag_seconds))
     for latency_ms in report.event_to_klaviyo_ms:  # one value each, for p50/p99 (Powertools flushes at 100)
         metrics.add_metric(name="EventToKlaviyoMs", unit=MetricUnit.Milliseconds, value=latency_ms)
+    for lateness_ms in report.transition_lateness_ms:
+        metrics.add_metric(name="TransitionLatenessMs", unit=MetricUnit.Milliseconds, value=lateness_ms)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -37,7 +37,7 @@ def apply_record(record: SQSRecord) -> None:
     result = transitions.apply(due)
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
     if result.outcome is TransitionOutcome.APPLIED and result.lateness_ms is not None:
-        metrics.add_metric(name="TransitionLatenessMs", unit=MetricUnit.Milliseconds, value=result.lateness_ms)
+        metrics.add_metric(name="TransitionAppliedLatenessMs", unit=MetricUnit.Milliseconds, value=result.lateness_ms)
         record_transitions(metrics, result.entered, result.exited)
 
 

@@ -3,6 +3,9 @@
 Realistic histories from a seed: power-law order counts (most customers order once or never, a few
 dozens of times), some lapsed (nothing for 180+ days), refunds (some only pending), cancellations,
 test orders, guest checkouts (orders with an email and no customer) and unsubscribed customers.
+`synthetic_engagement` gives the same customers an email engagement history for the Klaviyo sandbox
+(`POST /_sandbox/engagement`): recent and old opens and clicks, some never opened, some bounced or marked
+as spam, and an unsubscribe for each unsubscribed customer.
 `expected_facts` is the store's own arithmetic, independent of Evergreen's reducers, for tests.
 """
 
@@ -188,3 +191,53 @@ def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
         last = max((datetime.fromisoformat(o["createdAt"]) for o in counted), default=None)
         facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"))
     return facts
+
+
+ENGAGEMENT_SHARES = (("recent", 0.35), ("lapsing", 0.25), ("old", 0.25), ("never", 0.15))
+"""Last open within 30 days (engaged), 30 to 90 days ago, 90 to 360 days ago (unengaged if subscribed), never."""
+BOUNCED_SHARE = 0.02
+SPAM_SHARE = 0.01
+
+
+def _engagement_kind(rng: random.Random) -> str:
+    draw = rng.random()
+    for kind, share in ENGAGEMENT_SHARES:
+        if draw < share:
+            return kind
+        draw -= share
+    return ENGAGEMENT_SHARES[-1][0]
+
+
+def synthetic_engagement(store: dict[str, Any], seed: int = 1, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The store's customers' email engagement, as the Klaviyo sandbox's history entries, reproducible from `seed`."""
+    rng = random.Random(f"engagement:{seed}")
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    ranges = {"recent": (0, 29), "lapsing": (31, 89), "old": (91, 360)}
+    entries: list[dict[str, Any]] = []
+
+    def event(metric: str, at: datetime, email: str) -> None:
+        entries.append({"metric": metric, "datetime": iso(at), "email": email})
+
+    for customer in store["customers"]:
+        email = customer.get("email")
+        if not email:
+            continue
+        kind = _engagement_kind(rng)
+        if kind in ranges:
+            low, high = ranges[kind]
+            last_open = now - timedelta(days=rng.randint(low, high), minutes=rng.randint(0, 1_439))
+            event("Opened Email", last_open, email)
+            for _ in range(rng.randint(0, 3)):
+                event("Opened Email", last_open - timedelta(days=rng.randint(1, 120)), email)
+            if rng.random() < 0.4:
+                event("Clicked Email", last_open, email)
+        if rng.random() < BOUNCED_SHARE:
+            event("Bounced Email", now - timedelta(days=rng.randint(1, 200)), email)
+        elif rng.random() < SPAM_SHARE:
+            event("Marked Email as Spam", now - timedelta(days=rng.randint(1, 200)), email)
+        consent = customer.get("emailMarketingConsent") or {}
+        if consent.get("marketingState") == "UNSUBSCRIBED" and consent.get("consentUpdatedAt"):
+            entries.append(
+                {"metric": "Unsubscribed from Email Marketing", "datetime": consent["consentUpdatedAt"], "email": email}
+            )
+    return entries

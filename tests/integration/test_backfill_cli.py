@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from evergreen.settings import Settings
+from evergreen.wiring import Edges
 from evergreen_local.cli import main
 
 SHOP = "cli-backfill.myshopify.com"
@@ -46,3 +48,30 @@ def test_a_revoked_token_exits_with_a_clear_message_and_code(running_stack, shop
 
     assert code == 3
     assert "revoked" in capsys.readouterr().err
+
+
+def _members_by_segment(shop: str) -> dict[str, list[str]]:
+    edges = Edges(Settings.from_env())
+    members: dict[str, list[str]] = {name: [] for name in edges.definitions.names}
+    for key in edges.store.keys_in_shop(shop):
+        profile = edges.store.load(shop, key) if key.startswith(("customer#", "guest#")) else None
+        for segment in profile.membership if profile else ():
+            members[segment].append(key)
+    return members
+
+
+def test_a_newcomers_seeded_store_puts_members_in_every_history_segment_and_explain_says_why(running_stack, capsys):
+    assert main(["seed-shop", "--customers", "200", "--seed", "3", "--shop", SHOP]) == 0
+    assert "engagement events into the Klaviyo sandbox" in capsys.readouterr().out
+    assert main(["backfill", "--shop", SHOP, "--no-progress"]) == 0
+    capsys.readouterr()
+
+    members = _members_by_segment(SHOP)
+
+    live_only = {"abandoned_checkout"}  # a checkout is only ever seen through its webhook
+    assert [segment for segment, keys in members.items() if not keys and segment not in live_only] == []
+    for segment in ("lapsed", "vip", "engaged", "unengaged"):
+        customer_id = members[segment][0].removeprefix("customer#")
+        assert main(["explain", "--shop", SHOP, "--customer-id", customer_id, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert segment in report["segments"] and report["explanation"][segment]["member"]

@@ -197,3 +197,12 @@ def test_a_change_the_sweep_made_is_not_counted_as_event_to_klaviyo(edges, clock
     report = sync.sync([change])
 
     assert report.pushed == 1 and report.event_to_klaviyo_ms == []
+
+
+def test_a_change_time_alone_made_counts_its_lateness_from_the_exact_instant_to_klaviyos_answer(edges, clock, sync):
+    instant = clock.now() - timedelta(seconds=3)
+    change = saved_change(edges, clock).model_copy(update={"transition_at": instant})
+
+    report = sync.sync([change])
+
+    assert report.pushed == 1 and report.transition_lateness_ms == [3000.0]

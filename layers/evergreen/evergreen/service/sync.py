@@ -113,6 +113,8 @@ class SyncReport:
     lag_seconds: list[float] = field(default_factory=list)
     event_to_klaviyo_ms: list[float] = field(default_factory=list)
     """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
+    transition_lateness_ms: list[float] = field(default_factory=list)
+    """For each pushed change that time alone made: from its exact instant to Klaviyo's answer."""
 
 
 class SegmentSync:
@@ -240,6 +242,8 @@ class SegmentSync:
             report.lag_seconds.append((now - change.changed_at).total_seconds())
             if change.received_at is not None:
                 report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
+            if change.transition_at is not None:
+                report.transition_lateness_ms.append(max(0.0, (now - change.transition_at).total_seconds() * 1000))
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
         self._store.mark_synced_many(
