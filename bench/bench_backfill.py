@@ -78,11 +78,11 @@ def run() -> dict[str, Any]:
     from evergreen.wiring import Edges  # noqa: PLC0415
     from evergreen_local.inprocess import create_resources  # noqa: PLC0415
     from evergreen_local.klaviyo_sandbox import start_sandbox  # noqa: PLC0415
-    from evergreen_local.moto_server import transactions_back_up_touched_items  # noqa: PLC0415
+    from evergreen_local.moto_server import apply_patches  # noqa: PLC0415
     from evergreen_local.shopify_sandbox import start_shopify_sandbox  # noqa: PLC0415
     from evergreen_local.synthetic_shop import synthetic_store  # noqa: PLC0415
 
-    transactions_back_up_touched_items()  # as the local stack's moto server does: no whole-table copy per transaction
+    apply_patches()  # moto as the local stack runs it: no whole-table copy per transaction or query
     store = synthetic_store(CUSTOMERS, seed=1, shop=SHOP)
     with start_shopify_sandbox(port=0) as shopify, mock_aws():
         klaviyo = start_sandbox(port=0, validate=False)

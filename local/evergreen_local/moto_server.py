@@ -15,12 +15,18 @@ moto's DynamoDB deep-copies every table a TransactWriteItems names before applyi
 cancelled transaction: O(table) per transaction, which made a backfill of a few thousand customers crawl.
 `transactions_back_up_touched_items` keeps a copy of only the items the transaction names, and puts those
 back when it is cancelled: the same outcome, at the cost of the items written.
+
+moto's Query also reads and sorts every item of the table, on the table and on an index alike, then keeps
+those with the asked-for partition key: O(table log table) per query. `queries_read_only_their_partition`
+hands it only the partition's items (on the table, by its key; on an index, by comparing the key values
+as stored), so a query costs what its partition holds, as on DynamoDB.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
 import threading
 import types
@@ -136,6 +142,64 @@ def transactions_back_up_touched_items() -> None:
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def queries_read_only_their_partition() -> None:
+    """Make moto's Query read only the items of the partition it asks for, not the whole table."""
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415 - moto is a dev dependency
+
+    if getattr(Table.query, "reads_only_its_partition", False):
+        return
+    original_query = Table.query
+    original_all_items = Table.all_items
+    signature = inspect.signature(original_query)
+    asked = threading.local()
+
+    def stored(value: Any) -> tuple[str, Any] | None:
+        return None if value is None else (value.type, value.value)
+
+    def items_of(table: Any) -> Iterator[Any]:
+        for partition in table.items.values():
+            yield from partition.values() if table.range_key_attr else [partition]
+
+    def all_items(self: Any) -> list[Any]:
+        wanted = getattr(asked, "wanted", None)
+        if wanted is None or wanted[0] is not self:
+            return original_all_items(self)
+        _, hash_key, conditions = wanted
+        if hash_key is not None:
+            partition = self.items.get(hash_key)
+            items = [] if partition is None else list(partition.values()) if self.range_key_attr else [partition]
+        else:
+            expected = [(name, stored(value)) for name, value in conditions]
+            items = [item for item in items_of(self) if all(stored(item.attrs.get(n)) == v for n, v in expected)]
+        return sorted(items, key=lambda item: (item.hash_key, item.range_key) if item.range_key else item.hash_key)
+
+    @functools.wraps(original_query)
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs).arguments
+        if call.get("index_name"):
+            wanted = (self, None, call.get("hash_key_conditions") or [])
+        else:
+            wanted = (self, call.get("hash_key"), [])
+        if wanted[1] is None and not wanted[2]:
+            return original_query(self, *args, **kwargs)
+        asked.wanted = wanted
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            asked.wanted = None
+
+    query.reads_only_its_partition = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+
+
+def apply_patches() -> None:
+    """Every patch above: moto as the local stack runs it (the bench uses it in-process too)."""
+    attributes_when_read()
+    transactions_back_up_touched_items()
+    queries_read_only_their_partition()
+
+
 class QuietRequestHandler(MotoRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are not logged: the stack prints what matters."""
@@ -145,8 +209,7 @@ class MotoServer:
     """moto server on a background thread; port 0 picks a free port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        attributes_when_read()
-        transactions_back_up_touched_items()
+        apply_patches()
         app = SerialisedDynamoDb(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)

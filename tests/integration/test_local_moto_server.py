@@ -1,4 +1,5 @@
-"""The local moto server keeps DynamoDB's transaction guarantee while backing up only the items a transaction names."""
+"""The local moto server keeps DynamoDB's answers while a transaction backs up only the items it names and a query
+reads only its partition."""
 
 from __future__ import annotations
 
@@ -51,3 +52,34 @@ def test_a_transaction_that_succeeds_writes_every_item(local_resources: LocalRes
         ]
     )
     assert len(dynamodb.scan(TableName=table)["Items"]) == 2
+
+
+def test_queries_on_the_table_and_on_an_index_find_exactly_their_partition(local_resources: LocalResources) -> None:
+    dynamodb = local_resources.client("dynamodb")
+    table = local_resources.table_name
+    for shop, number, email in (("a", 1, "x@example.com"), ("a", 2, "y@example.com"), ("b", 3, "x@example.com")):
+        item = _item(f"customer#{number}", orders=number)
+        item |= {"pk": {"S": f"shop#{shop}.myshopify.com"}, "email_pk": {"S": f"{shop}#{email}"}}
+        dynamodb.put_item(TableName=table, Item=item)
+
+    in_shop_a = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "shop#a.myshopify.com"}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in in_shop_a] == ["customer#1", "customer#2"]
+    assert (
+        dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "shop#c.myshopify.com"}},
+        )["Items"]
+        == []
+    )
+    by_email = dynamodb.query(
+        TableName=table,
+        IndexName="by_email",
+        KeyConditionExpression="email_pk = :email",
+        ExpressionAttributeValues={":email": {"S": "b#x@example.com"}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in by_email] == ["customer#3"]
