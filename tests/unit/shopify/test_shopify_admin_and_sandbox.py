@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from evergreen.service.backfill import MalformedBulkLine, customer_payload, order_payload, records
+from evergreen.service.backfill import MalformedBulkLine, checkout_payload, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
 from evergreen.shopify.admin import RUN_BULK_QUERY, ShopifyAdmin
@@ -149,6 +149,26 @@ def test_a_bulk_abandoned_checkout_query_yields_the_checkouts_updated_since_its_
 
     assert operation.url is not None
     assert [json.loads(line) for _, line in admin.stream_lines(operation.url)] == [CHECKOUT]
+
+
+def test_a_bulk_abandoned_checkout_translates_to_the_event_a_checkouts_update_webhook_gives(admin):
+    (record,) = list(records(iter(enumerate(completed(admin, "abandonedCheckouts"), start=1))))
+    event = translate("checkouts/update", checkout_payload(record.root), NOW)
+    webhook = translate(
+        "checkouts/update",
+        {
+            "id": 41,
+            "token": "41",  # the bulk object has no token: the backfill names the checkout by its id
+            "customer": {"id": 5},
+            "created_at": "2026-11-18T04:00:00-05:00",
+            "updated_at": "2026-11-18T04:30:00-05:00",
+            "completed_at": None,
+        },
+        NOW,
+    )
+
+    assert event == webhook
+    assert event.customer_id == "5" and event.completed_at is None
 
 
 def test_a_query_the_sandbox_does_not_understand_gets_a_graphql_error(admin):
