@@ -47,7 +47,9 @@ from evergreen_local.targets import TargetUnavailable, use_target
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
     parser.add_argument(
-        "--since", type=_date, help="only customers and orders updated on or after this date (YYYY-MM-DD)"
+        "--since",
+        type=_date,
+        help="only customers, orders and abandoned checkouts updated on or after this date (YYYY-MM-DD)",
     )
     parser.add_argument("--aws", action="store_true", help="backfill into the deployed stack instead of the local one")
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")

@@ -68,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
     guests = sum(1 for order in store["orders"] if order["customer"] is None)
     print(
         f"loaded {args.shop} into {url}: {len(store['customers'])} customers, "
-        f"{len(store['orders'])} orders ({guests} guest checkouts)"
+        f"{len(store['orders'])} orders ({guests} guest checkouts), "
+        f"{len(store['abandonedCheckouts'])} abandoned checkouts"
     )
     klaviyo = klaviyo_sandbox_url(args.klaviyo_url)
     if klaviyo is None:

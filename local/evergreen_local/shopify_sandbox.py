@@ -1,6 +1,7 @@
 """A local stand-in for the Shopify Admin GraphQL API (127.0.0.1:3200 in the local stack).
 
-It answers the operations the backfill sends (`bulkOperationRunQuery` for customers or orders,
+It answers the operations the backfill sends (`bulkOperationRunQuery` for customers, orders or
+abandoned checkouts (optionally filtered by `updated_at:>=`),
 `currentBulkOperation`, `node(id:)` on a BulkOperation) at the pinned API version, serves the bulk
 result JSONL from a local URL, manages the app's webhook subscriptions (`webhookSubscriptions`, paged,
 `webhookSubscriptionCreate`, `webhookSubscriptionUpdate`, `webhookSubscriptionDelete`), tells the
@@ -8,8 +9,9 @@ token's scopes (`currentAppInstallation { accessScopes }`), and answers any othe
 GraphQL error rather than a guess.
 
 Control endpoints (not Shopify's):
-- POST /_sandbox/shop {"shop": ..., "customers": [...], "orders": [...]}: load a store (Admin GraphQL
-  shape, see docs/local-stack.md), replacing what was there;
+- POST /_sandbox/shop {"shop": ..., "customers": [...], "orders": [...], "abandonedCheckouts": [...]}: load a
+  store (Admin GraphQL shape, see docs/local-stack.md; `abandonedCheckouts` is optional), replacing what was
+  there;
 - GET /_sandbox/shop: the loaded store;
 - GET /_sandbox/requests: the recorded requests (access token redacted), oldest first;
 - DELETE /_sandbox/requests: forget them;
@@ -106,19 +108,27 @@ def _gid(kind: str, value: Any) -> bool:
     return isinstance(value, str) and value.startswith(f"gid://shopify/{kind}/")
 
 
+STORE_LISTS = (("customers", "Customer"), ("orders", "Order"), ("abandonedCheckouts", "AbandonedCheckout"))
+"""The store body's lists (each optional): name -> the gid type of its ids."""
+
+
 def validate_store(body: Any) -> str | None:
     """Why a store body cannot be loaded, or None when it can."""
     if not isinstance(body, dict):
-        return "the body must be a JSON object with lists `customers` and `orders`"
-    for name, kind in (("customers", "Customer"), ("orders", "Order")):
+        return "the body must be a JSON object with lists `customers` and `orders` (and `abandonedCheckouts`)"
+    for name, kind in STORE_LISTS:
         items = body.get(name, [])
         if not isinstance(items, list):
             return f"`{name}` must be a list"
         for index, item in enumerate(items):
             if not isinstance(item, dict) or not _gid(kind, item.get("id")):
                 return f"{name}[{index}].id must be a gid://shopify/{kind}/... string"
-            if kind == "Order" and _instant(item.get("createdAt")) is None:
-                return f"orders[{index}].createdAt must be an ISO 8601 timestamp"
+            if kind != "Customer" and _instant(item.get("createdAt")) is None:
+                return f"{name}[{index}].createdAt must be an ISO 8601 timestamp"
+            customer = item.get("customer")
+            named = isinstance(customer, dict) and _gid("Customer", customer.get("id"))
+            if kind == "AbandonedCheckout" and customer is not None and not named:
+                return f"{name}[{index}].customer must be null or an object with a gid://shopify/Customer/... id"
     return None
 
 
@@ -138,7 +148,7 @@ def jsonl_lines(root: str, items: list[dict[str, Any]], since: str | None) -> li
         updated = _instant(item.get("updatedAt")) or _instant(item.get("createdAt"))
         if cutoff is not None and (updated is None or updated < cutoff):
             continue
-        if root == "customers":
+        if root != "orders":
             lines.append(json.dumps(item).encode())
             continue
         refunds = [{k: v for k, v in refund.items() if k != "transactions"} for refund in item.get("refunds") or []]
@@ -157,6 +167,7 @@ class ShopState:
         self.shop = DEFAULT_SHOP
         self.customers: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []
+        self.abandoned_checkouts: list[dict[str, Any]] = []
         self.operations: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self.current: str | None = None
@@ -180,6 +191,11 @@ class ShopState:
         }
         return self.subscriptions[subscription_id]
 
+    def lists(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The loaded store's lists, named as in its body."""
+        lists = (self.customers, self.orders, self.abandoned_checkouts)
+        return [(name, items) for (name, _), items in zip(STORE_LISTS, lists, strict=True)]
+
     def take_fault(self, kind: str) -> bool:
         left = self.faults.get(kind, 0)
         if left <= 0:
@@ -191,6 +207,7 @@ class ShopState:
         self.shop = str(body.get("shop") or DEFAULT_SHOP)
         self.customers = list(body.get("customers", []))
         self.orders = list(body.get("orders", []))
+        self.abandoned_checkouts = list(body.get("abandonedCheckouts", []))
         self.operations.clear()
         self.files.clear()
         self.current = None
@@ -198,7 +215,7 @@ class ShopState:
     def start(self, root: str, since: str | None, base_url: str) -> dict[str, Any]:
         number = next(self._ids)
         operation_id = f"gid://shopify/BulkOperation/{number}"
-        items = self.customers if root == "customers" else self.orders
+        items = {"customers": self.customers, "orders": self.orders}.get(root, self.abandoned_checkouts)
         lines = jsonl_lines(root, items, since)
         if self.take_fault("malformed_line") and lines:
             lines.insert(1, b'{"id": "gid://shopify/Broken/1", ')
@@ -327,11 +344,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": problem})
                 return
             state.load(body)
-            self._reply(
-                HTTPStatus.OK, {"shop": state.shop, "customers": len(state.customers), "orders": len(state.orders)}
-            )
+            self._reply(HTTPStatus.OK, {"shop": state.shop, **{name: len(items) for name, items in state.lists()}})
         elif path == "/_sandbox/shop" and self.command == "GET":
-            self._reply(HTTPStatus.OK, {"shop": state.shop, "customers": state.customers, "orders": state.orders})
+            self._reply(HTTPStatus.OK, {"shop": state.shop, **dict(state.lists())})
         elif path == "/_sandbox/app" and self.command == "POST" and isinstance(body, dict):
             state.scopes = [str(scope) for scope in body.get("scopes", state.scopes)]
             state.webhook_api_version = str(body.get("webhook_api_version", state.webhook_api_version))

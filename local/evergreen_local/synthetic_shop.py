@@ -2,7 +2,10 @@
 
 Realistic histories from a seed: power-law order counts (most customers order once or never, a few
 dozens of times), some lapsed (nothing for 180+ days), refunds (some only pending), cancellations,
-test orders, guest checkouts (orders with an email and no customer) and unsubscribed customers.
+test orders, guest checkouts (orders with an email and no customer) and unsubscribed customers; and
+abandoned checkouts: some open from the last few days, some an order followed, some completed, some
+older than the backfill reads (drawn from their own random stream, so a seed's customers and orders stay
+what they were before checkouts were added).
 `synthetic_engagement` gives the same customers an email engagement history for the Klaviyo sandbox
 (`POST /_sandbox/engagement`): recent and old opens and clicks, some never opened, some bounced or marked
 as spam, and an unsubscribe for each unsubscribed customer.
@@ -24,6 +27,9 @@ MAX_ORDERS = 60
 LAPSED_SHARE = 0.25
 GUEST_ORDER_SHARE = 0.08
 UNSUBSCRIBED_SHARE = 0.12
+CHECKOUT_SHARES = (("open", 0.05), ("ordered", 0.05), ("completed", 0.03), ("old", 0.03))
+"""Per customer: an open checkout 1-3 days old; one placed hours before the customer's latest order (when that
+order is within 30 days); a completed one 1-3 days old; an open one 40-200 days old. The rest: none."""
 
 
 def iso(at: datetime) -> str:
@@ -36,6 +42,8 @@ class ExpectedFacts:
     net_spent: Decimal
     last_order_at: datetime | None
     email_consent: str
+    open_checkout_at: datetime | None = None
+    """The last activity of the latest checkout neither completed nor followed by an order (of any age)."""
 
 
 def _money(amount: Decimal) -> dict[str, Any]:
@@ -151,7 +159,51 @@ def synthetic_store(
             guest_at = now - timedelta(days=rng.randint(0, 600))
             orders.append(_order(rng, order_number, guest_at, now, None, f"guest{seed}-{index}@example.com"))
     rng.shuffle(orders)
-    return {"shop": shop, "customers": customer_nodes, "orders": orders}
+    checkouts = _abandoned_checkouts(random.Random(f"checkouts:{seed}"), customer_nodes, orders, now)
+    return {"shop": shop, "customers": customer_nodes, "orders": orders, "abandonedCheckouts": checkouts}
+
+
+def _checkout_kind(rng: random.Random) -> str | None:
+    draw = rng.random()
+    for kind, share in CHECKOUT_SHARES:
+        if draw < share:
+            return kind
+        draw -= share
+    return None
+
+
+def _abandoned_checkouts(
+    rng: random.Random, customers: list[dict[str, Any]], orders: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    latest_order: dict[str, datetime] = {}
+    for order in orders:
+        if order["customer"]:
+            at = datetime.fromisoformat(order["createdAt"])
+            latest_order[order["customer"]["id"]] = max(at, latest_order.get(order["customer"]["id"], at))
+    checkouts: list[dict[str, Any]] = []
+    for customer in customers:
+        kind = _checkout_kind(rng)
+        last_activity = now - timedelta(hours=rng.randint(25, 70), minutes=rng.randint(0, 59))
+        if kind == "old":
+            last_activity = now - timedelta(days=rng.randint(40, 200), hours=rng.randint(0, 23))
+        elif kind == "ordered":
+            ordered_at = latest_order.get(customer["id"])
+            if ordered_at is None or ordered_at < now - timedelta(days=30):
+                continue
+            last_activity = ordered_at - timedelta(hours=rng.randint(1, 10))
+        elif kind is None:
+            continue
+        created = last_activity - timedelta(minutes=rng.randint(1, 90))
+        checkouts.append(
+            {
+                "id": f"gid://shopify/AbandonedCheckout/{30_000_000 + len(checkouts)}",
+                "createdAt": iso(created),
+                "updatedAt": iso(last_activity),
+                "completedAt": iso(last_activity) if kind == "completed" else None,
+                "customer": {"id": customer["id"]},
+            }
+        )
+    return checkouts
 
 
 def _counted(order: dict[str, Any]) -> bool:
@@ -184,13 +236,27 @@ def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
             else guest_profile_key(order["email"].lower())
         )
         by_key.setdefault(key, []).append(order)
+    open_checkouts = _open_checkout_activity(store)
     facts: dict[str, ExpectedFacts] = {}
     for key, orders in by_key.items():
         counted = [order for order in orders if _counted(order)]
         spent = sum((Decimal(o["totalPriceSet"]["shopMoney"]["amount"]) - _refunded(o) for o in counted), Decimal(0))
         last = max((datetime.fromisoformat(o["createdAt"]) for o in counted), default=None)
-        facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"))
+        placed = max((datetime.fromisoformat(o["createdAt"]) for o in orders), default=None)
+        # Any order (counted or not) placed at or after a checkout's last activity ends that checkout.
+        open_at = max((at for at in open_checkouts.get(key, ()) if placed is None or placed < at), default=None)
+        facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"), open_at)
     return facts
+
+
+def _open_checkout_activity(store: dict[str, Any]) -> dict[str, list[datetime]]:
+    """Per customer's profile key, the last activity of each checkout not completed (a guest's names nobody)."""
+    found: dict[str, list[datetime]] = {}
+    for checkout in store.get("abandonedCheckouts") or []:
+        if checkout.get("customer") and not checkout.get("completedAt"):
+            key = customer_profile_key(checkout["customer"]["id"].rsplit("/", 1)[-1])
+            found.setdefault(key, []).append(datetime.fromisoformat(checkout["updatedAt"] or checkout["createdAt"]))
+    return found
 
 
 ENGAGEMENT_SHARES = (("recent", 0.35), ("lapsing", 0.25), ("old", 0.25), ("never", 0.15))

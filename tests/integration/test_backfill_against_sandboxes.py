@@ -1,17 +1,17 @@
 """A backfill from the Shopify sandbox into tables on moto server, synced to the Klaviyo sandbox, builds
-the same profiles the store's own numbers imply; again, it changes and sends nothing; racing webhooks,
-a crash mid-file and a broken file all end exact."""
+the same profiles the store's own numbers imply, open recent checkouts included; again, it changes and sends
+nothing; racing webhooks, a crash mid-file and a broken file all end exact."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from evergreen.segments import evaluate
-from evergreen.service.backfill import MalformedBulkLine, MembershipSyncFailed
+from evergreen.service.backfill import MalformedBulkLine, MembershipSyncFailed, checkouts_since
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.shopify import sign_shopify_body
 from evergreen.shopify.bulk import BulkOperationFailed
@@ -20,6 +20,8 @@ from evergreen_local.synthetic_shop import expected_facts, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 WEBHOOK_SECRET = "backfill-test-secret"
+CHECKOUTS_READ_SINCE = datetime.fromisoformat(checkouts_since(None, NOW))
+ABANDONED_WITHIN = timedelta(days=3)
 
 
 @pytest.fixture
@@ -52,6 +54,12 @@ def pending_outbox(harness: Harness) -> list[Any]:
     return pending
 
 
+def records_in(store: dict[str, Any]) -> int:
+    """Root records a backfill reads: every customer and order, and the checkouts updated within its window."""
+    recent = [c for c in store["abandonedCheckouts"] if datetime.fromisoformat(c["updatedAt"]) >= CHECKOUTS_READ_SINCE]
+    return len(store["customers"]) + len(store["orders"]) + len(recent)
+
+
 def assert_profiles_match_the_store(harness: Harness, store: dict[str, Any]) -> None:
     definitions = harness.edges.definitions
     for key, truth in expected_facts(store).items():
@@ -68,6 +76,11 @@ def assert_profiles_match_the_store(harness: Harness, store: dict[str, Any]) -> 
         assert set(profile.membership) == set(evaluate(facts, definitions, NOW).segments), key
         lapsed = truth.last_order_at is not None and truth.last_order_at <= NOW - timedelta(days=180)
         assert ("lapsed" in profile.membership) == lapsed, key
+        open_at = truth.open_checkout_at
+        read = open_at if open_at is not None and open_at >= CHECKOUTS_READ_SINCE else None
+        assert facts["open_checkout_at"] == read, key
+        abandoned = read is not None and read >= NOW - ABANDONED_WITHIN
+        assert ("abandoned_checkout" in profile.membership) == abandoned, key
 
 
 def test_a_seeded_store_backfilled_twice_matches_the_store_and_the_second_run_changes_and_sends_nothing(harness):
@@ -89,6 +102,105 @@ def test_a_seeded_store_backfilled_twice_matches_the_store_and_the_second_run_ch
     assert second.counts.records == first.counts.records
     assert versions(harness) == before
     assert klaviyo_paths(harness) == sent, "the second run sends nothing"
+
+
+def abandoned(number: int, customer: dict[str, Any] | None, hours_ago: int, completed: bool = False) -> dict[str, Any]:
+    """An AbandonedCheckout node last touched `hours_ago` before NOW."""
+    at = (NOW - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
+    return {
+        "id": f"gid://shopify/AbandonedCheckout/{number}",
+        "createdAt": at,
+        "updatedAt": at,
+        "completedAt": at if completed else None,
+        "customer": {"id": customer["id"]} if customer else None,
+    }
+
+
+def store_with_checkouts() -> tuple[dict[str, Any], list[str]]:
+    """Six customers, one order; checkouts: open a day ago, followed by that order, completed, open ten days
+    ago, open 45 days ago (before the window) and a guest's. Returns the store and the customers' keys."""
+    store = synthetic_store(6, seed=61, now=NOW, shop=SHOP)
+    customers = store["customers"]
+    order = next(o for o in store["orders"] if o["customer"])
+    store["orders"] = [
+        {
+            **order,
+            "id": "gid://shopify/Order/6100001",
+            "customer": {"id": customers[1]["id"]},
+            "email": customers[1]["email"],
+            "createdAt": (NOW - timedelta(hours=20)).isoformat(),
+            "updatedAt": (NOW - timedelta(hours=20)).isoformat(),
+            "refunds": [],
+        }
+    ]
+    store["abandonedCheckouts"] = [
+        abandoned(1, customers[0], hours_ago=24),
+        abandoned(2, customers[1], hours_ago=40),
+        abandoned(3, customers[2], hours_ago=24, completed=True),
+        abandoned(4, customers[3], hours_ago=240),
+        abandoned(5, customers[4], hours_ago=45 * 24),
+        abandoned(6, None, hours_ago=24),
+    ]
+    return store, [f"customer#{c['id'].rsplit('/', 1)[-1]}" for c in customers]
+
+
+def members_of(harness: Harness, segment: str) -> set[str]:
+    found = set()
+    for key in harness.edges.store.keys_in_shop(SHOP):
+        profile = harness.edges.store.load(SHOP, key) if key.startswith(("customer#", "guest#")) else None
+        if profile is not None and segment in profile.membership:
+            found.add(key)
+    return found
+
+
+def test_a_backfilled_stores_open_recent_checkouts_put_their_customers_in_abandoned_checkout(harness):
+    store, keys = store_with_checkouts()
+    harness.shopify_sandbox.load(store)
+
+    report = harness.backfill().run(SHOP)
+
+    assert report.finished
+    assert members_of(harness, "abandoned_checkout") == {keys[0]}, "ordered, completed and older ones are not"
+    assert_profiles_match_the_store(harness, store)
+    assert report.counts.records == len(keys) + 1 + 5, "the checkout before the window is not read"
+    assert report.counts.skipped == 1, "a guest's checkout names nobody"
+    ten_days_ago = harness.edges.store.load(SHOP, keys[3])
+    assert ten_days_ago is not None and ten_days_ago.open_checkout_at == NOW - timedelta(hours=240)
+
+
+def test_backfilling_checkouts_again_changes_and_sends_nothing(harness):
+    store, _ = store_with_checkouts()
+    harness.shopify_sandbox.load(store)
+    harness.backfill().run(SHOP)
+    sent, before = klaviyo_paths(harness), versions(harness)
+
+    again = harness.backfill().run(SHOP)
+
+    assert again.finished and again.counts.applied == 0
+    assert versions(harness) == before
+    assert klaviyo_paths(harness) == sent
+
+
+def test_a_checkout_its_webhook_opened_is_still_closed_by_its_completing_webhook_after_a_backfill(harness):
+    store, keys = store_with_checkouts()
+    harness.shopify_sandbox.load(store)
+    node = store["abandonedCheckouts"][0]
+    customer_id = int(keys[0].removeprefix("customer#"))
+    webhook = {
+        "id": 1,
+        "token": "0b7e1c0ffee",  # the backfill names it "1" (its id), which would sort after this token
+        "customer": {"id": customer_id},
+        "created_at": node["createdAt"],
+        "updated_at": node["updatedAt"],
+        "completed_at": None,
+    }
+    deliver(harness, "checkouts/create", webhook)
+
+    harness.backfill().run(SHOP)
+    assert keys[0] in members_of(harness, "abandoned_checkout")
+    deliver(harness, "checkouts/update", {**webhook, "completed_at": NOW.isoformat()})
+
+    assert keys[0] not in members_of(harness, "abandoned_checkout")
 
 
 def test_entered_segment_events_are_sent_in_bulk_only_when_asked(harness):
@@ -182,7 +294,30 @@ def test_a_crash_mid_file_resumes_from_the_checkpoint_without_double_counting(ha
     resumed = harness.backfill(checkpoint_every=5, workers=3).run(SHOP)
 
     assert resumed.finished
-    assert resumed.counts.records == len(store["customers"]) + len(store["orders"]), "each record counted once"
+    assert resumed.counts.records == records_in(store), "each record counted once"
+    assert_profiles_match_the_store(harness, store)
+    assert pending_outbox(harness) == []
+
+
+def test_a_crash_among_abandoned_checkouts_resumes_from_the_checkpoint_without_double_counting(harness):
+    store = synthetic_store(12, seed=22, now=NOW, shop=SHOP)
+    harness.shopify_sandbox.load(store)
+    seen: list[int] = []
+
+    def crash_at_the_second_checkout(phase: str, counts: Any, total: int | None) -> None:
+        if phase == "abandonedCheckouts":
+            seen.append(1)
+            if len(seen) == 2:
+                raise Crash
+
+    with pytest.raises(Crash):
+        harness.backfill(checkpoint_every=1, on_progress=crash_at_the_second_checkout).run(SHOP)
+    stopped = harness.progress.load(SHOP)
+    assert stopped is not None and stopped.phase == "abandonedCheckouts" and stopped.line == 1
+
+    resumed = harness.backfill(checkpoint_every=1).run(SHOP)
+
+    assert resumed.finished and resumed.counts.records == records_in(store)
     assert_profiles_match_the_store(harness, store)
     assert pending_outbox(harness) == []
 
@@ -224,7 +359,7 @@ def test_a_run_asked_to_yield_checkpoints_and_the_next_invocation_finishes_exact
         report = harness.backfill(checkpoint_every=4, should_stop=lambda: True).run(SHOP)
 
     assert invocations > 2
-    assert report.counts.records == len(store["customers"]) + len(store["orders"])
+    assert report.counts.records == records_in(store)
     assert_profiles_match_the_store(harness, store)
     assert pending_outbox(harness) == []
 

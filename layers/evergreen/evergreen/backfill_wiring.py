@@ -39,7 +39,7 @@ class BackfillRequest(BaseModel):
 
     shop: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
     since: date | None = None
-    """Only customers and orders updated on or after this day."""
+    """Only customers, orders and abandoned checkouts updated on or after this day."""
     entered_events: bool = False
     """Send "Entered segment" events for backfilled members (off by default)."""
     engagement_days: int = Field(DEFAULT_WINDOW_DAYS, ge=0, le=3650)

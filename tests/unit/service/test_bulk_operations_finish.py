@@ -113,11 +113,11 @@ def backfill_sleeps(world: Any, sandbox: ShopifySandbox, sleeps: Sleeps) -> floa
 
 
 def test_without_a_notice_the_backfill_sleeps_out_its_poll_interval(world: Any, sandbox: ShopifySandbox) -> None:
-    assert backfill_sleeps(world, sandbox, Sleeps()) == 2 * POLL_EVERY_S  # customers, then orders
+    assert backfill_sleeps(world, sandbox, Sleeps()) == 3 * POLL_EVERY_S  # customers, orders, abandoned checkouts
 
 
 def test_a_notice_wakes_the_waiting_backfill_within_a_second(world: Any, sandbox: ShopifySandbox) -> None:
-    assert backfill_sleeps(world, sandbox, Sleeps(world)) == 2 * 1.0
+    assert backfill_sleeps(world, sandbox, Sleeps(world)) == 3 * 1.0
 
 
 def test_a_stray_notice_brings_one_poll_forward_and_nothing_more() -> None:

@@ -10,11 +10,18 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from evergreen.service.backfill import MalformedBulkLine, customer_payload, order_payload, records
+from evergreen.service.backfill import MalformedBulkLine, checkout_payload, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
-from evergreen.shopify.admin import ShopifyAdmin
-from evergreen.shopify.bulk import BulkOperationFailed, GraphQLError, ResultUrlExpired, Throttled, TokenRevoked
+from evergreen.shopify.admin import RUN_BULK_QUERY, ShopifyAdmin
+from evergreen.shopify.bulk import (
+    AccessDenied,
+    BulkOperationFailed,
+    GraphQLError,
+    ResultUrlExpired,
+    Throttled,
+    TokenRevoked,
+)
 from evergreen_local.shopify_sandbox import GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
 from evergreen_local.synthetic_shop import synthetic_store
 
@@ -73,6 +80,15 @@ CUSTOMER = {
     "smsMarketingConsent": None,
 }
 
+CHECKOUT = {
+    "id": "gid://shopify/AbandonedCheckout/41",
+    "createdAt": "2026-11-18T09:00:00Z",
+    "updatedAt": "2026-11-18T09:30:00Z",
+    "completedAt": None,
+    "customer": {"id": "gid://shopify/Customer/5"},
+}
+OLD_CHECKOUT = {**CHECKOUT, "id": "gid://shopify/AbandonedCheckout/42", "updatedAt": "2026-09-01T00:00:00Z"}
+
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ShopifySandbox]:
@@ -83,7 +99,7 @@ def sandbox() -> Iterator[ShopifySandbox]:
 
 @pytest.fixture
 def admin(sandbox: ShopifySandbox) -> Iterator[ShopifyAdmin]:
-    sandbox.load({"shop": SHOP, "customers": [CUSTOMER], "orders": [ORDER]})
+    sandbox.load({"shop": SHOP, "customers": [CUSTOMER], "orders": [ORDER], "abandonedCheckouts": [CHECKOUT]})
     sandbox.state.faults.clear()
     with ShopifyAdmin(SHOP, "shpat_test", base_url=sandbox.url, sleep=lambda _: None, max_attempts=3) as client:
         yield client
@@ -126,9 +142,54 @@ def test_a_bulk_customer_keeps_its_consent_and_its_timestamp(admin):
     assert event.tags == ("vip-manual",) and event.state == "enabled"
 
 
+def test_a_bulk_abandoned_checkout_query_yields_the_checkouts_updated_since_its_bound(sandbox, admin):
+    sandbox.load({"shop": SHOP, "customers": [CUSTOMER], "abandonedCheckouts": [OLD_CHECKOUT, CHECKOUT]})
+
+    operation = admin.wait(admin.run_bulk_query("abandonedCheckouts", since="2026-10-21T00:00:00Z").id, poll_every_s=0)
+
+    assert operation.url is not None
+    assert [json.loads(line) for _, line in admin.stream_lines(operation.url)] == [CHECKOUT]
+
+
+def test_a_bulk_abandoned_checkout_translates_to_the_event_a_checkouts_update_webhook_gives(admin):
+    (record,) = list(records(iter(enumerate(completed(admin, "abandonedCheckouts"), start=1))))
+    event = translate("checkouts/update", checkout_payload(record.root), NOW)
+    webhook = translate(
+        "checkouts/update",
+        {
+            "id": 41,
+            "token": "41",  # the bulk object has no token: the backfill names the checkout by its id
+            "customer": {"id": 5},
+            "created_at": "2026-11-18T04:00:00-05:00",
+            "updated_at": "2026-11-18T04:30:00-05:00",
+            "completed_at": None,
+        },
+        NOW,
+    )
+
+    assert event == webhook
+    assert event.customer_id == "5" and event.completed_at is None
+
+
 def test_a_query_the_sandbox_does_not_understand_gets_a_graphql_error(admin):
     with pytest.raises(GraphQLError, match="does not understand"):
         admin.graphql("{ shop { name } }")
+
+
+def test_a_bulk_query_of_other_checkout_fields_gets_a_graphql_error(admin):
+    other = "{ abandonedCheckouts { edges { node { id abandonedCheckoutUrl } } } }"
+    with pytest.raises(GraphQLError, match="does not understand this bulk query"):
+        admin.graphql(RUN_BULK_QUERY, {"query": other})
+
+
+def test_a_token_denied_abandoned_checkouts_is_told_about_the_staff_permission():
+    denied = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(403)))
+    with ShopifyAdmin(SHOP, "shpat_test", base_url="https://sandbox.invalid", http=denied) as client:
+        with pytest.raises(AccessDenied, match="manage_abandoned_checkouts") as raised:
+            client.run_bulk_query("abandonedCheckouts")
+        with pytest.raises(AccessDenied) as orders:
+            client.run_bulk_query("orders")
+    assert "read_orders" in str(raised.value) and "manage_abandoned_checkouts" not in str(orders.value)
 
 
 def test_loading_a_store_replaces_the_previous_one_and_bad_stores_are_refused(sandbox):
@@ -136,6 +197,24 @@ def test_loading_a_store_replaces_the_previous_one_and_bad_stores_are_refused(sa
     answer = httpx.post(f"{sandbox.url}/_sandbox/shop", json=synthetic_store(3, seed=2, now=NOW, shop=SHOP))
     assert answer.status_code == 200 and answer.json()["customers"] == 3
     assert len(httpx.get(f"{sandbox.url}/_sandbox/shop").json()["customers"]) == 3
+
+
+@pytest.mark.parametrize(
+    "checkout",
+    [
+        {**CHECKOUT, "id": "gid://shopify/Checkout/41"},
+        {**CHECKOUT, "createdAt": "yesterday"},
+        {**CHECKOUT, "customer": {"id": 5}},
+    ],
+)
+def test_a_malformed_abandoned_checkout_is_refused_with_a_reason(sandbox, checkout):
+    answer = httpx.post(f"{sandbox.url}/_sandbox/shop", json={"shop": SHOP, "abandonedCheckouts": [checkout]})
+    assert answer.status_code == 400 and "abandonedCheckouts[0]" in answer.json()["error"]
+
+
+def test_a_store_without_abandoned_checkouts_still_loads(sandbox):
+    answer = httpx.post(f"{sandbox.url}/_sandbox/shop", json={"shop": SHOP, "customers": [CUSTOMER], "orders": []})
+    assert answer.status_code == 200 and answer.json()["abandonedCheckouts"] == 0
 
 
 def test_requests_are_recorded_without_the_token(sandbox, admin):

@@ -1,10 +1,12 @@
 """Backfilling a shop's history from Shopify bulk operations, exactly as webhooks would have built it.
 
-Customers first, then orders with their refunds. Each bulk result is streamed line by line; a record
-(a root object with its `__parentId` children) is applied only once it is complete, through the same
-translators (`shopify.topics.translate`), reducers (`domain.reducers.apply`) and `ProfileWriter` as a
-webhook. So a backfill never overwrites newer webhook state (newer `updated_at` wins; at equal
-`updated_at` the stored order is kept), and running it twice, or while webhooks flow, changes nothing.
+Customers first, then orders with their refunds, then the abandoned checkouts updated within the last
+`CHECKOUT_WINDOW` (the `abandoned_checkout` segment looks back 3 days). Each bulk result is streamed line by
+line; a record (a root object with its `__parentId` children) is applied only once it is complete, through
+the same translators (`shopify.topics.translate`), reducers (`domain.reducers.apply`) and `ProfileWriter` as
+a webhook: an abandoned checkout becomes the `checkouts/update` webhook's `CheckoutObserved`. So a backfill
+never overwrites newer webhook state (newer `updated_at` wins; at equal `updated_at` the stored order is
+kept), and running it twice, or while webhooks flow, changes nothing.
 
 The position (last fully applied line) is checkpointed every `checkpoint_every` records; a crash resumes
 there. Records between the checkpoint and the crash are applied again, which the reducers make a no-op.
@@ -16,12 +18,13 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.events import CustomerUpserted, OrderObserved
+from evergreen.domain.events import CheckoutObserved, CustomerUpserted, OrderObserved
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, apply_order, merge_guest
@@ -37,6 +40,9 @@ from evergreen.shopify.topics import MalformedPayload, translate
 logger = Logger(child=True)
 
 DEFAULT_CHECKPOINT_EVERY = 1_000
+CHECKOUT_WINDOW = timedelta(days=30)
+"""How far back the backfill reads abandoned checkouts (by `updated_at`, the checkout's last activity).
+`abandoned_checkout` looks back 3 days; custom segments may look back further, up to this."""
 
 
 class MalformedBulkLine(AdminError):
@@ -207,6 +213,43 @@ def order_payload(node: Mapping[str, Any], children: Mapping[str, list[dict[str,
     }
 
 
+def checkout_payload(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A bulk AbandonedCheckout object as a checkouts/update body. The GraphQL object has no `token`, so its
+    id stands in (a webhook names the same checkout by its token); it has no email either, so a guest's
+    checkout (no customer) names nobody and is skipped."""
+    customer = node.get("customer")
+    return {
+        "token": node.get("id"),
+        "customer": {"id": customer.get("id")} if isinstance(customer, dict) else None,
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "completed_at": node.get("completedAt"),
+    }
+
+
+def checkouts_since(since: str | None, now: datetime, window: timedelta = CHECKOUT_WINDOW) -> str:
+    """The `updated_at` bound of the abandoned-checkouts query: the window's first midnight (UTC), or `since`
+    when that is later."""
+    start = (now - window).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        given = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        given = None
+    if given is not None and (given if given.tzinfo else given.replace(tzinfo=UTC)) > start:
+        return str(since)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def backfill_checkout(profile: Profile, event: CheckoutObserved) -> Profile:
+    """`apply` for a backfilled checkout, except that an open checkout stored at the same moment is kept: it
+    is most likely this very checkout as its webhook named it (by token), which a completing webhook or an
+    order (by `checkout_token`) can still close."""
+    at = event.last_activity_at
+    if event.completed_at is None and at is not None and profile.open_checkout_at == at:
+        return profile
+    return apply(profile, event)
+
+
 def backfill_order(profile: Profile, state: OrderState | None, event: OrderObserved) -> tuple[Profile, OrderState]:
     """`apply_order` for a backfilled order: a stored snapshot at the same or a newer `updated_at` is kept
     (a webhook's may carry details the bulk query does not read); its refunds still merge."""
@@ -250,6 +293,7 @@ class Backfill:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         workers: int = 1,
+        checkout_window: timedelta = CHECKOUT_WINDOW,
     ) -> None:
         """With `membership`, touched profiles go to Klaviyo in bulk at each checkpoint and changes are not
         queued; without it, `publisher` (the usual queue) gets every change, as for a webhook.
@@ -273,6 +317,7 @@ class Backfill:
         self._sync_reports: list[BulkSyncReport] = []
         self._workers = max(1, workers)
         self._pool: ThreadPoolExecutor | None = None
+        self._checkout_window = checkout_window
 
     # --- orchestration ---------------------------------------------------------------------------
 
@@ -318,7 +363,7 @@ class Backfill:
         when unchanged: they may have been written, but not synced, before the crash."""
         phase = progress.phase
         if progress.operation_id is None:
-            started = self._source.run_bulk_query(phase, progress.since)
+            started = self._source.run_bulk_query(phase, self._query_since(progress))
             progress.operation_id, progress.line = started.id, 0
             self._progress.save(progress)
         operation_id, shop = progress.operation_id, progress.shop
@@ -373,6 +418,12 @@ class Backfill:
             raise
         return True
 
+    def _query_since(self, progress: BackfillProgress) -> str | None:
+        """The phase's `updated_at` bound: the requested one, and for abandoned checkouts the recent window."""
+        if progress.phase == "abandonedCheckouts":
+            return checkouts_since(progress.since, self._clock.now(), self._checkout_window)
+        return progress.since
+
     def _flush(self, progress: BackfillProgress) -> None:
         """Push touched profiles' membership in bulk, then save the checkpoint (in that order, so a
         checkpoint never passes a record whose membership was not sent)."""
@@ -415,6 +466,14 @@ class Backfill:
                 assert isinstance(event, CustomerUpserted)
                 result = self._write(Profile(shop=shop, customer_id=event.customer_id), event)
                 results = [result]
+            elif phase == "abandonedCheckouts":
+                checkout = translate("checkouts/update", checkout_payload(record.root), now)
+                assert isinstance(checkout, CheckoutObserved)
+                blank = profile_for(self._store, shop, checkout.customer_id, checkout.email_normalized)
+                if blank is None:
+                    return "skipped", []  # a guest's checkout: the bulk object names no customer and no email
+                result = self._write(blank, checkout)
+                results = [result]
             else:
                 order = translate("orders/updated", order_payload(record.root, record.children), now)
                 assert isinstance(order, OrderObserved)
@@ -430,7 +489,7 @@ class Backfill:
             return "skipped", []
         return ("applied" if result.outcome is Outcome.WRITTEN else "unchanged"), results
 
-    def _write(self, blank: Profile, event: CustomerUpserted | OrderObserved) -> WriteResult:
+    def _write(self, blank: Profile, event: CustomerUpserted | OrderObserved | CheckoutObserved) -> WriteResult:
         """The webhook write path: an order and its refunds land on the order item, together with the profile's
         aggregates, in one conditional write (refunds webhooks parked there are folded in by the same write)."""
         if isinstance(event, OrderObserved):
@@ -438,6 +497,14 @@ class Backfill:
                 blank,
                 event.order_id,
                 lambda profile, state: backfill_order(profile, state, event),
+                None,
+                merge=merge_guest,
+                guest_email=event.email_normalized,
+            )
+        if isinstance(event, CheckoutObserved):
+            return self._writer.write(
+                blank,
+                lambda profile: backfill_checkout(profile, event),
                 None,
                 merge=merge_guest,
                 guest_email=event.email_normalized,

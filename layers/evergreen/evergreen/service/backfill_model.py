@@ -7,8 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Phase = Literal["customers", "orders", "done"]
-PHASES: tuple[Phase, ...] = ("customers", "orders")
+Phase = Literal["customers", "orders", "abandonedCheckouts", "done"]
+PHASES: tuple[Phase, ...] = ("customers", "orders", "abandonedCheckouts")
+"""In this order; each phase is named after the bulk query's root connection. Abandoned checkouts come
+after orders, so an order already applied closes the checkout it followed. A checkpoint saved before a
+phase was added still loads: it resumes at its phase and runs the later ones."""
 
 
 class BackfillCounts(BaseModel):
@@ -17,13 +20,14 @@ class BackfillCounts(BaseModel):
     read: int = 0
     """JSONL objects read (roots and their children)."""
     records: int = 0
-    """Root records (a customer, or an order with its refunds)."""
+    """Root records (a customer, an order with its refunds, or an abandoned checkout)."""
     applied: int = 0
     """Records that changed a profile."""
     unchanged: int = 0
     """Records the profile already reflected (a re-run, or newer webhook state)."""
     skipped: int = 0
-    """Records that could not be applied (no customer and no email, or missing required fields)."""
+    """Records that could not be applied (no customer and no email, such as a guest's abandoned checkout,
+    or missing required fields)."""
     synced_profiles: int = 0
     klaviyo_requests: int = 0
 

@@ -1,6 +1,7 @@
 """Shopify Admin GraphQL client for the backfill: bulk operations over httpx, at the pinned API version.
 
-- `run_bulk_query` starts a `bulkOperationRunQuery` (customers, or orders with their refunds);
+- `run_bulk_query` starts a `bulkOperationRunQuery` (customers, orders with their refunds, or abandoned
+  checkouts);
 - `bulk_operation` / `current_bulk_operation` poll it; `wait` polls until it ends;
 - `stream_lines` streams the result JSONL line by line (never the whole file in memory).
 
@@ -33,7 +34,9 @@ from evergreen.shopify.bulk import (
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 REQUIRED_SCOPES = ("read_customers", "read_orders")
-"""Access scopes the backfill needs. Orders older than 60 days also need `read_all_orders`."""
+"""Access scopes the backfill needs. Orders older than 60 days also need `read_all_orders`; abandoned
+checkouts need `read_orders` and, on the merchant's side, a user with the `manage_abandoned_checkouts`
+permission."""
 
 CUSTOMER_FIELDS = """
 id email phone state createdAt updatedAt tags
@@ -49,8 +52,12 @@ refunds { id createdAt transactions { edges { node {
   id kind status amountSet { shopMoney { amount currencyCode } } } } } }
 """.strip()
 
-ROOTS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS}
-"""The two bulk queries the backfill runs: root connection -> the node fields it reads."""
+ABANDONED_CHECKOUT_FIELDS = "id createdAt updatedAt completedAt customer { id }"
+"""What a checkouts/update webhook tells the reducer. An AbandonedCheckout has no `token` (its `id` stands in)
+and no top-level email, so a guest's checkout (no customer) names nobody."""
+
+ROOTS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "abandonedCheckouts": ABANDONED_CHECKOUT_FIELDS}
+"""The bulk queries the backfill runs: root connection -> the node fields it reads."""
 
 RUN_BULK_QUERY = """
 mutation RunBulkQuery($query: String!) {
@@ -69,7 +76,7 @@ BULK_OPERATION_BY_ID = (
 
 
 def bulk_query(root: str, since: str | None = None) -> str:
-    """The bulk query document for `root` ("customers" or "orders"), optionally only updated since `since`."""
+    """The bulk query document for `root` (a key of ROOTS), optionally only updated since `since`."""
     if root not in ROOTS:
         raise ValueError(f"no bulk query for {root!r}")
     argument = f"(query: \"updated_at:>='{since}'\")" if since else ""
@@ -189,7 +196,14 @@ class ShopifyAdmin:
 
     def run_bulk_query(self, root: str, since: str | None = None) -> BulkOperation:
         """Start the bulk query for `root`; raises AdminError on userErrors (e.g. one already running)."""
-        data = self.graphql(RUN_BULK_QUERY, {"query": bulk_query(root, since)})
+        try:
+            data = self.graphql(RUN_BULK_QUERY, {"query": bulk_query(root, since)})
+        except AccessDenied as denied:
+            if root != "abandonedCheckouts":
+                raise
+            raise AccessDenied(
+                f"{denied} (abandoned checkouts also need a user with the manage_abandoned_checkouts permission)"
+            ) from None
         payload = data.get("bulkOperationRunQuery") or {}
         user_errors = payload.get("userErrors") or []
         if user_errors:
