@@ -15,6 +15,9 @@ moto's DynamoDB deep-copies every table a TransactWriteItems names before applyi
 cancelled transaction: O(table) per transaction, which made a backfill of a few thousand customers crawl.
 `transactions_back_up_touched_items` keeps a copy of only the items the transaction names, and puts those
 back when it is cancelled: the same outcome, at the cost of the items written.
+
+moto's SQS has no message-move tasks (StartMessageMoveTask, ListMessageMoveTasks, CancelMessageMoveTask),
+which `evergreen redrive` uses: `message_move_tasks` (moto_message_moves.py) adds them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 from moto.core.utils import camelcase_to_underscores
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from evergreen_local.moto_message_moves import message_move_tasks
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -147,6 +152,7 @@ class MotoServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         attributes_when_read()
         transactions_back_up_touched_items()
+        message_move_tasks()
         app = SerialisedDynamoDb(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
