@@ -514,6 +514,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"Klaviyo sandbox port (default {DEFAULT_KLAVIYO_PORT}; unused when KLAVIYO_API_KEY is set)",
     )
     parser.add_argument(
+        "--shopify-port",
+        type=int,
+        default=DEFAULT_SHOPIFY_PORT,
+        help=f"Shopify Admin sandbox port, what seed-shop and backfill read (default {DEFAULT_SHOPIFY_PORT})",
+    )
+    parser.add_argument(
         "--sweep-every",
         type=float,
         default=DEFAULT_SWEEP_EVERY,
@@ -565,6 +571,7 @@ def main(args: argparse.Namespace) -> int:
         port=args.port,
         moto_port=args.moto_port,
         klaviyo_port=args.klaviyo_port,
+        shopify_port=args.shopify_port,
         sweep_every=None if args.no_sweep else args.sweep_every,
         retry_after=args.retry_after,
         state_file=local_state_path(),
