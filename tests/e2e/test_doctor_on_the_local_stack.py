@@ -39,6 +39,7 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     assert main(registered) == 0, "the sandbox shop is subscribed to this stack, as the README's walk-through does"
     klaviyo = ["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", local_stack.klaviyo_webhook_url]
     assert main(klaviyo) == 0, "and its Klaviyo account sends engagement webhooks here"
+    local_stack.run_sweep()  # what `make run`'s sweep timer does as soon as the stack is up
     yield ["doctor", "--url", local_stack.shopify_webhook_url]
 
 
