@@ -75,6 +75,17 @@ UNKNOWN_SCHEDULE_INTERVAL = timedelta(days=1)
 LOCAL_SWEEP_EVERY = "EVERGREEN_SWEEP_EVERY_SECONDS"
 """In the local stack's state (stack.SWEEP_EVERY_STATE): seconds between its scheduled sweeps (absent with
 --no-sweep)."""
+KLAVIYO_KEY_PROBES: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("/api/profiles/", {"page[size]": "1"}, "profiles:read"),
+    ("/api/lists/", {"fields[list]": "name"}, "lists:read"),
+    ("/api/metrics/", {"fields[metric]": "name"}, "metrics:read"),
+)
+"""Reads that show the private key is valid and holds the scopes' read halves (one small page each)."""
+KLAVIYO_KEY_SCOPES = (
+    "the scopes profiles, lists and events read/write and metrics read "
+    "(and webhooks read/write for `register-webhooks --klaviyo`)"
+)
+"""What the README's Secrets section asks of the private key."""
 SYNC_LAG_ALARM = timedelta(minutes=15)
 """The SegmentChangesAgeAlarm threshold (900 s)."""
 
@@ -249,7 +260,21 @@ def check_klaviyo_secret(target: Target) -> str:
     return f"set for {', '.join(sorted(secrets))}"
 
 
+def _klaviyo_get(target: Target, settings: Settings, key: str, path: str, params: dict[str, str]) -> httpx.Response:
+    return target.http.get(
+        f"{settings.klaviyo_base_url.rstrip('/')}{path}",
+        params=params,
+        headers={
+            "Authorization": f"Klaviyo-API-Key {key}",
+            "revision": settings.klaviyo_revision,
+            "Accept": "application/vnd.api+json",
+        },
+    )
+
+
 def check_klaviyo_key(target: Target) -> str:
+    """Each shop's private key reads profiles, lists and metrics: a 401 is a key Klaviyo does not know, a 403 a
+    key without a scope Evergreen needs (sync writes profiles and lists; the backfill reads metrics and events)."""
     settings = target.settings()
     secrets = target.secret(settings.klaviyo_secrets_id)
     if not secrets:
@@ -257,27 +282,32 @@ def check_klaviyo_key(target: Target) -> str:
     answers = []
     for shop, entry in sorted(secrets.items()):
         key = entry.get("api_key", "") if isinstance(entry, dict) else ""
-        response = target.http.get(
-            f"{settings.klaviyo_base_url.rstrip('/')}/api/profiles/",
-            params={"page[size]": "1"},
-            headers={
-                "Authorization": f"Klaviyo-API-Key {key}",
-                "revision": settings.klaviyo_revision,
-                "Accept": "application/vnd.api+json",
-            },
-        )
-        if response.status_code == 401:
-            raise Failed(f"Klaviyo rejected {shop}'s key (401)", "create a private API key in Klaviyo and store it")
-        if response.status_code == 403:
+        missing: list[str] = []
+        for path, params, scope in KLAVIYO_KEY_PROBES:
+            response = _klaviyo_get(target, settings, key, path, params)
+            if response.status_code == 401:
+                raise Failed(
+                    f"Klaviyo rejected {shop}'s key (401): it is not a valid private API key of the account",
+                    f"create a private API key in Klaviyo (Settings > API keys) with {KLAVIYO_KEY_SCOPES}, "
+                    "and store it as api_key in the Klaviyo secret",
+                )
+            if response.status_code == 403:
+                missing.append(scope)
+            elif not response.is_success:
+                raise Failed(
+                    f"Klaviyo answered {response.status_code} to GET {path} for {shop}",
+                    "try again; see status.klaviyo.com",
+                )
+        if missing:
             raise Failed(
-                f"{shop}'s key lacks a scope (403 on profiles:read)",
-                "give the key profiles read/write, lists write and events write, or create a new one",
+                f"{shop}'s key lacks {', '.join(missing)} (403)",
+                f"in Klaviyo (Settings > API keys) give the key {KLAVIYO_KEY_SCOPES}, or create a key with them and "
+                "store it as api_key in the Klaviyo secret",
             )
-        if not response.is_success:
-            raise Failed(f"Klaviyo answered {response.status_code} for {shop}", "try again; see status.klaviyo.com")
         answers.append(shop)
     where = "the local sandbox" if not target.aws and "127.0.0.1" in settings.klaviyo_base_url else "Klaviyo"
-    return f"{where} accepts the key for {', '.join(answers)}"
+    scopes = ", ".join(scope for _, _, scope in KLAVIYO_KEY_PROBES)
+    return f"{where} accepts the key for {', '.join(answers)} ({scopes})"
 
 
 def check_webhook_route(target: Target) -> str:
