@@ -2,7 +2,7 @@
 #
 #   make run           the local stack (moto, HTTP API on :3000, Klaviyo sandbox on :3100, poller, sweep)
 #   make test          lint, types, tests, template checks and `sam build` (what CI runs)
-#   make deploy        sam build + sam deploy (no questions) + publish the sweep's console test events
+#   make deploy        sam build + sam deploy (shows the change set, asks y/N) + publish the console test events
 #   make deploy-guided the same, with SAM's guided questions
 #   make delete        sam delete (the profiles table and the exports bucket are retained)
 #   make bench         benchmarks into bench/results.json

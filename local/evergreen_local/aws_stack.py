@@ -1,4 +1,4 @@
-"""Where the CLI finds a deployed stack's resources: its CloudFormation outputs."""
+"""Where the CLI finds a deployed stack's resources and settings: its CloudFormation outputs and parameters."""
 
 from __future__ import annotations
 
@@ -13,3 +13,12 @@ def stack_outputs(stack_name: str, region: str | None = None) -> dict[str, str]:
     client: Any = boto3.client("cloudformation", region_name=region)
     stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
     return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
+
+
+def stack_parameters(stack_name: str, region: str | None = None) -> dict[str, str]:
+    """The deployed stack's template parameters, defaults included, as CloudFormation reports them."""
+    client: Any = boto3.client("cloudformation", region_name=region)
+    stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    return {
+        parameter["ParameterKey"]: parameter.get("ParameterValue", "") for parameter in stacks[0].get("Parameters", [])
+    }

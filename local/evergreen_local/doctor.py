@@ -4,8 +4,9 @@ The same checks run against the local stack and a deployed one: its outputs, its
 answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
 subscriptions (every topic here, JSON, the pinned API version), each shop's Klaviyo system webhook (as
 `register-webhooks --klaviyo` would find it), a signed self-test through the Shopify webhook route, the
-dead-letter queue, the sweep, sync lag and the segment definitions. Exit code 0 only when every check
-passes. Checks that cannot look say "not checked" (and what to check by hand) and do not fail the run.
+dead-letter queue, the sweep (its last complete run within two sweep intervals, nothing overdue), sync lag
+and the segment definitions. Exit code 0 only when every check passes. Checks that cannot look say "not
+checked" (and what to check by hand) and do not fail the run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_local.activity import working
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
 from evergreen_local.cli import CliError, command, friendly_message
 from evergreen_local.klaviyo_webhook import (
     UI_TOPICS,
@@ -64,12 +66,67 @@ SELF_TEST_SHOP = "evergreen-doctor.myshopify.com"
 SANDBOX_SHOP = "evergreen-demo.myshopify.com"
 SWEEP_TOLERANCE = timedelta(minutes=15)
 """A profile due longer ago than this means the sweep is not running or not keeping up (3 x 5 min)."""
+SWEEP_INTERVALS_LATE = 2
+"""The last complete sweep may be this many sweep intervals old; older means the schedule stopped or fails."""
+DEFAULT_SWEEP_SCHEDULE = "rate(5 minutes)"
+"""template.yaml's SweepSchedule default, for a stack that does not report the parameter."""
+UNKNOWN_SCHEDULE_INTERVAL = timedelta(days=1)
+"""The interval assumed for a cron schedule whose period `schedule_interval` cannot tell."""
+LOCAL_SWEEP_EVERY = "EVERGREEN_SWEEP_EVERY_SECONDS"
+"""In the local stack's state (stack.SWEEP_EVERY_STATE): seconds between its scheduled sweeps (absent with
+--no-sweep)."""
+KLAVIYO_KEY_PROBES: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("/api/profiles/", {"page[size]": "1"}, "profiles:read"),
+    ("/api/lists/", {"fields[list]": "name"}, "lists:read"),
+    ("/api/metrics/", {"fields[metric]": "name"}, "metrics:read"),
+)
+"""Reads that show the private key is valid and holds the scopes' read halves (one small page each)."""
+KLAVIYO_KEY_SCOPES = (
+    "the scopes profiles, lists and events read/write and metrics read "
+    "(and webhooks read/write for `register-webhooks --klaviyo`)"
+)
+"""What the README's Secrets section asks of the private key."""
 SYNC_LAG_ALARM = timedelta(minutes=15)
 """The SegmentChangesAgeAlarm threshold (900 s)."""
 
 
 def minutes(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 60)} minutes"
+
+
+def duration(delta: timedelta) -> str:
+    """`45 s`, `12 min`, `3 h`, `2 days`: a span as a person reads it."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
+_CRON = re.compile(r"cron\(\s*(\S+)\s+(\S+)(\s+\S+){3,4}\s*\)")
+
+
+def schedule_interval(expression: str) -> timedelta | None:
+    """The period of an EventBridge schedule: `rate(N unit)`, or a cron expression every N minutes
+    (`0/15 * ...`, `*/15 * ...`) or hourly (`5 * ...`); None when it cannot tell."""
+    text = expression.strip()
+    rate = _RATE.fullmatch(text)
+    if rate:
+        unit = rate.group(2).rstrip("s") + "s"
+        return timedelta(**{unit: int(rate.group(1))})
+    cron = _CRON.fullmatch(text)
+    if cron and cron.group(2) == "*":
+        minute = cron.group(1)
+        step = re.fullmatch(r"(?:\*|\d+)/(\d+)", minute)
+        if step:
+            return timedelta(minutes=int(step.group(1)))
+        if minute.isdigit():
+            return timedelta(hours=1)
+    return None
 
 
 PASS, FAIL, SKIP = "✓", "✗", "?"
@@ -116,6 +173,8 @@ class Target:
     app_toml: bool = False
     """The shop's subscriptions ship in shopify.app.toml, which the Admin API does not list."""
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    parameters: dict[str, str] = field(default_factory=dict)
+    """The deployed stack's template parameters (SweepSchedule)."""
 
     @property
     def where(self) -> str:
@@ -201,7 +260,21 @@ def check_klaviyo_secret(target: Target) -> str:
     return f"set for {', '.join(sorted(secrets))}"
 
 
+def _klaviyo_get(target: Target, settings: Settings, key: str, path: str, params: dict[str, str]) -> httpx.Response:
+    return target.http.get(
+        f"{settings.klaviyo_base_url.rstrip('/')}{path}",
+        params=params,
+        headers={
+            "Authorization": f"Klaviyo-API-Key {key}",
+            "revision": settings.klaviyo_revision,
+            "Accept": "application/vnd.api+json",
+        },
+    )
+
+
 def check_klaviyo_key(target: Target) -> str:
+    """Each shop's private key reads profiles, lists and metrics: a 401 is a key Klaviyo does not know, a 403 a
+    key without a scope Evergreen needs (sync writes profiles and lists; the backfill reads metrics and events)."""
     settings = target.settings()
     secrets = target.secret(settings.klaviyo_secrets_id)
     if not secrets:
@@ -209,27 +282,32 @@ def check_klaviyo_key(target: Target) -> str:
     answers = []
     for shop, entry in sorted(secrets.items()):
         key = entry.get("api_key", "") if isinstance(entry, dict) else ""
-        response = target.http.get(
-            f"{settings.klaviyo_base_url.rstrip('/')}/api/profiles/",
-            params={"page[size]": "1"},
-            headers={
-                "Authorization": f"Klaviyo-API-Key {key}",
-                "revision": settings.klaviyo_revision,
-                "Accept": "application/vnd.api+json",
-            },
-        )
-        if response.status_code == 401:
-            raise Failed(f"Klaviyo rejected {shop}'s key (401)", "create a private API key in Klaviyo and store it")
-        if response.status_code == 403:
+        missing: list[str] = []
+        for path, params, scope in KLAVIYO_KEY_PROBES:
+            response = _klaviyo_get(target, settings, key, path, params)
+            if response.status_code == 401:
+                raise Failed(
+                    f"Klaviyo rejected {shop}'s key (401): it is not a valid private API key of the account",
+                    f"create a private API key in Klaviyo (Settings > API keys) with {KLAVIYO_KEY_SCOPES}, "
+                    "and store it as api_key in the Klaviyo secret",
+                )
+            if response.status_code == 403:
+                missing.append(scope)
+            elif not response.is_success:
+                raise Failed(
+                    f"Klaviyo answered {response.status_code} to GET {path} for {shop}",
+                    "try again; see status.klaviyo.com",
+                )
+        if missing:
             raise Failed(
-                f"{shop}'s key lacks a scope (403 on profiles:read)",
-                "give the key profiles read/write, lists write and events write, or create a new one",
+                f"{shop}'s key lacks {', '.join(missing)} (403)",
+                f"in Klaviyo (Settings > API keys) give the key {KLAVIYO_KEY_SCOPES}, or create a key with them and "
+                "store it as api_key in the Klaviyo secret",
             )
-        if not response.is_success:
-            raise Failed(f"Klaviyo answered {response.status_code} for {shop}", "try again; see status.klaviyo.com")
         answers.append(shop)
     where = "the local sandbox" if not target.aws and "127.0.0.1" in settings.klaviyo_base_url else "Klaviyo"
-    return f"{where} accepts the key for {', '.join(answers)}"
+    scopes = ", ".join(scope for _, _, scope in KLAVIYO_KEY_PROBES)
+    return f"{where} accepts the key for {', '.join(answers)} ({scopes})"
 
 
 def check_webhook_route(target: Target) -> str:
@@ -274,13 +352,64 @@ def _edges(target: Target) -> Edges:
     return Edges(target.settings())
 
 
+def sweep_interval(target: Target) -> tuple[timedelta | None, str]:
+    """How often the target sweeps, and how to say so: locally the stack's timer (None: --no-sweep); on AWS the
+    stack's SweepSchedule parameter (template.yaml's default when the stack does not report it)."""
+    if not target.aws:
+        seconds = target.environment.get(LOCAL_SWEEP_EVERY)
+        if not seconds:
+            return None, "no sweep timer (--no-sweep)"
+        every = timedelta(seconds=float(seconds))
+        return every, f"every {duration(every)}"
+    schedule = target.parameters.get("SweepSchedule") or DEFAULT_SWEEP_SCHEDULE
+    interval = schedule_interval(schedule)
+    if interval is None:
+        return UNKNOWN_SCHEDULE_INTERVAL, f"{schedule}, taken as once a day"
+    return interval, schedule
+
+
 def check_sweep(target: Target) -> str:
     edges = _edges(target)
     now = edges.clock.now()
+    interval, schedule = sweep_interval(target)
+    run_it = command("sweep" + target.flag)
+    run = edges.store.last_sweep_run()
+    if run is None:
+        if target.aws:
+            fix = (
+                f"the schedule ({schedule}) runs it: wait one interval, or run {run_it} now; if it never runs, "
+                "check that the stack's sweep rule is enabled (EventBridge) and read StalenessSweepFunction's logs"
+            )
+        elif interval is None:
+            fix = f"run {run_it}, or restart `make run` without --no-sweep"
+        else:
+            fix = f"the local stack sweeps {schedule}: wait for it, or run {run_it} now"
+        raise Failed("no sweep has run on this stack's table", fix)
+    if interval is not None:
+        limit = SWEEP_INTERVALS_LATE * interval
+        last = run.last_complete_at
+        if last is None or now - last > limit:
+            since = f"finished its work {duration(now - last)} ago" if last else "never finished its work"
+            if now - run.last_run_at <= limit:
+                raise Failed(
+                    f"the sweep runs ({schedule}) but {since}",
+                    "each run continues where the last stopped; read StalenessSweepFunction's logs, and if it runs "
+                    "out of time, raise FunctionMemorySize",
+                )
+            stopped = (
+                "check that the stack's sweep rule is enabled (EventBridge) and read StalenessSweepFunction's logs"
+                if target.aws
+                else "restart `make run`"
+            )
+            ran = f"the last sweep ran {duration(now - run.last_run_at)} ago"
+            raise Failed(
+                f"{ran}{'' if last == run.last_run_at else f' and {since}'}; it should run {schedule}",
+                f"{stopped}, or run {run_it} now",
+            )
     overdue = sum(
         len(edges.store.due(shard, now - SWEEP_TOLERANCE, limit=1).items) for shard in range(edges.settings.due_shards)
     )
-    fix = f"the sweep is not running or not keeping up: read its logs, or run {command('sweep' + target.flag)}"
+    fix = f"the sweep is not running or not keeping up: read its logs, or run {run_it}"
     if overdue:
         raise Failed(f"profiles due more than {minutes(SWEEP_TOLERANCE)} ago are still waiting", fix)
     progress = edges.dynamodb.get_item(TableName=edges.settings.profiles_table, Key=PROGRESS_KEY).get("Item")
@@ -289,7 +418,10 @@ def check_sweep(target: Target) -> str:
             "a full re-evaluation (after a definitions change) has not finished",
             "it continues on each scheduled run; if it never ends, raise FunctionMemorySize",
         )
-    return f"nothing due for more than {minutes(SWEEP_TOLERANCE)}, no unfinished full sweep"
+    return (
+        f"last complete run {duration(now - (run.last_complete_at or run.last_run_at))} ago ({schedule}), "
+        f"nothing due for more than {minutes(SWEEP_TOLERANCE)}, no unfinished full sweep"
+    )
 
 
 def check_sync_lag(target: Target) -> str:
@@ -584,7 +716,16 @@ def target_of(args: argparse.Namespace) -> Target:
         }
         url = args.url or outputs.get("ShopifyWebhookUrl", "")
         return Target(
-            True, args.stack, args.region, url, segments, environment, outputs, tuple(args.shop), args.app_toml
+            True,
+            args.stack,
+            args.region,
+            url,
+            segments,
+            environment,
+            outputs,
+            tuple(args.shop),
+            args.app_toml,
+            parameters=stack_parameters(args.stack, args.region),
         )
     environment = use_target(False, args.stack, args.region)
     url = args.url or f"{local_api_url()}/webhooks/shopify"

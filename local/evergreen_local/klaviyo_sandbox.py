@@ -1,8 +1,9 @@
 """A local stand-in for the Klaviyo API (127.0.0.1:3100 in the local stack).
 
 It answers as Klaviyo does for the calls sync makes (201/200 profile-import, 202 bulk jobs and events,
-204 list relationships, 200 profile lookups), keeps a little state (profiles, list members, events
-de-duplicated by unique_id), and records every request, checked against Klaviyo's OpenAPI spec.
+204 list relationships, 200 profile lookups) and `doctor`'s key check (the lists that have members), keeps a
+little state (profiles, list members, events de-duplicated by unique_id), and records every request, checked
+against Klaviyo's OpenAPI spec.
 
 Control endpoints (not Klaviyo's):
 - GET /_sandbox/requests: the recorded requests (Authorization redacted), oldest first;
@@ -15,7 +16,10 @@ Control endpoints (not Klaviyo's):
 - GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions,
   and the system webhooks (secrets shown as their length only);
 - POST /_sandbox/webhooks-api {"status": 403}: the Webhooks API answers that status (403: the key lacks
-  webhooks scopes or the account has no access; null restores it).
+  webhooks scopes or the account has no access; null restores it);
+- POST /_sandbox/key-scopes {"key": "sandbox-key", "denied": ["lists:read", "metrics:read"]}: that private key
+  lacks those scopes, and a request that needs one (`required_scopes`) gets Klaviyo's 403 naming them. Denying
+  `x:read` denies `x:write` too (Klaviyo grants read, or read and write); `"denied": []` grants every scope again.
 
 The Webhooks API (GET /api/webhook-topics, GET/POST /api/webhooks, GET/PATCH /api/webhooks/{id}) keeps
 system webhooks; GET truncates `endpoint_url` to its origin, as Klaviyo does.
@@ -65,6 +69,19 @@ WEBHOOK_TOPICS = (
 )
 """The topics the sandbox account offers (a real account's depend on its metrics)."""
 _FILTER_VALUES = re.compile(r'"([^"]*)"')
+_SCOPES = (
+    # (method or "*", path pattern, scope), first match wins; as Klaviyo's API reference lists them
+    ("GET", re.compile(r"^/api/profiles(/.*)?$"), "profiles:read"),
+    ("POST", re.compile(r"^/api/(profile-import|profile-bulk-import-jobs)/?$"), "profiles:write"),
+    ("GET", re.compile(r"^/api/lists(/.*)?$"), "lists:read"),
+    ("*", re.compile(r"^/api/lists/.*$"), "lists:write"),
+    ("GET", re.compile(r"^/api/metrics(/.*)?$"), "metrics:read"),
+    ("GET", re.compile(r"^/api/events(/.*)?$"), "events:read"),
+    ("POST", re.compile(r"^/api/(events|event-bulk-create-jobs)/?$"), "events:write"),
+    ("POST", re.compile(r"^/api/data-privacy-deletion-jobs/?$"), "data-privacy:write"),
+    ("GET", re.compile(r"^/api/(webhooks|webhook-topics)(/.*)?$"), "webhooks:read"),
+    ("*", re.compile(r"^/api/webhooks(/.*)?$"), "webhooks:write"),
+)
 _CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "ABCDEFGHJKMNPQRSTVWXYZ0123456789")
 
 
@@ -73,6 +90,27 @@ def fake_profile_id(identity: str) -> str:
     digest = hashlib.sha256(identity.encode("utf-8")).digest()
     encoded = base64.b32encode(digest).decode("ascii").translate(_CROCKFORD)
     return "01" + encoded[:24]
+
+
+def required_scopes(method: str, path: str) -> tuple[str, ...]:
+    """The private-key scope a request needs (empty for paths the sandbox does not scope)."""
+    for wanted, pattern, scope in _SCOPES:
+        if wanted in (method, "*") and pattern.match(path):
+            return (scope,)
+    return ()
+
+
+def missing_scopes(denied: frozenset[str], method: str, path: str) -> list[str]:
+    """The scopes a request needs that a key is denied (no read access means no write access either)."""
+    return [
+        scope
+        for scope in required_scopes(method, path)
+        if scope in denied or scope.replace(":write", ":read") in denied
+    ]
+
+
+def _api_key(authorization: str) -> str:
+    return authorization.removeprefix("Klaviyo-API-Key").strip()
 
 
 def _errors(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
@@ -160,6 +198,8 @@ class SandboxState:
         self.failures: list[Fault] = []
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.webhooks_api_status: int | None = None
+        self.denied_scopes: dict[str, frozenset[str]] = {}
+        """Per private key, the scopes it lacks (POST /_sandbox/key-scopes)."""
         self.released = threading.Event()
         """Set to end every hung request at once (clearing the sandbox, stopping it)."""
         self._ids = itertools.count(1)
@@ -174,6 +214,7 @@ class SandboxState:
             self.failures.clear()
             self.webhooks.clear()
             self.webhooks_api_status = None
+            self.denied_scopes.clear()
         self.released.set()
         self.released = threading.Event()
 
@@ -326,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault is not None and fault.status is not None:
                 status, answer, extra = fault.answer()
             else:
-                status, answer, extra = self._answer(state, path, query, body, errors)
+                status, answer, extra = self._refused(state, path) or self._answer(state, path, query, body, errors)
             record["status"] = None if fault is not None and fault.hang else status
             released = state.released
         if fault is not None and fault.delay_ms and released.wait(fault.delay_ms / 1000):
@@ -395,12 +436,29 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.webhooks_api_status = int(status) if status else None
             self._reply(HTTPStatus.OK, {"status": state.webhooks_api_status})
+        elif path == "/_sandbox/key-scopes" and self.command == "POST" and isinstance(body, dict):
+            key, denied = body.get("key"), body.get("denied")
+            if not isinstance(key, str) or not isinstance(denied, list):
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": 'expected {"key": "...", "denied": ["lists:read"]}'})
+                return
+            with state.lock:
+                state.denied_scopes[key] = frozenset(str(scope) for scope in denied)
+            self._reply(HTTPStatus.OK, {"key": key, "denied": sorted(state.denied_scopes[key])})
         elif path == "/_sandbox/health":
             self._reply(HTTPStatus.OK, {"ok": True, "spec": str(state.spec.path) if state.spec else None})
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no sandbox control {self.command} {path}"})
 
     # --- Klaviyo answers (lock held) ------------------------------------------------------------
+
+    def _refused(self, state: SandboxState, path: str) -> tuple[int, Any, dict[str, str]] | None:
+        """Klaviyo's 403 when the request's key lacks a scope the request needs (POST /_sandbox/key-scopes)."""
+        denied = state.denied_scopes.get(_api_key(self.headers.get("Authorization", "")), frozenset())
+        missing = missing_scopes(denied, self.command, path) if denied else []
+        if not missing:
+            return None
+        detail = f"Your API key is missing required scopes: {', '.join(missing)}."
+        return 403, _errors(403, "permission_denied", "You do not have permission to perform this action.", detail), {}
 
     def _answer(
         self, state: SandboxState, path: str, query: Mapping[str, str], body: Any, errors: list[str] | None
@@ -492,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
                     elif item["id"] in state.lists.get(list_id, []):
                         state.lists[list_id].remove(item["id"])
             return 204, None, {}
+        if method == "GET" and path.rstrip("/") == "/api/lists":
+            return _lists(state, self._base())
         if method == "GET" and path.rstrip("/") == "/api/profiles":
             wanted = set(_FILTER_VALUES.findall(query.get("filter", "")))
             found = [
@@ -624,6 +684,20 @@ def _shown_webhook(hook: Mapping[str, Any], base: str, *, full: bool = False) ->
     }
 
 
+def _lists(state: SandboxState, base: str) -> tuple[int, Any, dict[str, str]]:
+    """GET /api/lists: every list that has had a member, one page."""
+    lists = [
+        {
+            "type": "list",
+            "id": list_id,
+            "attributes": {"name": list_id},
+            "links": {"self": f"{base}/api/lists/{list_id}/"},
+        }
+        for list_id in sorted(state.lists)
+    ]
+    return 200, {"data": lists, "links": {"self": f"{base}/api/lists", "next": None}}, {}
+
+
 def _add_member(state: SandboxState, list_id: str, profile_id: str) -> None:
     members = state.lists.setdefault(list_id, [])
     if profile_id not in members:
@@ -678,6 +752,11 @@ class SandboxServer(BackgroundServer[SandboxState]):
         """Make the Webhooks API answer `status` (403: no access), or None to serve it again."""
         with self.state.lock:
             self.state.webhooks_api_status = status
+
+    def deny_scopes(self, key: str, scopes: list[str]) -> None:
+        """The private key `key` lacks `scopes` (as POST /_sandbox/key-scopes); an empty list grants them all again."""
+        with self.state.lock:
+            self.state.denied_scopes[key] = frozenset(scopes)
 
     @property
     def webhooks(self) -> list[dict[str, Any]]:

@@ -20,6 +20,9 @@ moto's Query also reads and sorts every item of the table, on the table and on a
 those with the asked-for partition key: O(table log table) per query. `queries_read_only_their_partition`
 hands it only the partition's items (on the table, by its key; on an index, by comparing the key values
 as stored), so a query costs what its partition holds, as on DynamoDB.
+
+moto's SQS has no message-move tasks (StartMessageMoveTask, ListMessageMoveTasks, CancelMessageMoveTask),
+which `evergreen redrive` uses: `message_move_tasks` (moto_message_moves.py) adds them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import Any
 from moto.core.utils import camelcase_to_underscores
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from evergreen_local.moto_message_moves import message_move_tasks
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -194,10 +199,11 @@ def queries_read_only_their_partition() -> None:
 
 
 def apply_patches() -> None:
-    """Every patch above: moto as the local stack runs it (the bench uses it in-process too)."""
+    """Every patch: moto as the local stack runs it (the backfill bench uses it in-process too)."""
     attributes_when_read()
     transactions_back_up_touched_items()
     queries_read_only_their_partition()
+    message_move_tasks()
 
 
 class QuietRequestHandler(MotoRequestHandler):

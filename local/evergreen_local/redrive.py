@@ -2,7 +2,8 @@
 
 The move is SQS's own message-move task (StartMessageMoveTask): SQS moves the messages server-side, at
 its own pace, and this command starts the task and reports its progress until it ends. Moving is safe:
-sync skips any version Klaviyo already has.
+sync skips any version Klaviyo already has. The local stack's moto runs the same task
+(moto_message_moves.py), so the command is the same locally and on AWS.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import boto3
 
 from evergreen_local.activity import Activity, drawn, working
 from evergreen_local.aws_stack import DEFAULT_STACK
-from evergreen_local.cli import CliError, command
+from evergreen_local.cli import CliError
 from evergreen_local.targets import use_target
 
 POLL_SECONDS = 2.0
+LOCAL_POLL_SECONDS = 0.2
+"""The local move task takes milliseconds: look at it more often than at SQS's."""
 FINAL_STATUSES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
 
 
@@ -145,13 +148,9 @@ def main(args: argparse.Namespace) -> int:
         print("the dead-letter queue is empty: nothing to redrive")
         return 0
     print(f"moving {waiting} segment change(s) from the dead-letter queue back to the segment-changes queue")
-    if not args.aws:
-        raise CliError(
-            f"{waiting} message(s) wait in the local dead-letter queue, but the local stack's moto has no "
-            f"message-move task (StartMessageMoveTask): inspect them with {command('doctor')}, or restart `make run`"
-        )
+    poll_seconds = POLL_SECONDS if args.aws else LOCAL_POLL_SECONDS
     with working("starting SQS's message-move task") as activity:
-        final = redrive(sqs, queues, _reporter(sys.stderr, activity))
+        final = redrive(sqs, queues, _reporter(sys.stderr, activity), poll_seconds=poll_seconds)
     if final.status != "COMPLETED":
         raise CliError(f"the move task ended {final.status}: {final.failure or 'no reason given'}; run redrive again")
     print(f"moved {final.moved} message(s); SegmentSync is processing them")

@@ -51,6 +51,8 @@ DEFAULT_KLAVIYO_PORT = 3100
 DEFAULT_SHOPIFY_PORT = 3200
 DEFAULT_SWEEP_EVERY = 60.0
 DEFAULT_RETRY_AFTER = 5
+SWEEP_EVERY_STATE = "EVERGREEN_SWEEP_EVERY_SECONDS"
+"""In the state file while the sweep timer runs: its interval, which `doctor` checks the last sweep against."""
 REAL_KLAVIYO_URL = "https://a.klaviyo.com"
 SAMPLE_SHOP = "evergreen-demo.myshopify.com"
 SAMPLE_TOPIC = "orders/create"
@@ -207,6 +209,10 @@ class LocalStack:
         return self._require(self.resources).klaviyo_base_url
 
     @property
+    def sweeps_on_timer(self) -> bool:
+        return bool(self.options.sweep_every) and bool(schedules(self.template))
+
+    @property
     def uses_sandbox(self) -> bool:
         if self.options.use_sandbox is not None:
             return self.options.use_sandbox
@@ -258,7 +264,7 @@ class LocalStack:
                 # holds back a transition due now.
                 for source in sqs_sources(self.template):
                     self._spawn(f"sqs-poller-{source.function}", lambda source=source: self._poll_forever(source))
-            if self.options.sweep_every and schedules(self.template):
+            if self.sweeps_on_timer:
                 self._spawn("sweep-timer", self._sweep_forever)
         except BaseException:
             self.stop()
@@ -302,6 +308,8 @@ class LocalStack:
         environment = {**self._require(self.runtime).environment(), "EVERGREEN_API_URL": self.api_url}
         if self.shopify_sandbox is not None:
             environment["SHOPIFY_ADMIN_BASE_URL"] = self.shopify_sandbox.url
+        if self.sweeps_on_timer:
+            environment[SWEEP_EVERY_STATE] = f"{self.options.sweep_every:g}"
         self.options.state_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         self._wrote_state = True
 
@@ -437,12 +445,16 @@ class LocalStack:
                 self._stopping.wait(1)
 
     def _sweep_forever(self) -> None:
+        """A sweep as soon as the stack is up (so `doctor` finds a recent one from the start), then one every
+        `sweep_every` seconds."""
         every = float(self.options.sweep_every or DEFAULT_SWEEP_EVERY)
-        while not self._stopping.wait(every):
+        while not self._stopping.is_set():
             try:
                 LOG.info("scheduled sweep: %s", self.run_sweep())
             except Exception:
                 LOG.exception("scheduled sweep failed")
+            if self._stopping.wait(every):
+                return
 
     # -- the banner
     def banner(self) -> str:
@@ -514,6 +526,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"Klaviyo sandbox port (default {DEFAULT_KLAVIYO_PORT}; unused when KLAVIYO_API_KEY is set)",
     )
     parser.add_argument(
+        "--shopify-port",
+        type=int,
+        default=DEFAULT_SHOPIFY_PORT,
+        help=f"Shopify Admin sandbox port, what seed-shop and backfill read (default {DEFAULT_SHOPIFY_PORT})",
+    )
+    parser.add_argument(
         "--sweep-every",
         type=float,
         default=DEFAULT_SWEEP_EVERY,
@@ -565,6 +583,7 @@ def main(args: argparse.Namespace) -> int:
         port=args.port,
         moto_port=args.moto_port,
         klaviyo_port=args.klaviyo_port,
+        shopify_port=args.shopify_port,
         sweep_every=None if args.no_sweep else args.sweep_every,
         retry_after=args.retry_after,
         state_file=local_state_path(),

@@ -13,6 +13,7 @@ from evergreen.domain.profile import Profile
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.cli import main
+from evergreen_local.resources import SANDBOX_API_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +40,7 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     assert main(registered) == 0, "the sandbox shop is subscribed to this stack, as the README's walk-through does"
     klaviyo = ["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", local_stack.klaviyo_webhook_url]
     assert main(klaviyo) == 0, "and its Klaviyo account sends engagement webhooks here"
+    local_stack.run_sweep()  # what `make run`'s sweep timer does as soon as the stack is up
     yield ["doctor", "--url", local_stack.shopify_webhook_url]
 
 
@@ -119,6 +121,23 @@ def test_a_key_klaviyo_rejects_fails_with_how_to_replace_it(local_stack, doctor,
     out = capsys.readouterr().out
     assert lines(out)["Klaviyo API key"].startswith("✗ Klaviyo API key: Klaviyo rejected *'s key (401)")
     assert "fix: create a private API key in Klaviyo" in out
+
+
+def test_a_key_without_the_lists_and_metrics_scopes_fails_naming_them_and_what_the_key_needs(
+    local_stack, doctor, capsys
+):
+    local_stack.sandbox.deny_scopes(SANDBOX_API_KEY, ["lists:read", "metrics:read"])
+    try:
+        assert main(doctor) == 1
+    finally:
+        local_stack.sandbox.deny_scopes(SANDBOX_API_KEY, [])
+
+    out = capsys.readouterr().out
+    assert lines(out)["Klaviyo API key"] == "✗ Klaviyo API key: *'s key lacks lists:read, metrics:read (403)"
+    assert (
+        "fix: in Klaviyo (Settings > API keys) give the key the scopes profiles, lists and events read/write and "
+        "metrics read" in out
+    )
 
 
 def test_doctor_without_a_running_stack_says_make_run(tmp_path, monkeypatch, capsys):

@@ -1,8 +1,9 @@
-"""The README's local section, run as printed: start the stack (on free ports), then every command it shows.
+"""The README's local sections, run as printed: start the stack (on free ports), then every command they show.
 
-`make run` is replaced by `./evergreen run` on free ports (the test must not need :3000, :3100 and :4566);
-every other command runs exactly as printed, through a shell, with only those port numbers substituted,
-and must exit 0.
+`make run` is replaced by `./evergreen run` on free ports (the test must not need :3000, :3100, :3200 and
+:4566), sweeping as `make run` does. Then every command of "## Two commands" and the local commands of
+"## Backfill" (its first bash block) run exactly as printed, through a shell, with only those port numbers
+substituted, and must exit 0.
 """
 
 from __future__ import annotations
@@ -22,24 +23,42 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PORTS = {"3000": "port", "3100": "klaviyo_port", "4566": "moto_port"}
+DEFAULT_PORTS = {"3000": "port", "3100": "klaviyo_port", "3200": "shopify_port", "4566": "moto_port"}
 
 
-def local_section(readme: str) -> str:
-    start = readme.index("## Two commands")
+def section(readme: str, heading: str) -> str:
+    start = readme.index(f"\n{heading}\n")
     end = readme.index("\n## ", start + 1)
     return readme[start:end]
 
 
-def printed_commands(section: str) -> list[str]:
-    """Every command line in the section's bash blocks, without comments; `make ...` lines excluded."""
+def local_section(readme: str) -> str:
+    return section(readme, "## Two commands")
+
+
+def bash_blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+
+
+def commands_in(blocks: list[str]) -> list[str]:
+    """Every command line in the blocks, without comments; `make ...` lines excluded."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
+    for block in blocks:
         for line in block.splitlines():
             words = shlex.split(line, comments=True)
             if words and words[0] != "make":
                 commands.append(shlex.join(words))
     return commands
+
+
+def printed_commands(text: str) -> list[str]:
+    """Every command line in the text's bash blocks."""
+    return commands_in(bash_blocks(text))
+
+
+def backfill_commands(readme: str) -> list[str]:
+    """The local backfill the README prints: the first bash block under "## Backfill"."""
+    return commands_in(bash_blocks(section(readme, "## Backfill"))[:1])
 
 
 def test_the_local_section_prints_the_commands_a_new_user_runs():
@@ -51,6 +70,16 @@ def test_the_local_section_prints_the_commands_a_new_user_runs():
     assert all("uv run" not in command for command in commands)
 
 
+def test_the_backfill_section_prints_a_local_backfill_a_new_user_runs():
+    commands = backfill_commands((ROOT / "README.md").read_text())
+
+    assert [command.split()[:2] for command in commands][:2] == [
+        ["./evergreen", "seed-shop"],
+        ["./evergreen", "backfill"],
+    ]
+    assert all(command.startswith("./evergreen ") and "--aws" not in command for command in commands)
+
+
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
     """`./evergreen run` on free ports, as `make run` starts it; yields the environment and the ports."""
@@ -58,12 +87,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[tup
     state = tmp_path_factory.mktemp("walkthrough") / "env.json"
     environment = {**os.environ, "EVERGREEN_LOCAL_STATE": str(state)}
     environment.pop("KLAVIYO_API_KEY", None)  # the sandbox, never the real Klaviyo
-    command = [
-        "./evergreen",
-        "run",
-        "--no-sweep",
-        *(f"--{name.replace('_', '-')}={port}" for name, port in ports.items()),
-    ]
+    command = ["./evergreen", "run", *(f"--{name.replace('_', '-')}={port}" for name, port in ports.items())]
     stack = subprocess.Popen(
         command, cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -86,11 +110,12 @@ def running(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[tup
         assert not state.exists(), "Ctrl-C stops the stack and removes its state"
 
 
-def test_every_command_of_the_local_section_exits_0_as_printed(running):
+def test_every_command_of_the_local_sections_exits_0_as_printed(running):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     environment, ports = running
-    commands = printed_commands(local_section((ROOT / "README.md").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    commands = printed_commands(local_section(readme)) + backfill_commands(readme)
     for printed in commands:
         command = printed
         for default, name in DEFAULT_PORTS.items():

@@ -152,10 +152,78 @@ def test_redrive_with_an_empty_dead_letter_queue_has_nothing_to_do(running_stack
     assert "empty" in capsys.readouterr().out
 
 
-def test_redrive_on_the_local_stack_says_moto_has_no_move_task(running_stack, local_resources, capsys):
-    local_resources.client("sqs").send_message(QueueUrl=local_resources.dlq_url, MessageBody="{}")
+def dead_letters(local_resources, count: int) -> list[tuple[str, dict]]:
+    """`count` segment changes in the dead-letter queue, each with a message attribute; returns (body, attributes)."""
+    sent = []
+    sqs = local_resources.client("sqs")
+    for number in range(count):
+        body = json.dumps({"change": number})
+        attributes = {"attempt": {"DataType": "Number", "StringValue": str(number + 1)}}
+        sqs.send_message(QueueUrl=local_resources.dlq_url, MessageBody=body, MessageAttributes=attributes)
+        sent.append((body, attributes))
+    return sent
 
-    assert main(["redrive"]) == 1
 
-    err = capsys.readouterr().err
-    assert "1 message(s)" in err and "StartMessageMoveTask" in err and "Traceback" not in err
+def received(local_resources, queue_url: str) -> list[tuple[str, dict]]:
+    sqs = local_resources.client("sqs")
+    found = []
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
+    ).get("Messages", []):
+        found += [(message["Body"], message.get("MessageAttributes", {})) for message in messages]
+    return found
+
+
+def waiting(local_resources, queue_url: str) -> int:
+    attributes = local_resources.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_redrive_on_the_local_stack_moves_every_dead_letter_back_with_its_body_and_attributes(
+    running_stack, local_resources, capsys
+):
+    sent = dead_letters(local_resources, 3)
+
+    assert main(["redrive"]) == 0
+
+    out, err = capsys.readouterr()
+    assert "moving 3 segment change(s)" in out and "moved 3 message(s)" in out
+    assert "3/3 moved (COMPLETED)" in err and "Traceback" not in err
+    assert waiting(local_resources, local_resources.dlq_url) == 0
+    assert sorted(received(local_resources, local_resources.queue_url), key=str) == sorted(sent, key=str)
+
+
+def test_a_second_redrive_finds_the_dead_letter_queue_empty(running_stack, local_resources, capsys):
+    dead_letters(local_resources, 1)
+    assert main(["redrive"]) == 0
+    capsys.readouterr()
+
+    assert main(["redrive"]) == 0
+
+    assert "the dead-letter queue is empty: nothing to redrive" in capsys.readouterr().out
+
+
+def test_redrive_aws_moves_the_deployed_stacks_dead_letters_with_sqs_move_task(running_stack, local_resources, capsys):
+    """--aws finds the queues through the stack's outputs; moto server stands in for SQS and CloudFormation."""
+    stack = f"deployed-{local_resources.prefix}"
+    local_resources.client("cloudformation").create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {
+                    "ProfilesTableName": {"Value": local_resources.table_name},
+                    "SegmentChangesQueueUrl": {"Value": local_resources.queue_url},
+                },
+            }
+        ),
+    )
+    sent = dead_letters(local_resources, 2)
+
+    assert main(["redrive", "--aws", "--stack", stack, "--region", "us-east-1"]) == 0
+
+    assert "moved 2 message(s)" in capsys.readouterr().out
+    assert waiting(local_resources, local_resources.dlq_url) == 0
+    assert sorted(received(local_resources, local_resources.queue_url), key=str) == sorted(sent, key=str)

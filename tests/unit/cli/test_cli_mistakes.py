@@ -132,7 +132,7 @@ def test_a_port_in_use_is_named_with_its_flag(free_port):
     assert f"port {busy} is in use" in message and "--moto-port" in message
 
 
-@pytest.mark.parametrize("flag", ["--port", "--moto-port", "--klaviyo-port"])
+@pytest.mark.parametrize("flag", ["--port", "--moto-port", "--klaviyo-port", "--shopify-port"])
 def test_starting_the_stack_on_a_port_in_use_names_the_port_and_its_flag_before_starting_anything(
     capsys, flag, tmp_path, monkeypatch
 ):
@@ -140,7 +140,7 @@ def test_starting_the_stack_on_a_port_in_use_names_the_port_and_its_flag_before_
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", 0))
         busy = holder.getsockname()[1]
-        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", flag: str(busy)}
+        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", "--shopify-port": "0", flag: str(busy)}
         code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
     line = one_line(capsys)
     assert code == 1
@@ -212,7 +212,7 @@ def test_starting_the_stack_with_a_segments_file_that_is_missing_or_invalid_name
     monkeypatch.setenv("SEGMENTS_FILE", str(segments))
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
 
-    code = main(["run", "--no-sweep", "--port", "0", "--moto-port", "0", "--klaviyo-port", "0"])
+    code = main(["run", "--no-sweep", "--port", "0", "--moto-port", "0", "--klaviyo-port", "0", "--shopify-port", "0"])
 
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err

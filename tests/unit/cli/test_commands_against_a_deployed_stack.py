@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from evergreen.storage.profiles import DynamoProfileStore
 from evergreen_local.cli import main
 from evergreen_local.inprocess import create_resources
 
@@ -47,10 +49,12 @@ def deployed(aws_credentials, monkeypatch: pytest.MonkeyPatch, free_port) -> Ite
             StackName=STACK,
             TemplateBody=json.dumps(
                 {
+                    "Parameters": {"SweepSchedule": {"Type": "String", "Default": "rate(5 minutes)"}},
                     "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
                     "Outputs": {name: {"Value": value} for name, value in outputs.items()},
                 }
             ),
+            Parameters=[{"ParameterKey": "SweepSchedule", "ParameterValue": "rate(10 minutes)"}],
         )
         yield outputs
 
@@ -73,8 +77,24 @@ def test_doctor_aws_checks_the_deployed_stack_and_says_what_is_unreachable(deplo
     assert checks["Shopify webhook secret"] == "✓ Shopify webhook secret: set for my-store.myshopify.com"
     assert checks["Klaviyo secret"].startswith("✓")
     assert checks["dead-letter queue"] == "✓ dead-letter queue: empty"
-    assert checks["staleness sweep"].startswith("✓") and checks["sync lag"].startswith("✓")
+    assert checks["staleness sweep"] == "✗ staleness sweep: no sweep has run on this stack's table"
+    assert "fix: the schedule (rate(10 minutes)) runs it: wait one interval, or run `evergreen sweep --aws` now" in out
+    assert checks["sync lag"].startswith("✓")
     assert checks["alarms"] == "✓ alarms: 0 alarm(s), none firing"
     assert checks["webhook route"].startswith("✗ webhook route: cannot reach")
     assert checks["Klaviyo API key"].startswith("✗ Klaviyo API key: cannot reach")
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(("minutes_ago", "mark"), [(15, "✓"), (25, "✗")])
+def test_doctor_aws_wants_a_complete_sweep_within_two_intervals_of_the_stacks_sweep_schedule(
+    deployed, capsys, minutes_ago, mark
+):
+    store = DynamoProfileStore(boto3.client("dynamodb"), deployed["ProfilesTableName"], 1)
+    store.record_sweep_run(datetime.now(UTC) - timedelta(minutes=minutes_ago), complete=True)
+
+    main(["doctor", "--aws", "--stack", STACK, "--region", "us-east-1"])
+
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(f"{mark} staleness sweep"))
+    assert "rate(10 minutes)" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -17,6 +18,8 @@ from evergreen_local.doctor import (
     check_definitions,
     check_outputs,
     is_placeholder,
+    schedule_interval,
+    sweep_interval,
 )
 
 
@@ -109,3 +112,29 @@ def test_the_klaviyo_route_checked_is_beside_the_shopify_one_else_the_stacks_out
 
     assert beside.klaviyo_url == "https://api.example.com/prod/webhooks/klaviyo"
     assert elsewhere.klaviyo_url == "https://k/x"
+
+
+@pytest.mark.parametrize(
+    ("expression", "interval"),
+    [
+        ("rate(5 minutes)", timedelta(minutes=5)),
+        ("rate(1 minute)", timedelta(minutes=1)),
+        ("rate(2 hours)", timedelta(hours=2)),
+        ("rate(1 day)", timedelta(days=1)),
+        ("cron(0/15 * * * ? *)", timedelta(minutes=15)),
+        ("cron(*/10 * * * ? *)", timedelta(minutes=10)),
+        ("cron(5 * * * ? *)", timedelta(hours=1)),
+        ("cron(0 8 * * ? *)", None),
+    ],
+)
+def test_the_sweep_interval_is_read_from_the_schedule_expression(expression, interval):
+    assert schedule_interval(expression) == interval
+
+
+def test_a_deployed_stack_sweeps_as_its_sweep_schedule_parameter_says_else_as_the_template_default():
+    every_ten = Target(True, "evergreen", None, "", Path("s.yaml"), parameters={"SweepSchedule": "rate(10 minutes)"})
+    daily = Target(True, "evergreen", None, "", Path("s.yaml"), parameters={"SweepSchedule": "cron(0 8 * * ? *)"})
+
+    assert sweep_interval(every_ten) == (timedelta(minutes=10), "rate(10 minutes)")
+    assert sweep_interval(deployed({})) == (timedelta(minutes=5), "rate(5 minutes)")
+    assert sweep_interval(daily) == (timedelta(days=1), "cron(0 8 * * ? *), taken as once a day")

@@ -1,7 +1,8 @@
 """`evergreen redrive`: SQS's own message-move task moves the dead-letter queue back, with progress.
 
-moto implements neither StartMessageMoveTask nor ListMessageMoveTasks, so the move task is botocore's
-Stubber, which checks every request against the SQS service model; finding the queues runs on moto.
+The polling loop meets SQS's answers in a set order through botocore's Stubber, which checks every request
+against the SQS service model; finding the queues runs on moto. The whole command, locally and with --aws,
+runs on moto server's message-move tasks in tests/integration/test_operating_commands_on_moto_server.py.
 """
 
 from __future__ import annotations

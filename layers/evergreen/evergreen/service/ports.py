@@ -106,6 +106,17 @@ class ListMemberNow:
 
 
 @dataclass(frozen=True)
+class SweepRun:
+    """When the sweep last ran to the end of its work (not a dry run, not limited to some segments)."""
+
+    last_run_at: datetime
+    complete: bool
+    """Whether that run finished everything it found to do (False: it ran out of time)."""
+    last_complete_at: datetime | None
+    """The last run that finished everything (None: none yet)."""
+
+
+@dataclass(frozen=True)
 class ListMoveProgress:
     """An unfinished list move: the deployed mapping it fills for, its moves, and where each scan segment stopped."""
 

@@ -51,6 +51,7 @@ class SweepStore(Protocol):
     def full_sweep_cursors(self, definitions_hash: str) -> dict[int, Cursor]: ...
     def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, Cursor]) -> None: ...
     def finish_full_sweep(self, definitions_hash: str) -> None: ...
+    def record_sweep_run(self, finished_at: datetime, complete: bool) -> None: ...
 
 
 class Handoff(Protocol):
@@ -187,8 +188,20 @@ class StalenessSweep:
             report.repaired = self._repair_outbox(now, time_left)
         if self._list_mover is not None and not (full or only) and report.complete:
             report.list_move = self._list_mover.run(request.dry_run, time_left)
+        if not (request.dry_run or only):
+            self._record_run(report)
         report.duration_ms = (time.perf_counter() - started) * 1000
         return report
+
+    def _record_run(self, report: SweepReport) -> None:
+        """When this run finished and whether it did all its work: what `evergreen doctor` checks the schedule by.
+
+        A run limited to some segments or a dry run is not recorded (it leaves the others' work undone)."""
+        complete = report.complete and (report.list_move is None or report.list_move.complete)
+        try:
+            self._store.record_sweep_run(self._clock.now(), complete)
+        except Exception:
+            logger.exception("Could not record the sweep's run; the next run records its own")
 
     def _sweep_lane(
         self,

@@ -39,3 +39,8 @@ def owner_pk(shop: str, profile_key: str) -> str:
 def instant(at: datetime) -> str:
     """A sortable UTC timestamp, to the second, used as an index sort key."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> datetime:
+    """The datetime `instant` wrote."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
-from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SyncMark, VersionConflict
+from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
 
@@ -35,6 +35,8 @@ META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
 """Which definitions every profile has been evaluated under (not a profile)."""
 PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 """Where an unfinished full sweep stopped, per scan segment (not a profile)."""
+SWEEP_RUN_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "last-sweep"}}
+"""When the sweep last ran, and last ran to the end (not a profile)."""
 MARKS_IN_FLIGHT = 10
 """Conditional writes `mark_synced_many` keeps in flight at once (botocore's default connection pool is 10)."""
 
@@ -341,6 +343,26 @@ class DynamoProfileStore:
             Key=META_KEY,
             UpdateExpression="SET definitions_hash = :h",
             ExpressionAttributeValues={":h": _s(definitions_hash)},
+        )
+
+    def record_sweep_run(self, finished_at: datetime, complete: bool) -> None:
+        """One small write per run: when it finished, whether it did all its work, and the last run that did."""
+        values = {":t": _s(keys.instant(finished_at)), ":c": {"BOOL": complete}}
+        update = "SET last_run_at = :t, complete = :c" + (", last_complete_at = :t" if complete else "")
+        self._client.update_item(
+            TableName=self._table, Key=SWEEP_RUN_KEY, UpdateExpression=update, ExpressionAttributeValues=values
+        )
+
+    def last_sweep_run(self) -> SweepRun | None:
+        """What `record_sweep_run` recorded last (None: no sweep has run on this table)."""
+        item = self._client.get_item(TableName=self._table, Key=SWEEP_RUN_KEY, ConsistentRead=True).get("Item")
+        if not item or "last_run_at" not in item:
+            return None
+        complete_at = item.get("last_complete_at", {}).get("S")
+        return SweepRun(
+            last_run_at=keys.parse_instant(item["last_run_at"]["S"]),
+            complete=bool(item.get("complete", {}).get("BOOL", False)),
+            last_complete_at=keys.parse_instant(complete_at) if complete_at else None,
         )
 
     def position_after(self, profile: Profile) -> dict[str, Any]:
