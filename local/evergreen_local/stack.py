@@ -588,10 +588,12 @@ def main(args: argparse.Namespace) -> int:
         retry_after=args.retry_after,
         state_file=local_state_path(),
     )
-    stop = threading.Event()
+    signals: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # Only a list append: a handler that takes a lock (Event.set) deadlocks when a second Ctrl-C
+        # interrupts the first handler while it holds that lock.
+        signals.append(signum)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = LocalStack(options)
@@ -599,8 +601,8 @@ def main(args: argparse.Namespace) -> int:
         with working("starting the local stack") as activity:
             stack.start(on_step=activity.update)
         print(stack.banner(), flush=True)
-        while not stop.wait(0.5):
-            pass
+        while not signals:
+            time.sleep(0.2)
         print("\nstopping...", flush=True)
     finally:
         stack.stop()

@@ -102,12 +102,13 @@ def running(tmp_path_factory: pytest.TempPathFactory, free_port) -> Iterator[tup
         yield environment, ports
     finally:
         os.killpg(stack.pid, signal.SIGINT)
+        os.killpg(stack.pid, signal.SIGINT)  # an impatient second Ctrl-C must not hang the stop
         try:
             stack.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(stack.pid, signal.SIGKILL)
             stack.wait()
-        assert not state.exists(), "Ctrl-C stops the stack and removes its state"
+        assert not state.exists(), "Ctrl-C (even twice) stops the stack and removes its state"
 
 
 def test_every_command_of_the_local_sections_exits_0_as_printed(running):
