@@ -71,6 +71,8 @@ class LocalStackOptions:
     """The Shopify Admin sandbox (what `evergreen backfill` reads locally)."""
     sweep_every: float | None = DEFAULT_SWEEP_EVERY
     """Seconds between scheduled sweeps; None disables the timer."""
+    sweep_at_start: bool = True
+    """With the timer on, sweep once as soon as the stack is up (False: the first sweep is one interval in)."""
     poll: bool = True
     """Run the SQS poller thread (tests may instead call LocalStack.drain())."""
     retry_after: int | None = None
@@ -445,9 +447,11 @@ class LocalStack:
                 self._stopping.wait(1)
 
     def _sweep_forever(self) -> None:
-        """A sweep as soon as the stack is up (so `doctor` finds a recent one from the start), then one every
-        `sweep_every` seconds."""
+        """A sweep as soon as the stack is up (so `doctor` finds a recent one from the start; unless
+        `sweep_at_start` is off), then one every `sweep_every` seconds."""
         every = float(self.options.sweep_every or DEFAULT_SWEEP_EVERY)
+        if not self.options.sweep_at_start and self._stopping.wait(every):
+            return
         while not self._stopping.is_set():
             try:
                 LOG.info("scheduled sweep: %s", self.run_sweep())
