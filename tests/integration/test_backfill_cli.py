@@ -10,6 +10,7 @@ import pytest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 from evergreen_local.cli import main
+from tests.integration.stack_state import leave_stack_state
 
 SHOP = "cli-backfill.myshopify.com"
 
@@ -20,11 +21,7 @@ def running_stack(local_resources, shopify_sandbox, klaviyo_sandbox, tmp_path: P
     resources = local_resources.with_klaviyo_base_url(klaviyo_sandbox.url)
     environment = resources.function_environment("ShopifyWebhookFunction")
     environment["SHOPIFY_ADMIN_BASE_URL"] = shopify_sandbox.url
-    state = tmp_path / "env.json"
-    state.write_text(json.dumps(environment))
-    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+    leave_stack_state(environment, tmp_path, monkeypatch)
     shopify_sandbox.state.faults.clear()
 
 
@@ -61,7 +58,7 @@ def _members_by_segment(shop: str) -> dict[str, list[str]]:
 
 
 def test_a_newcomers_seeded_store_puts_members_in_every_segment_and_explain_says_why(running_stack, capsys):
-    assert main(["seed-shop", "--customers", "200", "--seed", "3", "--shop", SHOP]) == 0
+    assert main(["seed-shop", "--customers", "100", "--seed", "3", "--shop", SHOP]) == 0
     assert "engagement events into the Klaviyo sandbox" in capsys.readouterr().out
     assert main(["backfill", "--shop", SHOP, "--no-progress"]) == 0
     capsys.readouterr()

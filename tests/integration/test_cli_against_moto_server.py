@@ -7,7 +7,6 @@ import json
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -22,15 +21,9 @@ SHOP = "cli.myshopify.com"
 
 
 @pytest.fixture
-def running_stack(local_resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Edges:
-    """What `evergreen run` leaves for the other commands: its functions' environment in a state file."""
-    environment = local_resources.function_environment("ShopifyWebhookFunction")
-    state = tmp_path / "env.json"
-    state.write_text(json.dumps(environment))
-    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    return Edges(Settings.from_env(environment))
+def running_stack(stack_environment: dict[str, str]) -> Edges:
+    """What `evergreen run` leaves for the other commands, and the edges its functions use."""
+    return Edges(Settings.from_env(stack_environment))
 
 
 def test_explain_prints_membership_reasons_and_next_transition_as_json(running_stack, capsys):

@@ -22,15 +22,9 @@ SHOP = "ops.myshopify.com"
 
 
 @pytest.fixture
-def running_stack(local_resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Edges:
-    """What `evergreen run` leaves for the other commands: its functions' environment in a state file."""
-    environment = local_resources.function_environment("ShopifyWebhookFunction")
-    state = tmp_path / "env.json"
-    state.write_text(json.dumps(environment))
-    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    return Edges(Settings.from_env(environment))
+def running_stack(stack_environment: dict[str, str]) -> Edges:
+    """What `evergreen run` leaves for the other commands, and the edges its functions use."""
+    return Edges(Settings.from_env(stack_environment))
 
 
 def order(customer_id: str, days_ago: int, total: str) -> OrderObserved:
