@@ -14,11 +14,11 @@ def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return props
 
 
-def test_the_sweep_hands_transitions_to_a_delayed_queue_no_further_ahead_than_sqs_can_delay(
+def test_the_sweep_hands_transitions_to_a_delayed_queue_up_to_an_hourly_sweeps_interval_ahead(
     template: dict[str, Any],
 ) -> None:
     lookahead = template["Parameters"]["TransitionLookaheadSeconds"]
-    assert lookahead["MaxValue"] == 900
+    assert lookahead["MaxValue"] == 3900, "rate(1 hour) plus a minute; past 900 s the consumer sends it on"
     assert int(lookahead["Default"]) >= 300, "at least the default sweep interval, rate(5 minutes)"
     sweep = functions(template)["StalenessSweepFunction"]
     assert sweep.environment["TRANSITIONS_QUEUE_URL"] == {"Ref": "TransitionsQueue"}

@@ -48,7 +48,7 @@ class Settings(BaseModel):
     sweep_safety_ms: int = Field(20_000, alias="SWEEP_SAFETY_MS", ge=0)
     transitions_queue_url: str = Field("", alias="TRANSITIONS_QUEUE_URL")
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
-    transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=900)
+    transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
 
     @classmethod
