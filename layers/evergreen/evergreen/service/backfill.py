@@ -501,17 +501,12 @@ class Backfill:
                 merge=merge_guest,
                 guest_email=event.email_normalized,
             )
-        if isinstance(event, CheckoutObserved):
-            return self._writer.write(
-                blank,
-                lambda profile: backfill_checkout(profile, event),
-                None,
-                merge=merge_guest,
-                guest_email=event.email_normalized,
-            )
-        return self._writer.write(
-            blank, lambda profile: apply(profile, event), None, merge=merge_guest, guest_email=event.email_normalized
+        reduce: Callable[[Profile], Profile] = (
+            (lambda profile: backfill_checkout(profile, event))
+            if isinstance(event, CheckoutObserved)
+            else (lambda profile: apply(profile, event))
         )
+        return self._writer.write(blank, reduce, None, merge=merge_guest, guest_email=event.email_normalized)
 
     def _touch(self, result: WriteResult, revisit: bool) -> None:
         """Remember a written profile for the bulk sync (and, right after a resume, an unchanged one too,
