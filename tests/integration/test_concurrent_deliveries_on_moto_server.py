@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from evergreen.domain.profile import OrderRecord, Profile
-from evergreen.domain.reducers import with_orders
+from evergreen.domain.profile import Profile
 from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
@@ -21,6 +20,7 @@ from evergreen_local.http_api import build_http_api_v2_event
 from evergreen_local.lambda_runtime import LambdaRuntime
 from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
 from evergreen_local.send_webhook import shopify_headers
+from tests.customers import customer_with_order
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = "concurrency.myshopify.com"
@@ -88,14 +88,13 @@ def test_a_sweep_racing_webhooks_on_the_same_profiles_loses_no_update(containers
     evaluated_at = now - timedelta(days=2)
     numbers = range(30)
     for number in numbers:  # lapsed flipped a day ago; the sweep has not run since
-        profile = with_orders(
-            Profile(
-                shop=SHOP,
-                customer_id=str(number),
-                email=f"racer{number}@example.com",
-                email_normalized=f"racer{number}@example.com",
-            ),
-            [OrderRecord(order_id=f"o{number}", created_at=now - timedelta(days=181), total=Decimal(9))],
+        profile = customer_with_order(
+            SHOP,
+            number,
+            now - timedelta(days=181),
+            Decimal(9),
+            order_id=f"o{number}",
+            email=f"racer{number}@example.com",
         )
         store.save(reevaluate(profile, default_definitions(), evaluated_at, version=1).profile, 0, None, evaluated_at)
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from evergreen.domain.profile import OrderRecord, Profile
-from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen_local.cli import main
 from evergreen_local.inprocess import create_resources
+from tests.customers import customer_with_order
 
 STACK = "evergreen-test"
 
@@ -107,10 +105,7 @@ def test_doctor_aws_wants_a_complete_sweep_within_two_intervals_of_the_stacks_sw
 
 def test_explain_aws_reads_a_profile_from_the_deployed_table(deployed, capsys):
     now = datetime.now(UTC)
-    profile = with_orders(
-        Profile(shop="my-store.myshopify.com", customer_id="41", email="c41@example.com"),
-        [OrderRecord(order_id="9", created_at=now - timedelta(days=200), total=Decimal("30.00"))],
-    )
+    profile = customer_with_order("my-store.myshopify.com", 41, now - timedelta(days=200), "30.00")
     stored = reevaluate(profile, default_definitions(), now, version=1).profile
     DynamoProfileStore(boto3.client("dynamodb"), deployed["ProfilesTableName"], 1).backfill([stored], now)
 

@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,8 +25,6 @@ from moto import mock_aws
 
 from evergreen.clock import SystemClock
 from evergreen.domain.changes import SegmentChange
-from evergreen.domain.profile import OrderRecord, Profile
-from evergreen.domain.reducers import with_orders
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.service.membership import reevaluate
 from evergreen.settings import Settings
@@ -36,6 +33,7 @@ from evergreen_local.inprocess import create_resources
 from evergreen_local.lambda_runtime import LambdaContext
 from evergreen_local.stack import sqs_record
 from evergreen_local.template import functions, load_template, sqs_sources
+from tests.customers import customer_with_order
 from tests.lambda_functions import load_function, use_test_environment
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -156,15 +154,7 @@ class Rig:
         now = self.edges.clock.now()
         changes = []
         for number in range(first, first + count):
-            profile = with_orders(
-                Profile(
-                    shop=SHOP,
-                    customer_id=str(number),
-                    email=f"c{number}@example.com",
-                    email_normalized=f"c{number}@example.com",
-                ),
-                [OrderRecord(order_id=str(number), created_at=now - dt.timedelta(days=2), total=Decimal("80.00"))],
-            )
+            profile = customer_with_order(SHOP, number, now - dt.timedelta(days=2), "80.00")
             result = reevaluate(profile, self.edges.definitions, now, version=1)
             assert result.change is not None
             self.edges.store.save(result.profile, 0, result.change, now)

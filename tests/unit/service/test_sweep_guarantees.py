@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-from evergreen.domain.profile import OrderRecord, Profile
-from evergreen.domain.reducers import with_orders
+from evergreen.domain.profile import Profile
 from evergreen.service.membership import reevaluate
 from evergreen.service.sweep import SweepRequest
 from evergreen_local.metering import ProfileItemReads
+from tests.customers import customer_with_order
 
 SHOP = "evergreen-test.myshopify.com"
 
 
 def customer(number: int, last_order_at: datetime, total: str = "60.00") -> Profile:
-    return with_orders(
-        Profile(
-            shop=SHOP,
-            customer_id=str(number),
-            email=f"c{number}@example.com",
-            email_normalized=f"c{number}@example.com",
-        ),
-        [OrderRecord(order_id=f"{number}-1", created_at=last_order_at, total=Decimal(total))],
-    )
+    return customer_with_order(SHOP, number, last_order_at, total, order_id=f"{number}-1")
 
 
 def store_evaluated(edges, profile: Profile, at: datetime) -> Profile:

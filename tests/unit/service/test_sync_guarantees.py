@@ -21,6 +21,7 @@ from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync
 from evergreen.storage.queue import SqsChangePublisher
 from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from tests.customers import customer_with_order
 
 SHOP = "evergreen-test.myshopify.com"
 
@@ -41,15 +42,7 @@ def sync(edges, sandbox, clock) -> SegmentSync:
 def saved_change(edges, clock, number: int = 1, days_ago: int = 3) -> SegmentChange:
     """A profile written with a pending change, as a webhook would leave it."""
     created = clock.now() - timedelta(days=days_ago)
-    profile = with_orders(
-        Profile(
-            shop=SHOP,
-            customer_id=str(number),
-            email=f"c{number}@example.com",
-            email_normalized=f"c{number}@example.com",
-        ),
-        [OrderRecord(order_id=f"{number}", created_at=created, total=Decimal("20.00"))],
-    )
+    profile = customer_with_order(SHOP, number, created)
     current = edges.store.load(SHOP, profile.key)
     version = current.version + 1 if current else 1
     result = reevaluate(current or profile, edges.definitions, clock.now(), version=version)
