@@ -89,7 +89,7 @@ fmt:  ## format and auto-fix
 	uv run ruff check --fix .
 
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
-	uv run mypy layers/evergreen/evergreen local/evergreen_local functions tests
+	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
 pytest:  ## all tests
 	uv run pytest
@@ -128,7 +128,7 @@ delete:  ## sam delete the stack (keeps the profiles table and the exports bucke
 	$(SAM) delete --stack-name $(STACK)$(if $(REGION), --region $(REGION))
 
 events:  ## regenerate events/api and events/sqs (signed with the local default secret)
-	uv run python -m evergreen_local.sample_events
+	uv run python -m evergreen_cli.commands.sample_events
 
 requirements:  ## layers/evergreen/requirements.txt (and the tracing layer's) from uv.lock
 	$(UV_EXPORT) $(LAYER_PRUNE) > $(LAYER_REQUIREMENTS)

@@ -76,11 +76,11 @@ def run() -> dict[str, Any]:
     from evergreen.settings import Settings  # noqa: PLC0415
     from evergreen.shopify.admin import ShopifyAdmin  # noqa: PLC0415
     from evergreen.wiring import Edges  # noqa: PLC0415
-    from evergreen_local.inprocess import create_resources  # noqa: PLC0415
-    from evergreen_local.klaviyo_sandbox import start_sandbox  # noqa: PLC0415
-    from evergreen_local.moto_server import apply_patches  # noqa: PLC0415
-    from evergreen_local.shopify_sandbox import start_shopify_sandbox  # noqa: PLC0415
-    from evergreen_local.synthetic_shop import synthetic_store  # noqa: PLC0415
+    from evergreen_cli.local_stack.inprocess import create_resources  # noqa: PLC0415
+    from evergreen_cli.local_stack.moto_server import apply_patches  # noqa: PLC0415
+    from evergreen_cli.sandboxes.klaviyo_api import start_sandbox  # noqa: PLC0415
+    from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox  # noqa: PLC0415
+    from evergreen_cli.sandboxes.synthetic_shop import synthetic_store  # noqa: PLC0415
 
     apply_patches()  # moto as the local stack runs it: no whole-table copy per transaction or query
     store = synthetic_store(CUSTOMERS, seed=1, shop=SHOP)

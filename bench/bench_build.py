@@ -40,7 +40,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from evergreen_local.template import functions, load_template, parameter_defaults
+from evergreen_cli.local_stack.template import functions, load_template, parameter_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("EVERGREEN_BUILD_DIR") or REPO / ".aws-sam" / "build")

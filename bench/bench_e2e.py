@@ -23,9 +23,9 @@ SHOP = "bench-e2e.myshopify.com"
 
 def run() -> dict[str, object]:
     from evergreen.domain.profile import customer_profile_key  # noqa: PLC0415
-    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
-    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
-    from evergreen_local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
 
     logging.getLogger().setLevel(logging.WARNING)
     template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())

@@ -107,7 +107,7 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
 
 
 def _options(**overrides: Any) -> Any:
-    from evergreen_local.stack import LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStackOptions  # noqa: PLC0415
 
     settings: dict[str, Any] = {
         "port": 0,
@@ -122,9 +122,9 @@ def _options(**overrides: Any) -> Any:
 
 
 def event_to_klaviyo() -> dict[str, float]:
-    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
-    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
-    from evergreen_local.stack import LocalStack  # noqa: PLC0415
+    from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
     template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
     posted: dict[str, float] = {}
@@ -173,7 +173,7 @@ def transition_lateness() -> dict[str, float]:
     from evergreen.segments import load_definitions  # noqa: PLC0415
     from evergreen.service.membership import reevaluate  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
-    from evergreen_local.stack import LocalStack  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as directory:
         definitions_file = Path(directory) / "segments.yaml"
@@ -239,12 +239,12 @@ def transition_lateness() -> dict[str, float]:
 def hot_customer() -> dict[str, float]:
     from evergreen.domain.profile import customer_profile_key  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
-    from evergreen_local.http_api import build_http_api_v2_event  # noqa: PLC0415
-    from evergreen_local.lambda_runtime import LambdaRuntime  # noqa: PLC0415
-    from evergreen_local.moto_server import MotoServer  # noqa: PLC0415
-    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET, LocalSecrets, provision  # noqa: PLC0415
-    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
-    from evergreen_local.template import load_template  # noqa: PLC0415
+    from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.local_stack.http_api import build_http_api_v2_event  # noqa: PLC0415
+    from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime  # noqa: PLC0415
+    from evergreen_cli.local_stack.moto_server import MotoServer  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET, LocalSecrets, provision  # noqa: PLC0415
+    from evergreen_cli.local_stack.template import load_template  # noqa: PLC0415
 
     customer = 830_000_000_000_000_000
     sample = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())

@@ -73,8 +73,8 @@ def _load_handler() -> ModuleType:
 
 
 def _event(topic: str, body: bytes) -> dict[str, Any]:
-    from evergreen_local.http_api import build_http_api_v2_event  # noqa: PLC0415 - after the environment is set
-    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.local_stack.http_api import build_http_api_v2_event  # noqa: PLC0415 - after the environment is set
 
     headers = shopify_headers(body, topic, SHOP, SECRET)
     return build_http_api_v2_event("POST", "/webhooks/shopify", headers, body)
@@ -104,8 +104,8 @@ def run() -> dict[str, object]:
     from moto import mock_aws  # noqa: PLC0415
 
     with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
-        from evergreen_local.inprocess import create_resources  # noqa: PLC0415
-        from evergreen_local.lambda_runtime import LambdaContext  # noqa: PLC0415
+        from evergreen_cli.local_stack.inprocess import create_resources  # noqa: PLC0415
+        from evergreen_cli.local_stack.lambda_runtime import LambdaContext  # noqa: PLC0415
 
         os.environ.update(create_resources({SHOP: SECRET}, {}))
         handler = _load_handler()

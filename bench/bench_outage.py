@@ -48,9 +48,9 @@ def _sandbox_segments(sandbox: Any) -> dict[str, list[str]]:
 
 def recovery_after_outage() -> dict[str, float]:
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
-    from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
-    from evergreen_local.send_webhook import shopify_headers  # noqa: PLC0415
-    from evergreen_local.stack import LocalStack  # noqa: PLC0415
+    from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
     template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
     customers = [840_000_000_000_000_000 + number for number in range(BURST)]

@@ -29,8 +29,8 @@ def run() -> dict[str, object]:
     from evergreen.service.sweep import SweepRequest  # noqa: PLC0415
     from evergreen.settings import Settings  # noqa: PLC0415
     from evergreen.wiring import Edges  # noqa: PLC0415
-    from evergreen_local.inprocess import create_resources  # noqa: PLC0415
-    from evergreen_local.metering import ProfileItemReads  # noqa: PLC0415
+    from evergreen_cli.local_stack.inprocess import create_resources  # noqa: PLC0415
+    from evergreen_cli.local_stack.metering import ProfileItemReads  # noqa: PLC0415
 
     with mock_aws():
         settings = Settings.from_env({**create_resources({}, {}), "DUE_SHARDS": "8"})

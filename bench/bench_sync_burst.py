@@ -59,8 +59,8 @@ def requests_per_burst() -> dict[str, float]:
     from evergreen.service.membership import reevaluate  # noqa: PLC0415
     from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
     from evergreen.storage.queue import SqsChangePublisher  # noqa: PLC0415
-    from evergreen_local.stack import LocalStack  # noqa: PLC0415
-    from evergreen_local.template import functions, sqs_sources  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
+    from evergreen_cli.local_stack.template import functions, sqs_sources  # noqa: PLC0415
 
     started = time.monotonic()
     definitions = default_definitions()

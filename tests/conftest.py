@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported inside the fixtures, so a broken module fails only the tests that use it
-    from evergreen_local.resources import LocalResources
-    from evergreen_local.stack import LocalStack
+    from evergreen_cli.local_stack.resources import LocalResources
+    from evergreen_cli.local_stack.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def shared_dir(repo_root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def template(repo_root: Path) -> dict[str, Any]:
-    from evergreen_local.template import load_template  # noqa: PLC0415
+    from evergreen_cli.local_stack.template import load_template  # noqa: PLC0415
 
     return load_template(repo_root / "template.yaml")
 
@@ -72,7 +72,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto server on a free port for the whole session (DynamoDB writes atomic); yields its endpoint URL."""
-    from evergreen_local.moto_server import MotoServer  # noqa: PLC0415 - only tests that need it pay for the import
+    from evergreen_cli.local_stack.moto_server import MotoServer  # noqa: PLC0415 - only tests that need it pay for the import
 
     server = MotoServer("127.0.0.1", 0).start()
     yield server.url
@@ -82,7 +82,7 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def local_resources(template: dict[str, Any], moto_server: str) -> LocalResources:
     """The template's resources on moto server, under a prefix unique to this test, with the default local secrets."""
-    from evergreen_local.resources import LocalSecrets, provision  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import LocalSecrets, provision  # noqa: PLC0415
 
     prefix = f"t{uuid.uuid4().hex[:12]}"
     return provision(template, moto_server, region="us-east-1", prefix=prefix, local_secrets=LocalSecrets())
@@ -95,7 +95,7 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
     One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
     to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
     """
-    from evergreen_local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
 
     options = LocalStackOptions(
         port=0,

@@ -23,9 +23,9 @@ from moto import mock_aws
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen_local.inprocess import create_resources
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.lambda_runtime import LambdaContext
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 from tests.lambda_functions import load_function, use_test_environment
 
 pytestmark = pytest.mark.contract

@@ -1,7 +1,7 @@
 """Every request Evergreen can send to Klaviyo conforms to Klaviyo's published OpenAPI spec (revision 2026-07-15).
 
 Traffic is generated the way production makes it (pusher -> client -> HTTP), captured at the transport, and each
-captured request is checked by evergreen_local.klaviyo_spec: path, method, parameters, required headers,
+captured request is checked by evergreen_cli.sandboxes.klaviyo_spec: path, method, parameters, required headers,
 security, body schema, and no body field the spec does not declare.
 """
 
@@ -23,8 +23,8 @@ from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.settings import KLAVIYO_REVISION
-from evergreen_local.klaviyo_sandbox import start_sandbox
-from evergreen_local.klaviyo_spec import KlaviyoSpec, load_spec
+from evergreen_cli.sandboxes.klaviyo_api import start_sandbox
+from evergreen_cli.sandboxes.klaviyo_spec import KlaviyoSpec, load_spec
 
 pytestmark = pytest.mark.contract
 

@@ -12,7 +12,7 @@ import pytest
 from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.requests import KlaviyoRequest
-from evergreen_local.klaviyo_spec import KlaviyoSpec, load_spec
+from evergreen_cli.sandboxes.klaviyo_spec import KlaviyoSpec, load_spec
 
 pytestmark = pytest.mark.contract
 

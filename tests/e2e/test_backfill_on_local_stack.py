@@ -12,7 +12,7 @@ from evergreen.backfill_wiring import build_backfill, klaviyo_sender
 from evergreen.settings import Settings
 from evergreen.shopify.admin import ShopifyAdmin
 from evergreen.wiring import Edges
-from evergreen_local.synthetic_shop import synthetic_store
+from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 from evergreen.domain.profile import Profile
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.cli import main
-from evergreen_local.resources import SANDBOX_API_KEY
+from evergreen_cli.local_stack.resources import SANDBOX_API_KEY
+from evergreen_cli.main import main
 
 pytestmark = pytest.mark.e2e
 

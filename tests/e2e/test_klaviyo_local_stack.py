@@ -13,8 +13,8 @@ import pytest
 
 from evergreen.domain.profile import Profile
 from evergreen.storage.profiles import profile_from_item
-from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.send_webhook import klaviyo_headers, shopify_headers
+from evergreen_cli.commands.send_webhook import klaviyo_headers, shopify_headers
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.send_webhook import shopify_headers
+from evergreen_cli.commands.send_webhook import shopify_headers
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
 
 pytestmark = pytest.mark.e2e
 

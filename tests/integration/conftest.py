@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.shopify_admin import ShopifySandbox, start_shopify_sandbox
 from tests.integration.stack_state import leave_stack_state
 
 

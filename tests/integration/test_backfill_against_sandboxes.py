@@ -16,7 +16,7 @@ from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks
 from evergreen.shopify import sign_shopify_body
 from evergreen.shopify.bulk import BulkOperationFailed
 from evergreen.storage.exports import S3DataExporter
-from evergreen_local.synthetic_shop import expected_facts, synthetic_store
+from evergreen_cli.sandboxes.synthetic_shop import expected_facts, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 WEBHOOK_SECRET = "backfill-test-secret"

@@ -9,7 +9,7 @@ import pytest
 
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.cli import main
+from evergreen_cli.main import main
 from tests.integration.stack_state import leave_stack_state
 
 SHOP = "cli-backfill.myshopify.com"

@@ -15,7 +15,7 @@ from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply_order
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.cli import main
+from evergreen_cli.main import main
 
 SHOP = "cli.myshopify.com"
 

@@ -16,10 +16,10 @@ from evergreen.domain.profile import Profile
 from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen_local.http_api import build_http_api_v2_event
-from evergreen_local.lambda_runtime import LambdaRuntime
-from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.send_webhook import shopify_headers
+from evergreen_cli.commands.send_webhook import shopify_headers
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
 from tests.customers import customer_with_order
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from evergreen.segments import DEFAULT_DEFINITIONS_PATH
 from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.doctor import LOCAL_SWEEP_EVERY, Failed, Target, check_sweep
-from evergreen_local.stack import SWEEP_EVERY_STATE
+from evergreen_cli.commands.doctor import LOCAL_SWEEP_EVERY, Failed, Target, check_sweep
+from evergreen_cli.local_stack.stack import SWEEP_EVERY_STATE
 
 
 @pytest.fixture

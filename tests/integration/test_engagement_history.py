@@ -14,7 +14,7 @@ from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.segments import evaluate
 from evergreen.service.backfill_sync import BulkMembershipSync
 from evergreen.service.engagement_history import EngagementHistory
-from evergreen_local.synthetic_shop import iso, synthetic_store
+from evergreen_cli.sandboxes.synthetic_shop import iso, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
 
 

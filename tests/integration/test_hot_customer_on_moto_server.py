@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen_local.http_api import build_http_api_v2_event
-from evergreen_local.lambda_runtime import LambdaRuntime
-from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.send_webhook import shopify_headers
+from evergreen_cli.commands.send_webhook import shopify_headers
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = "hot-customer.myshopify.com"

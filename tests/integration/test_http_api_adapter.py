@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evergreen_local.http_api import HttpApiServer, build_http_api_v2_event, http_response_from_result
-from evergreen_local.template import HttpRoute
+from evergreen_cli.local_stack.http_api import HttpApiServer, build_http_api_v2_event, http_response_from_result
+from evergreen_cli.local_stack.template import HttpRoute
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from evergreen_local.resources import LocalResources
+from evergreen_cli.local_stack.resources import LocalResources
 
 
 def _item(sk: str, **attributes: int) -> dict[str, dict[str, str]]:

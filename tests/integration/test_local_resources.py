@@ -6,13 +6,13 @@ import json
 import uuid
 from typing import Any
 
-from evergreen_local.resources import (
+from evergreen_cli.local_stack.resources import (
     DEFAULT_LOCAL_KLAVIYO_SECRET,
     DEFAULT_LOCAL_SHOPIFY_SECRET,
     LocalResources,
     provision,
 )
-from evergreen_local.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
 
 
 def _index_keys(indexes: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:

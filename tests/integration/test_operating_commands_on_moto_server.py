@@ -16,7 +16,7 @@ from evergreen.segments import DEFAULT_DEFINITIONS_PATH
 from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.cli import main
+from evergreen_cli.main import main
 
 SHOP = "ops.myshopify.com"
 

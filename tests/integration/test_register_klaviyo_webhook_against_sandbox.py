@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from evergreen_local.cli import main
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.klaviyo_spec import default_spec_path
-from evergreen_local.klaviyo_webhook import EXIT_USE_THE_UI, UI_TOPICS
-from evergreen_local.resources import LocalSecrets
+from evergreen_cli.commands.register_klaviyo_webhook import EXIT_USE_THE_UI, UI_TOPICS
+from evergreen_cli.local_stack.resources import LocalSecrets
+from evergreen_cli.main import main
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_spec import default_spec_path
 
 SHOP = "klaviyo-hook.myshopify.com"
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/klaviyo"

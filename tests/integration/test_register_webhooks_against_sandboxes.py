@@ -13,8 +13,8 @@ from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, topic_enum
 from evergreen.shopify.bulk import GraphQLError
-from evergreen_local.cli import main
-from evergreen_local.shopify_sandbox import ShopifySandbox
+from evergreen_cli.main import main
+from evergreen_cli.sandboxes.shopify_admin import ShopifySandbox
 
 SHOP = "register-test.myshopify.com"
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"

@@ -16,7 +16,7 @@ from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsChangePublisher
-from evergreen_local.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
 
 SHOP = "drain-on-moto.myshopify.com"
 BACKLOG = 300

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from evergreen_local.template import functions, http_routes, resources, schedules, sqs_sources
+from evergreen_cli.local_stack.template import functions, http_routes, resources, schedules, sqs_sources
 
 FUNCTIONS = {
     "ShopifyWebhookFunction": "functions/shopify_webhook",

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from evergreen_local.template import functions, parameter_defaults, sqs_sources
+from evergreen_cli.local_stack.template import functions, parameter_defaults, sqs_sources
 
 
 def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:

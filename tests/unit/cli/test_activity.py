@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from evergreen_local.activity import working
+from evergreen_cli.activity import working
 
 ERASE_LINE = "\x1b[2K"
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from evergreen_local.cli import CliError, busy_ports, friendly_message, main
+from evergreen_cli.main import CliError, busy_ports, friendly_message, main
 
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:

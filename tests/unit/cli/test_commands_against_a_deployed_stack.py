@@ -14,8 +14,8 @@ from moto import mock_aws
 from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
-from evergreen_local.cli import main
-from evergreen_local.inprocess import create_resources
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.main import main
 from tests.customers import customer_with_order
 
 STACK = "evergreen-test"

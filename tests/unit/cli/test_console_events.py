@@ -13,8 +13,8 @@ import boto3
 from botocore.stub import ANY, Stubber
 
 from evergreen.backfill_wiring import BackfillRequest
-from evergreen_local import console_events
-from evergreen_local.console_events import (
+from evergreen_cli.commands import console_events
+from evergreen_cli.commands.console_events import (
     BACKFILL_EVENTS_DIR,
     BACKFILL_PROPERTIES,
     CONSOLE_EVENTS,
@@ -87,7 +87,7 @@ def test_the_backfill_shop_event_becomes_a_console_example_of_its_own_function()
 
 def test_publishing_with_aws_publishes_the_sweep_and_the_backfill_events(monkeypatch, capsys):
     client = boto3.client("schemas", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    monkeypatch.setattr("evergreen_local.console_events.boto3.client", lambda *_, **__: client)
+    monkeypatch.setattr("evergreen_cli.commands.console_events.boto3.client", lambda *_, **__: client)
     monkeypatch.setattr(
         console_events,
         "stack_outputs",

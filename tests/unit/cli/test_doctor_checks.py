@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from evergreen_local.doctor import (
+from evergreen_cli.commands.doctor import (
     REQUIRED_OUTPUTS,
     Failed,
     Result,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.segments import default_definitions, evaluate
-from evergreen_local.explain import condition_text, deciding_condition, table_rows
+from evergreen_cli.commands.explain import condition_text, deciding_condition, table_rows
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from evergreen_local.redrive import MoveProgress, Queues, progress_line, queues_of, redrive, waiting_in
+from evergreen_cli.commands.redrive import MoveProgress, Queues, progress_line, queues_of, redrive, waiting_in
 
 QUEUES = Queues(
     queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/changes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookSubscription, topic_enum
-from evergreen_local.register_webhooks import needed_topics, plan, version_mismatches
+from evergreen_cli.commands.register_webhooks import needed_topics, plan, version_mismatches
 
 HERE = "https://here.example.com/webhooks/shopify"
 THERE = "https://there.example.com/webhooks/shopify"

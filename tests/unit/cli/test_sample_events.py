@@ -10,8 +10,8 @@ import pytest
 from evergreen.domain.changes import SegmentChange
 from evergreen.service.sweep import SweepRequest
 from evergreen.shopify.hmac import verify_shopify_hmac
-from evergreen_local.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.sample_events import build
+from evergreen_cli.commands.sample_events import build
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 

@@ -6,8 +6,8 @@ import tomllib
 
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
-from evergreen_local.app_toml import webhooks_section
-from evergreen_local.cli import main
+from evergreen_cli.commands.shopify_app_toml import webhooks_section
+from evergreen_cli.main import main
 
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/shopify"
 

@@ -9,8 +9,8 @@ from types import ModuleType
 import pytest
 from moto import mock_aws
 
-from evergreen_local.inprocess import create_resources
-from evergreen_local.lambda_runtime import LambdaContext
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
 from tests.lambda_functions import load_function, use_test_environment
 
 ROOT = Path(__file__).resolve().parents[3]

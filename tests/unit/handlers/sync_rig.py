@@ -29,10 +29,10 @@ from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.service.membership import reevaluate
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.inprocess import create_resources
-from evergreen_local.lambda_runtime import LambdaContext
-from evergreen_local.stack import sqs_record
-from evergreen_local.template import functions, load_template, sqs_sources
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
+from evergreen_cli.local_stack.stack import sqs_record
+from evergreen_cli.local_stack.template import functions, load_template, sqs_sources
 from tests.customers import customer_with_order
 from tests.lambda_functions import load_function, use_test_environment
 

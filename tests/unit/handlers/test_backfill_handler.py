@@ -11,11 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from evergreen_local.inprocess import create_resources
-from evergreen_local.klaviyo_sandbox import start_sandbox
-from evergreen_local.lambda_runtime import LambdaContext
-from evergreen_local.shopify_sandbox import start_shopify_sandbox
-from evergreen_local.synthetic_shop import synthetic_store
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
+from evergreen_cli.sandboxes.klaviyo_api import start_sandbox
+from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox
+from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 from tests.lambda_functions import load_function, use_test_environment
 
 SHOP = "handler-backfill.myshopify.com"

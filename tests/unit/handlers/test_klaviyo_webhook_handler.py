@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
-from evergreen_local.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOP = "handler-test.myshopify.com"

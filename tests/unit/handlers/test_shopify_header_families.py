@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen_local.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOP = "handler-test.myshopify.com"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 from tests.unit.handlers.sync_rig import BATCH_SIZE, SYNC_TIMEOUT_S, VISIBILITY_TIMEOUT_S, Rig, sync_rig
 
 BACKLOG = 200

@@ -19,10 +19,10 @@ from moto import mock_aws
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.service.membership import reevaluate
-from evergreen_local.inprocess import create_resources
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
-from evergreen_local.lambda_runtime import LambdaContext
-from evergreen_local.stack import sqs_record
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
+from evergreen_cli.local_stack.stack import sqs_record
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 from tests.lambda_functions import load_function, use_test_environment
 
 SHOP = "handler-sync.myshopify.com"

@@ -15,8 +15,8 @@ from moto import mock_aws
 from evergreen.domain.profile import OrderRecord, Profile
 from evergreen.domain.reducers import with_orders
 from evergreen.service.membership import reevaluate
-from evergreen_local.inprocess import create_resources
-from evergreen_local.lambda_runtime import LambdaContext
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.local_stack.lambda_runtime import LambdaContext
 from tests.lambda_functions import load_function, use_test_environment
 
 SHOP = "transition-test.myshopify.com"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen_local.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 
 SHOP = "handler-test.myshopify.com"
 SECRET = "handler-test-shopify-secret"

@@ -27,8 +27,8 @@ from evergreen.service.shopify_webhooks import WebhookAnswer
 from evergreen.settings import Settings
 from evergreen.storage.parked_engagements import DynamoParkedEngagements
 from evergreen.wiring import Edges
-from evergreen_local.inprocess import create_resources
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 SHOP_A = "shop-a.myshopify.com"

@@ -14,7 +14,7 @@ from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.errors import KlaviyoRejected
 from evergreen.klaviyo.pusher import KlaviyoPusher
-from evergreen_local.klaviyo_sandbox import SandboxServer, fake_profile_id, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, fake_profile_id, start_sandbox
 from tests.unit.klaviyo.klaviyo_fakes import API_KEY, FakeTime
 
 Factory = Callable[..., SegmentChange]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from evergreen.klaviyo.webhooks import TIMESTAMP_HEADER, parse_envelope, verify_klaviyo_signature
-from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET
-from evergreen_local.sample_events import AT
-from evergreen_local.send_webhook import klaviyo_headers
+from evergreen_cli.commands.sample_events import AT
+from evergreen_cli.commands.send_webhook import klaviyo_headers
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 IMF_FIXDATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$")

@@ -19,7 +19,7 @@ from evergreen.shopify.hmac import sign_shopify_body
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.storage.exports import S3DataExporter
 from evergreen.wiring import Edges
-from evergreen_local.inprocess import create_resources
+from evergreen_cli.local_stack.inprocess import create_resources
 
 SHOP = "evergreen-test.myshopify.com"
 SHOPIFY_SECRET = "unit-test-shopify-secret"

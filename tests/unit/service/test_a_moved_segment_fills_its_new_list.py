@@ -28,7 +28,7 @@ from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync, SyncReport
 from evergreen.wiring import Edges
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
 RULES = """\

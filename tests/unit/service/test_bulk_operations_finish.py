@@ -15,8 +15,8 @@ import pytest
 from evergreen.backfill_wiring import build_backfill
 from evergreen.shopify.admin import ShopifyAdmin
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
-from evergreen_local.shopify_sandbox import ShopifySandbox, start_shopify_sandbox
-from evergreen_local.synthetic_shop import synthetic_store
+from evergreen_cli.sandboxes.shopify_admin import ShopifySandbox, start_shopify_sandbox
+from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shopify"))
 from shopify_samples_2025_10 import BULK_OPERATION_ID, bulk_operation_finish, customer_create

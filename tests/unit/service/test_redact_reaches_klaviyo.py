@@ -17,7 +17,7 @@ from evergreen.domain.changes import ProfileErasure, QueueMessage, parse_queue_m
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sync import SegmentSync
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
 CUSTOMER = 4_242_424_242

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from evergreen.domain.profile import Profile
 from evergreen.service.membership import reevaluate
 from evergreen.service.sweep import SweepRequest
-from evergreen_local.metering import ProfileItemReads
+from evergreen_cli.local_stack.metering import ProfileItemReads
 from tests.customers import customer_with_order
 
 SHOP = "evergreen-test.myshopify.com"

@@ -20,7 +20,7 @@ from evergreen.service.profile_writer import ProfileWriter
 from evergreen.service.sweep import SweepRequest
 from evergreen.service.sync import SegmentSync
 from evergreen.storage.queue import SqsChangePublisher
-from evergreen_local.klaviyo_sandbox import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 from tests.customers import customer_with_order
 
 SHOP = "evergreen-test.myshopify.com"

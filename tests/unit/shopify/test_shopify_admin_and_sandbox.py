@@ -22,8 +22,8 @@ from evergreen.shopify.bulk import (
     Throttled,
     TokenRevoked,
 )
-from evergreen_local.shopify_sandbox import GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
-from evergreen_local.synthetic_shop import synthetic_store
+from evergreen_cli.sandboxes.shopify_admin import GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
+from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SHOP = "sandbox-test.myshopify.com"

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from evergreen_local.template import functions, parameter_defaults, resources
+from evergreen_cli.local_stack.template import functions, parameter_defaults, resources
 
 DEFAULT_LOCAL_SHOPIFY_SECRET = "evergreen-local-shopify-secret"  # noqa: S105 - a documented local-only default
 """Signs local Shopify webhooks unless EVERGREEN_LOCAL_SHOPIFY_SECRET says otherwise."""

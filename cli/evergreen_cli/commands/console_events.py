@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 
 REGISTRY = "lambda-testevent-schemas"
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+EVENTS_DIR = Path(__file__).resolve().parents[3] / "events"
 SWEEP_EVENTS_DIR = EVENTS_DIR / "sweep"
 BACKFILL_EVENTS_DIR = EVENTS_DIR / "backfill"
 

@@ -20,11 +20,11 @@ from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enum
 from evergreen.shopify.bulk import AdminError
-from evergreen_local.activity import working
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.cli import CliError, command, render_table
-from evergreen_local.shopify_sandbox import local_admin_token
-from evergreen_local.targets import TargetUnavailable, local_api_url, use_target
+from evergreen_cli.activity import working
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_cli.main import CliError, command, render_table
+from evergreen_cli.sandboxes.shopify_admin import local_admin_token
+from evergreen_cli.targets import TargetUnavailable, local_api_url, use_target
 
 Action = Literal["create", "update", "keep", "delete", "other"]
 SHOWN: dict[Action, str] = {
@@ -227,7 +227,7 @@ def register_shopify(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     if args.klaviyo:
-        from evergreen_local.klaviyo_webhook import register_klaviyo  # noqa: PLC0415
+        from evergreen_cli.commands.register_klaviyo_webhook import register_klaviyo  # noqa: PLC0415
 
         return register_klaviyo(args)
     return register_shopify(args)

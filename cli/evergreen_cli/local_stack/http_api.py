@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from evergreen_local.resources import LOCAL_ACCOUNT_ID
-from evergreen_local.template import HttpRoute
+from evergreen_cli.local_stack.resources import LOCAL_ACCOUNT_ID
+from evergreen_cli.local_stack.template import HttpRoute
 
 LOG = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evergreen_local.resources import LOCAL_ACCOUNT_ID, LocalResources
-from evergreen_local.template import REPO_ROOT, FunctionSpec, functions
+from evergreen_cli.local_stack.resources import LOCAL_ACCOUNT_ID, LocalResources
+from evergreen_cli.local_stack.template import REPO_ROOT, FunctionSpec, functions
 
 LAYER_DIR = REPO_ROOT / "layers" / "evergreen"
 

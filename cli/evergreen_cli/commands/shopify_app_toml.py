@@ -12,7 +12,7 @@ import json
 
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 
 PLACEHOLDER_URL = "https://<api-id>.execute-api.<region>.amazonaws.com/webhooks/shopify"
 

@@ -19,10 +19,10 @@ from evergreen.segments import parse_duration
 from evergreen.service.sweep import SweepRequest
 from evergreen.settings import Settings
 from evergreen.wiring import Edges, definitions_for
-from evergreen_local.activity import working
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.cli import EXIT_USAGE, CliError
-from evergreen_local.targets import use_target
+from evergreen_cli.activity import working
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_cli.main import EXIT_USAGE, CliError
+from evergreen_cli.targets import use_target
 
 
 def instant(text: str, now: datetime | None = None) -> datetime:

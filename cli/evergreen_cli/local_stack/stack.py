@@ -26,13 +26,11 @@ from types import FrameType
 from typing import Any
 
 from evergreen.segments import DefinitionsError, load_definitions
-from evergreen_local.activity import working
-from evergreen_local.cli import CliError
-from evergreen_local.http_api import HttpApiServer
-from evergreen_local.lambda_runtime import LambdaRuntime
-from evergreen_local.resources import LocalResources, LocalSecrets, provision
-from evergreen_local.targets import local_state_path
-from evergreen_local.template import (
+from evergreen_cli.activity import working
+from evergreen_cli.local_stack.http_api import HttpApiServer
+from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime
+from evergreen_cli.local_stack.resources import LocalResources, LocalSecrets, provision
+from evergreen_cli.local_stack.template import (
     REPO_ROOT,
     TEMPLATE_PATH,
     SqsSource,
@@ -41,8 +39,10 @@ from evergreen_local.template import (
     schedules,
     sqs_sources,
 )
+from evergreen_cli.main import CliError
+from evergreen_cli.targets import local_state_path
 
-LOG = logging.getLogger("evergreen_local.stack")
+LOG = logging.getLogger("evergreen_cli.local_stack.stack")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
@@ -245,7 +245,7 @@ class LocalStack:
                 local_secrets=LocalSecrets.from_env(self.options.environ),
                 klaviyo_base_url=klaviyo_url,
             )
-            from evergreen_local.shopify_sandbox import start_shopify_sandbox  # noqa: PLC0415
+            from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox  # noqa: PLC0415
 
             on_step("starting the Shopify Admin sandbox")
             try:
@@ -320,13 +320,13 @@ class LocalStack:
             self._moto_endpoint = self.options.moto_endpoint.rstrip("/")
             return
         # moto server with DynamoDB requests serialised, so conditional writes are atomic as in DynamoDB.
-        from evergreen_local.moto_server import MotoServer  # noqa: PLC0415 - moto is a dev dependency
+        from evergreen_cli.local_stack.moto_server import MotoServer  # noqa: PLC0415 - moto is a dev dependency
 
         self._moto = MotoServer(self.options.host, self.options.moto_port).start()
         self._moto_endpoint = self._moto.url
 
     def _start_sandbox(self) -> str:
-        from evergreen_local.klaviyo_sandbox import start_sandbox  # noqa: PLC0415 - optional until written
+        from evergreen_cli.sandboxes.klaviyo_api import start_sandbox  # noqa: PLC0415 - optional until written
 
         self.sandbox = start_sandbox(self.options.host, self.options.klaviyo_port, self.options.spec_path)
         return str(self.sandbox.url)
@@ -560,7 +560,7 @@ def _log_to_stderr() -> None:
     logger name contains its service name ("evergreen") out of the root handlers."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s: %(message)s"))
-    local_logger = logging.getLogger("evergreen_local")
+    local_logger = logging.getLogger("evergreen_cli")
     local_logger.addHandler(handler)
     local_logger.setLevel(logging.INFO)
     local_logger.propagate = False

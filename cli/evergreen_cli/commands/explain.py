@@ -11,9 +11,9 @@ from evergreen.segments import evaluate
 from evergreen.service.routing import profile_for
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_local.aws_stack import DEFAULT_STACK
-from evergreen_local.cli import CliError, render_table
-from evergreen_local.targets import use_target
+from evergreen_cli.aws_stack import DEFAULT_STACK
+from evergreen_cli.main import CliError, render_table
+from evergreen_cli.targets import use_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

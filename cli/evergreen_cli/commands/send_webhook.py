@@ -13,8 +13,8 @@ import httpx
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.targets import DEFAULT_LOCAL_API_URL, local_api_url
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_cli.targets import DEFAULT_LOCAL_API_URL, local_api_url
 
 DEFAULT_BASE_URL = DEFAULT_LOCAL_API_URL
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"

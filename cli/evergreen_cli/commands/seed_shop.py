@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from evergreen_local.activity import working
-from evergreen_local.synthetic_shop import DEFAULT_SHOP, synthetic_engagement, synthetic_store
-from evergreen_local.targets import TargetUnavailable, local_environment
+from evergreen_cli.activity import working
+from evergreen_cli.sandboxes.synthetic_shop import DEFAULT_SHOP, synthetic_engagement, synthetic_store
+from evergreen_cli.targets import TargetUnavailable, local_environment
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:3200"
 DEFAULT_KLAVIYO_SANDBOX_URL = "http://127.0.0.1:3100"

@@ -24,10 +24,10 @@ from evergreen.service.list_moves import moves_to
 from evergreen.service.shopify_webhooks import fingerprint
 from evergreen.settings import Settings
 from evergreen.wiring import Edges, definitions_for
-from evergreen_local.activity import working
-from evergreen_local.aws_stack import DEFAULT_STACK
-from evergreen_local.cli import render_table
-from evergreen_local.targets import use_target
+from evergreen_cli.activity import working
+from evergreen_cli.aws_stack import DEFAULT_STACK
+from evergreen_cli.main import render_table
+from evergreen_cli.targets import use_target
 
 EXAMPLES_SHOWN = 3
 SCAN_SEGMENTS = 4

@@ -24,7 +24,7 @@ Control endpoints (not Shopify's):
   `throttled` (THROTTLED cost error), `http_429`, `revoked` (401), `bulk_failed`, `bulk_canceled`,
   `url_expired` (result download 403), `malformed_line` (the next result file has a broken line 2).
 
-Run standalone: `python -m evergreen_local.shopify_sandbox --port 3200`.
+Run standalone: `python -m evergreen_cli.sandboxes.shopify_admin --port 3200`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from evergreen.shopify.admin import (
     WEBHOOK_SUBSCRIPTIONS,
     bulk_query,
 )
-from evergreen_local.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
 
 DEFAULT_PORT = 3200
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from evergreen_local.aws_stack import stack_outputs
+from evergreen_cli.aws_stack import stack_outputs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_STATE = REPO_ROOT / ".local-stack" / "env.json"

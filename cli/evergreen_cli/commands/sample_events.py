@@ -1,6 +1,6 @@
 """Writes events/api and events/sqs: ready-made Lambda events for `sam local invoke -e` and the console.
 
-    uv run python -m evergreen_local.sample_events      (or: make events)
+    uv run python -m evergreen_cli.commands.sample_events      (or: make events)
 
 HTTP API events are signed with the local stack's default Shopify and Klaviyo secrets, so they verify
 locally (`sam local invoke ShopifyWebhookFunction -e events/api/shopify_orders_create.json`) and fail with 401
@@ -21,11 +21,11 @@ from evergreen.domain.profile import customer_profile_key
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
-from evergreen_local.http_api import build_http_api_v2_event
-from evergreen_local.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_local.stack import sqs_record
+from evergreen_cli.local_stack.http_api import build_http_api_v2_event
+from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_cli.local_stack.stack import sqs_record
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = Path(__file__).resolve().parents[3] / "events"
 SHOP = "evergreen-demo.myshopify.com"
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:evergreen-segment-changes"

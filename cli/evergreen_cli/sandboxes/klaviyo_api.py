@@ -24,7 +24,7 @@ Control endpoints (not Klaviyo's):
 The Webhooks API (GET /api/webhook-topics, GET/POST /api/webhooks, GET/PATCH /api/webhooks/{id}) keeps
 system webhooks; GET truncates `endpoint_url` to its origin, as Klaviyo does.
 
-Run standalone: `python -m evergreen_local.klaviyo_sandbox --port 3100`.
+Run standalone: `python -m evergreen_cli.sandboxes.klaviyo_api --port 3100`.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from evergreen_local import klaviyo_sandbox_history as history
-from evergreen_local.background_server import BackgroundServer, StatefulServer, serve_in_background
-from evergreen_local.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
+from evergreen_cli.sandboxes import klaviyo_events as history
+from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
 JSON_API = "application/vnd.api+json"
 _ONE_PROFILE = re.compile(r"^/api/profiles/(?P<profile_id>[A-Za-z0-9]+)/?$")

@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from evergreen_local.template import load_template, resources
+from evergreen_cli.local_stack.template import load_template, resources
 
 
 def create_profiles_table(name: str) -> None:

@@ -37,9 +37,9 @@ from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, ShopifyAdmin
 from evergreen.shopify.bulk import AdminError
 from evergreen.wiring import Edges
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_local.shopify_sandbox import local_admin_token
-from evergreen_local.targets import TargetUnavailable, use_target
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
+from evergreen_cli.sandboxes.shopify_admin import local_admin_token
+from evergreen_cli.targets import TargetUnavailable, use_target
 
 """The token sent to the local Shopify sandbox (EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN overrides it)."""
 

@@ -48,21 +48,30 @@ def command(line: str) -> str:
 
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("evergreen_local.stack", "start the whole pipeline on this machine (Ctrl-C stops it)"),
-    "send-webhook": ("evergreen_local.send_webhook", "send a correctly signed Shopify or Klaviyo webhook"),
-    "explain": ("evergreen_local.explain", "why a customer is or is not in each segment, and when that flips"),
-    "sweep": ("evergreen_local.sweep", "apply the segment changes time has made due (or preview them)"),
-    "plan": ("evergreen_local.plan", "preview what a segments file would change before you deploy it"),
-    "doctor": ("evergreen_local.doctor", "check a stack end to end and say how to fix what is wrong"),
-    "redrive": ("evergreen_local.redrive", "move failed Klaviyo updates from the dead-letter queue back to sync"),
+    "run": ("evergreen_cli.local_stack.stack", "start the whole pipeline on this machine (Ctrl-C stops it)"),
+    "send-webhook": ("evergreen_cli.commands.send_webhook", "send a correctly signed Shopify or Klaviyo webhook"),
+    "explain": ("evergreen_cli.commands.explain", "why a customer is or is not in each segment, and when that flips"),
+    "sweep": ("evergreen_cli.commands.sweep", "apply the segment changes time has made due (or preview them)"),
+    "plan": ("evergreen_cli.commands.plan", "preview what a segments file would change before you deploy it"),
+    "doctor": ("evergreen_cli.commands.doctor", "check a stack end to end and say how to fix what is wrong"),
+    "redrive": (
+        "evergreen_cli.commands.redrive",
+        "move failed Klaviyo updates from the dead-letter queue back to sync",
+    ),
     "register-webhooks": (
-        "evergreen_local.register_webhooks",
+        "evergreen_cli.commands.register_webhooks",
         "subscribe the shop's Shopify webhooks (or Klaviyo's, --klaviyo) to the stack",
     ),
-    "shopify-app-toml": ("evergreen_local.app_toml", "print the [webhooks] section for your shopify.app.toml"),
-    "backfill": ("evergreen_local.backfill_cli", "import a shop's Shopify and Klaviyo history, then its segments"),
-    "seed-shop": ("evergreen_local.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
-    "console-events": ("evergreen_local.console_events", "publish the sweep's and backfill's console test events"),
+    "shopify-app-toml": (
+        "evergreen_cli.commands.shopify_app_toml",
+        "print the [webhooks] section for your shopify.app.toml",
+    ),
+    "backfill": ("evergreen_cli.commands.backfill", "import a shop's Shopify and Klaviyo history, then its segments"),
+    "seed-shop": ("evergreen_cli.commands.seed_shop", "fill the local Shopify sandbox with a synthetic store"),
+    "console-events": (
+        "evergreen_cli.commands.console_events",
+        "publish the sweep's and backfill's console test events",
+    ),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})
@@ -199,7 +208,7 @@ def friendly_message(error: BaseException, args: argparse.Namespace | None = Non
     import httpx  # noqa: PLC0415
 
     from evergreen.segments.definitions import DefinitionsError  # noqa: PLC0415
-    from evergreen_local.targets import TargetUnavailable  # noqa: PLC0415
+    from evergreen_cli.targets import TargetUnavailable  # noqa: PLC0415
 
     match error:
         case CliError() | TargetUnavailable():

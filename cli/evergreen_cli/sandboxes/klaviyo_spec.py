@@ -36,7 +36,7 @@ def default_spec_path() -> Path | None:
     """$EVERGREEN_KLAVIYO_SPEC, else <repo>/../shared/klaviyo/openapi/stable.json; None when absent."""
     override = os.environ.get(SPEC_ENV)
     candidates = [Path(override)] if override else []
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[3]
     candidates.append(repo_root.parent / "shared" / "klaviyo" / "openapi" / "stable.json")
     return next((path for path in candidates if path.is_file()), None)
 

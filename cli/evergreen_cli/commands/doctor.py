@@ -31,10 +31,10 @@ from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
 from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
-from evergreen_local.activity import working
-from evergreen_local.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
-from evergreen_local.cli import CliError, command, friendly_message
-from evergreen_local.klaviyo_webhook import (
+from evergreen_cli.activity import working
+from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
+from evergreen_cli.commands.redrive import queues_of, waiting_in
+from evergreen_cli.commands.register_klaviyo_webhook import (
     UI_TOPICS,
     KlaviyoWebhooks,
     WebhooksUnavailable,
@@ -42,11 +42,11 @@ from evergreen_local.klaviyo_webhook import (
     review,
     webhook_name,
 )
-from evergreen_local.redrive import queues_of, waiting_in
-from evergreen_local.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
-from evergreen_local.send_webhook import DEFAULT_BASE_URL, shopify_headers
-from evergreen_local.shopify_sandbox import local_admin_token
-from evergreen_local.targets import local_api_url, use_target
+from evergreen_cli.commands.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
+from evergreen_cli.commands.send_webhook import DEFAULT_BASE_URL, shopify_headers
+from evergreen_cli.main import CliError, command, friendly_message
+from evergreen_cli.sandboxes.shopify_admin import local_admin_token
+from evergreen_cli.targets import local_api_url, use_target
 
 REQUIRED_OUTPUTS = (
     "ShopifyWebhookUrl",

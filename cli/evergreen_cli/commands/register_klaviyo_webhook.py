@@ -20,10 +20,10 @@ import httpx
 
 from evergreen.klaviyo.webhooks import TOPIC_KINDS
 from evergreen.settings import Settings
-from evergreen_local.activity import working
-from evergreen_local.aws_stack import stack_outputs
-from evergreen_local.cli import CliError, command, render_table
-from evergreen_local.targets import local_api_url, use_target
+from evergreen_cli.activity import working
+from evergreen_cli.aws_stack import stack_outputs
+from evergreen_cli.main import CliError, command, render_table
+from evergreen_cli.targets import local_api_url, use_target
 
 JSON_API = "application/vnd.api+json"
 EXIT_USE_THE_UI = 4

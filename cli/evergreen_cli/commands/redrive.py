@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 import boto3
 
-from evergreen_local.activity import Activity, drawn, working
-from evergreen_local.aws_stack import DEFAULT_STACK
-from evergreen_local.cli import CliError
-from evergreen_local.targets import use_target
+from evergreen_cli.activity import Activity, drawn, working
+from evergreen_cli.aws_stack import DEFAULT_STACK
+from evergreen_cli.main import CliError
+from evergreen_cli.targets import use_target
 
 POLL_SECONDS = 2.0
 LOCAL_POLL_SECONDS = 0.2

@@ -40,7 +40,7 @@ from moto.core.utils import camelcase_to_underscores
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from evergreen_local.moto_message_moves import message_move_tasks
+from evergreen_cli.local_stack.moto_message_moves import message_move_tasks
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

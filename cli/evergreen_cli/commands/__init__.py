@@ -1,0 +1,1 @@
+"""The `evergreen` sub-commands: one module each, with configure() and main()."""
