@@ -335,7 +335,8 @@ class HttpApiServer:
             def _serve(self) -> None:
                 started = time.monotonic()
                 try:
-                    length = content_length(*(self.headers.get_all("Content-Length") or [None]))
+                    first, *others = self.headers.get_all("Content-Length") or [""]
+                    length = content_length(first, *others)
                     if length > MAX_PAYLOAD_BYTES:
                         raise BadRequestBody(413, "Request Entity Too Large")
                     body = read_body(self.rfile, length)
