@@ -15,10 +15,12 @@ it says so and exits 0: the tests that need the cache skip with the reason `miss
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,6 +131,53 @@ def documented_topics(version: str) -> Iterator[str]:
     metadatas = _package_dir(WEBHOOK_SCHEMAS) / "metadatas" / version
     for path in sorted(metadatas.rglob("*.json")):
         yield path.relative_to(metadatas).with_suffix("").as_posix()
+
+
+LIVE_ADJUSTMENTS = (
+    "ids restored from the gid naming the same resource (JavaScript float precision)",
+    "order examples: test false; paid and not cancelled, except under orders/cancelled",
+    "placeholder shops replaced by the delivery's shop",
+)
+"""What `live_example` changes in Shopify's synthetic examples, and nothing else:
+- ids above 2**53 lost precision as JavaScript floats (`"id": 820982911946154500` beside the gid
+  `gid://shopify/Order/820982911946154508`): the id is restored from the gid naming the same resource, and a
+  refund nested in an order names that order's (restored) id;
+- an order example is a test order (`"test": true`), voided and cancelled under every order topic: it becomes
+  a real order, paid and not cancelled, except under orders/cancelled, which keeps its cancellation;
+- the shop is a placeholder (`{shop}.myshopify.com`, `jsmith.myshopify.com`): it becomes the delivery's shop."""
+
+_GID = re.compile(r"gid://shopify/[A-Za-z]+/(\d+)")
+_SHOP_URL = re.compile(r"https://[^/]+\.myshopify\.com/")
+_ORDER_TOPICS = ("orders/create", "orders/paid", "orders/updated", "orders/cancelled", "orders/fulfilled")
+
+
+def _restore_id(record: dict[str, Any]) -> None:
+    match = _GID.fullmatch(str(record.get("admin_graphql_api_id") or ""))
+    if match and isinstance(record.get("id"), int):
+        record["id"] = int(match.group(1))
+
+
+def live_example(version: str, topic: str, shop: str) -> dict[str, Any] | None:
+    """Shopify's documented body of `topic` at `version` with only `LIVE_ADJUSTMENTS` applied (None: undocumented)."""
+    metadata = webhook_metadata(version, topic)
+    if metadata is None or not isinstance(metadata.get("response"), dict):
+        return None
+    body: dict[str, Any] = copy.deepcopy(metadata["response"])
+    _restore_id(body)
+    if isinstance(body.get("customer"), dict):
+        _restore_id(body["customer"])
+    for refund in body.get("refunds") or []:
+        _restore_id(refund)
+        refund["order_id"] = body["id"]
+    if topic in _ORDER_TOPICS:
+        body["test"] = False
+        if topic != "orders/cancelled":
+            body.update(cancelled_at=None, cancel_reason=None, financial_status="paid")
+    if body.get("shop_domain") == "{shop}.myshopify.com":
+        body["shop_domain"] = shop
+    if isinstance(body.get("order_status_url"), str):
+        body["order_status_url"] = _SHOP_URL.sub(f"https://{shop}/", body["order_status_url"])
+    return body
 
 
 # --- the Admin GraphQL schema ---------------------------------------------------------------------------
