@@ -245,4 +245,3 @@ def test_no_shape_marker_appears_in_a_documented_body_of_another_kind() -> None:
                     intruders |= {(field, marked, topic) for field in fields & body.keys()}
 
     assert sorted(intruders) == []
-
