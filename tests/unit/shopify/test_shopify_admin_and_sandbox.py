@@ -313,9 +313,12 @@ def test_the_stream_resumes_after_the_lines_already_applied(sandbox, admin):
 # --- the sandbox refuses what Shopify refuses ---------------------------------------------------------------
 
 REFUND_TRANSACTIONS_QUERY = (
-    "{ orders { edges { node { id refunds { id transactions { edges { node { id kind status } } } } } } } }"
+    "{ orders { edges { node { id email phone createdAt processedAt updatedAt cancelledAt test "
+    "displayFinancialStatus totalPriceSet { shopMoney { amount currencyCode } } customer { id } "
+    "refunds { id createdAt transactions { edges { node { "
+    "id kind status amountSet { shopMoney { amount currencyCode } } } } } } } } } }"
 )
-"""The orders bulk query as it was: a connection (`transactions`) inside a list field (`refunds`)."""
+"""The orders bulk query as it was before issue 18: a connection (`transactions`) inside a list field (`refunds`)."""
 
 
 @pytest.fixture
