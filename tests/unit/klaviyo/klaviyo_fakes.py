@@ -101,6 +101,13 @@ class FakeKlaviyo:
             count = len(sent.json["data"]["attributes"]["profiles"]["data"])
             body = {"data": {"type": "profile-bulk-import-job", "id": "JOB1", "attributes": {"total_count": count}}}
             return httpx.Response(202, json=body)
+        if sent.method == "GET" and sent.path.startswith("/api/profile-bulk-import-jobs/"):
+            if sent.path.endswith("/import-errors"):
+                return httpx.Response(200, json={"data": [], "links": {"self": sent.path}})
+            attributes = {"status": "complete", "failed_count": 0}
+            return httpx.Response(
+                200, json={"data": {"type": "profile-bulk-import-job", "id": "JOB1", "attributes": attributes}}
+            )
         if sent.method == "POST" and sent.path in ("/api/events", "/api/event-bulk-create-jobs"):
             return httpx.Response(202)
         if sent.path.startswith("/api/lists/") and sent.method in ("POST", "DELETE"):
