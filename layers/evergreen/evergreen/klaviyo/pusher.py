@@ -47,6 +47,7 @@ from evergreen.domain.list_moves import MemberListChange
 from evergreen.klaviyo import jobs as kj
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.errors import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
+from evergreen.klaviyo.job_follower import Charge, FollowCounts, FollowedJob, JobFollower
 
 if TYPE_CHECKING:
     import httpx
@@ -137,20 +138,6 @@ class _Profile:
     failed: bool = False
 
 
-@dataclass
-class _Job:
-    """An accepted bulk import job, followed until Klaviyo ends it."""
-
-    job_id: str
-    external_ids: list[str]
-    """The job's profiles by position, as sent (import errors point at a position or name the external id)."""
-    charge: Callable[[set[str], KlaviyoError | str, bool], None]
-    """Fail the members with these external ids for this reason (poison when the flag says permanent)."""
-    accepted_at: float
-    imported: Callable[[float], None] = lambda waited_s: None
-    """Called when the job is complete, with the seconds since its acceptance (after any charges)."""
-
-
 class KlaviyoPusher:
     """Pushes segment changes to Klaviyo through a `KlaviyoSender` (normally `KlaviyoClient`)."""
 
@@ -194,7 +181,9 @@ class KlaviyoPusher:
             single_ids = {id(p) for p in singles}
             bulk = [p for p in profiles if id(p) not in single_ids]
             self._import_singly(singles, changes, result)
-            self._follow_jobs(self._import_in_bulk(bulk, changes, result), result, time_left_s)
+            follower = self._follower(result)
+            jobs = self._import_in_bulk(bulk, changes, result, follower)
+            self._count_followed(follower.follow(jobs, time_left_s), result)
             self._send_events_in_bulk(profiles, changes, result)
             self._update_lists(profiles, result, adds_done_by_jobs={id(p) for p in bulk})
         for profile in profiles:
@@ -238,6 +227,15 @@ class KlaviyoPusher:
             (profile.list_adds if member else profile.list_removes).add(list_id)
 
     # --- calls ----------------------------------------------------------------------------------
+
+    def _follower(self, result: PushResult) -> JobFollower:
+        """Follows this push's bulk jobs, its reads counted and given up like every other call of the push."""
+        return JobFollower(lambda request: self._send(request, result), self._follow)
+
+    @staticmethod
+    def _count_followed(counts: FollowCounts, result: PushResult) -> None:
+        result.jobs_followed += counts.followed
+        result.jobs_unfinished += counts.unfinished
 
     def _send(self, request: kr.KlaviyoRequest, result: PushResult) -> httpx.Response:
         """Send, unless Klaviyo already kept refusing this operation in this push (then fail fast)."""
@@ -324,7 +322,8 @@ class KlaviyoPusher:
                 joins[change.join].append(change)
             for list_id in change.leave if change.external_id in ids else ():
                 leaves[list_id].append(change)
-        fills: list[_Job] = []
+        follower = self._follower(result)
+        fills: list[FollowedJob] = []
         for list_id, members in sorted(joins.items()):
             for chunk in kr.pack(members, max_count=kr.MAX_BULK_PROFILES):
                 external_ids = list(dict.fromkeys(member.external_id for member in chunk))
@@ -334,14 +333,14 @@ class KlaviyoPusher:
                     for member in chunk:
                         result.note_failure(member.message, error)
                     continue
-                fill = self._accepted(response, external_ids, _charge_members(chunk, result))
+                fill = follower.accepted(response, external_ids, _charge_members(chunk, result))
                 if fill is None:
                     for member in chunk:
                         result.note_failure(member.message, f"{kr.OP_BULK_PROFILES}: no job id")
                     continue
                 fill.imported = _count_joined(chunk, result)
                 fills.append(fill)
-        self._follow_jobs(fills, result, None)
+        self._count_followed(follower.follow(fills, None), result)
         for list_id, members in sorted(leaves.items()):
             for chunk in kr.pack(members, max_count=kr.MAX_LIST_PROFILES):
                 request = kr.remove_profiles_from_list(list_id, [ids[member.external_id] for member in chunk])
@@ -436,10 +435,14 @@ class KlaviyoPusher:
                     profile.learned_id = True
 
     def _import_in_bulk(
-        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
-    ) -> list[_Job]:
+        self,
+        profiles: Sequence[_Profile],
+        changes: Sequence[SegmentChange],
+        result: PushResult,
+        follower: JobFollower,
+    ) -> list[FollowedJob]:
         """Submit the bulk import jobs; returns the accepted ones, to follow."""
-        accepted: list[_Job] = []
+        accepted: list[FollowedJob] = []
         by_lists: dict[frozenset[str], list[_Profile]] = defaultdict(list)
         for profile in profiles:
             by_lists[frozenset(profile.list_adds)].append(profile)
@@ -454,7 +457,7 @@ class KlaviyoPusher:
                     continue
                 result.bulk_profile_jobs += 1
                 external_ids = [p.external_id for p in members]
-                followed = self._accepted(response, external_ids, self._charge_profiles(members, result))
+                followed = follower.accepted(response, external_ids, self._charge_profiles(members, result))
                 if followed is None:
                     self._fail(members, f"{kr.OP_BULK_PROFILES}: no job id", result)
                     continue
@@ -462,9 +465,7 @@ class KlaviyoPusher:
                 accepted.append(followed)
         return accepted
 
-    def _charge_profiles(
-        self, members: Sequence[_Profile], result: PushResult
-    ) -> Callable[[set[str], KlaviyoError | str, bool], None]:
+    def _charge_profiles(self, members: Sequence[_Profile], result: PushResult) -> Charge:
         def charge(external_ids: set[str], error: KlaviyoError | str, permanent: bool) -> None:
             refused = [p for p in members if p.external_id in external_ids]
             if permanent:
@@ -482,90 +483,6 @@ class KlaviyoPusher:
                     result.job_waits_s[index] = waited_s
 
         return imported
-
-    # --- following bulk jobs ------------------------------------------------------------------
-
-    def _accepted(
-        self,
-        response: httpx.Response,
-        external_ids: list[str],
-        charge: Callable[[set[str], KlaviyoError | str, bool], None],
-    ) -> _Job | None:
-        """The job a 202 answer names, to follow; None when the answer names none."""
-        try:
-            found = kj.job_id(response.json())
-        except ValueError:
-            found = None
-        if found is None or not kr.usable_job_id(found):
-            return None
-        return _Job(found, external_ids, charge, accepted_at=self._follow.clock())
-
-    def _follow_jobs(self, jobs: Sequence[_Job], result: PushResult, time_left_s: Callable[[], float] | None) -> None:
-        """Poll each job until Klaviyo ends it or time is up; charge what it refused, or all of a job not ended."""
-        follow = self._follow
-        deadline = follow.clock() + (follow.max_wait_s if time_left_s is None else max(0.0, time_left_s()))
-        pending = list(jobs)
-        wait = follow.first_poll_s
-        while pending:
-            running: list[_Job] = []
-            for job in pending:
-                try:
-                    status = _job_status(self._send(kr.get_profile_import_job(job.job_id), result))
-                except KlaviyoError as error:
-                    job.charge(set(job.external_ids), _not_followed(error), False)
-                    continue
-                if status is None or status.running:
-                    running.append(job)
-                    continue
-                result.jobs_followed += 1
-                self._end(job, status, result)
-            pending = running
-            if pending and follow.clock() + wait > deadline:
-                for job in pending:
-                    result.jobs_unfinished += 1
-                    job.charge(set(job.external_ids), f"{kr.OP_BULK_PROFILES}: job still running", False)
-                return
-            if pending:
-                follow.sleep(wait)
-                wait = min(wait * 2, follow.poll_cap_s)
-
-    def _end(self, job: _Job, status: kj.JobStatus, result: PushResult) -> None:
-        """A job Klaviyo ended: cancelled fails all of it; complete fails only the profiles it refused."""
-        if not status.complete:
-            job.charge(set(job.external_ids), f"{kr.OP_BULK_PROFILES}: job {status.status}", False)
-            return
-        if status.failed_count:
-            try:
-                refused = self._import_errors(job, status.failed_count, result)
-            except KlaviyoError as error:
-                job.charge(set(job.external_ids), _not_followed(error), False)
-                return
-            if refused is None:
-                job.charge(set(job.external_ids), f"{kr.OP_GET_IMPORT_ERRORS}: errors not attributable", False)
-                return
-            for (reason, permanent), external_ids in refused.items():
-                job.charge(external_ids, f"{kr.OP_BULK_PROFILES}: {reason}", permanent)
-        job.imported(self._follow.clock() - job.accepted_at)
-
-    def _import_errors(
-        self, job: _Job, failed_count: int, result: PushResult
-    ) -> dict[tuple[str, bool], set[str]] | None:
-        """External ids per (reason, permanent) of what the job refused; None if an error names no known profile."""
-        known = set(job.external_ids)
-        refused: dict[tuple[str, bool], set[str]] = defaultdict(set)
-        cursor: str | None = None
-        for _ in range(failed_count // kr.MAX_IMPORT_ERRORS_PAGE + 2):
-            page, cursor = kj.import_errors(_json(self._send(kr.profile_import_errors(job.job_id, cursor), result)))
-            for error in page:
-                external_id = error.external_id
-                if external_id is None and error.position is not None and error.position < len(job.external_ids):
-                    external_id = job.external_ids[error.position]
-                if external_id not in known:
-                    return None
-                refused[(error.reason, error.permanent)].add(external_id)
-            if cursor is None:
-                break
-        return refused
 
     def _events_of(
         self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange]
@@ -641,9 +558,7 @@ class KlaviyoPusher:
                         result.list_removals += len(ids)
 
 
-def _charge_members(
-    members: Sequence[MemberListChange], result: PushResult
-) -> Callable[[set[str], KlaviyoError | str, bool], None]:
+def _charge_members(members: Sequence[MemberListChange], result: PushResult) -> Charge:
     def charge(external_ids: set[str], error: KlaviyoError | str, permanent: bool) -> None:
         for member in members:
             if member.external_id in external_ids:
@@ -657,22 +572,6 @@ def _count_joined(members: Sequence[MemberListChange], result: PushResult) -> Ca
         result.list_additions += sum(1 for member in members if member.message not in result.failed)
 
     return imported
-
-
-def _not_followed(error: KlaviyoError) -> str:
-    """Why a job could not be read: retried (the job itself was accepted, so this is never poison)."""
-    return f"{error.operation}: {error.status if error.status is not None else type(error).__name__}"
-
-
-def _json(response: httpx.Response) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _job_status(response: httpx.Response) -> kj.JobStatus | None:
-    return kj.job_status(_json(response))
 
 
 def _duplicate_profile_id(error: KlaviyoRejected) -> str | None:
