@@ -151,7 +151,7 @@ def event_to_klaviyo() -> dict[str, float]:
     burst = _event_to_klaviyo(BURST_WEBHOOKS, None, first_customer=820_000_000_000_000_000)
     return {
         **{f"freshness.{name}": value for name, value in steady.items()},
-        **{f"freshness.burst_{name}": value for name, value in burst.items() if not name.startswith("floor")},
+        **{f"freshness.burst_{name}": value for name, value in burst.items()},
         "freshness.sandbox_job_seconds": SANDBOX_JOB_SECONDS,
     }
 

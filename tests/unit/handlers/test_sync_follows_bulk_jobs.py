@@ -8,7 +8,6 @@ is checked against Klaviyo's OpenAPI spec when ../shared holds it.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +16,8 @@ import httpx
 import pytest
 
 from evergreen.domain.changes import SegmentChange
-from evergreen.service.membership import reevaluate
 from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
-from tests.customers import customer_with_order
-from tests.unit.handlers.sync_rig import SHOP, Rig, sync_rig
+from tests.unit.handlers.sync_rig import Rig, sync_rig
 
 JOB_SECONDS = 0.6
 REFUSED_PHONE = "+1 555 000 0000"
@@ -61,17 +58,7 @@ class JobWatch:
 
 def enqueue(rig: Rig, count: int, **by_number: dict[str, Any]) -> list[SegmentChange]:
     """`count` changed customers with a phone Klaviyo accepts, but for the fields `by_number` overrides."""
-    now = rig.edges.clock.now()
-    changes = []
-    for number in range(1, count + 1):
-        profile = customer_with_order(SHOP, number, now - dt.timedelta(days=2), "80.00")
-        profile = profile.model_copy(update={"phone": GOOD_PHONE, **by_number.get(str(number), {})})
-        result = reevaluate(profile, rig.edges.definitions, now, version=1)
-        assert result.change is not None
-        rig.edges.store.save(result.profile, 0, result.change, now)
-        changes.append(result.change)
-    rig.edges.publisher.publish(changes)
-    return changes
+    return rig.enqueue_changes(count, fields=lambda number: {"phone": GOOD_PHONE, **by_number.get(str(number), {})})
 
 
 def job_id(klaviyo: SandboxServer) -> str:
