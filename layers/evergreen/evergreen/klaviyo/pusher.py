@@ -305,7 +305,9 @@ class KlaviyoPusher:
         """Segment name -> Klaviyo list id, as deployed."""
         return self._list_ids
 
-    def move_lists(self, changes: Sequence[MemberListChange]) -> PushResult:
+    def move_lists(
+        self, changes: Sequence[MemberListChange], *, time_left_s: Callable[[], float] | None = None
+    ) -> PushResult:
         """Members join a moved segment's new list and leave its old ones; a failure fails the member's message.
 
         Joining rides on bulk import jobs by external id (10,000 per job, no Klaviyo id needed, identifiers
@@ -340,7 +342,7 @@ class KlaviyoPusher:
                     continue
                 fill.imported = _count_joined(chunk, result)
                 fills.append(fill)
-        self._count_followed(follower.follow(fills, None), result)
+        self._count_followed(follower.follow(fills, time_left_s), result)
         for list_id, members in sorted(leaves.items()):
             for chunk in kr.pack(members, max_count=kr.MAX_LIST_PROFILES):
                 request = kr.remove_profiles_from_list(list_id, [ids[member.external_id] for member in chunk])

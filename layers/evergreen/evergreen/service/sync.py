@@ -89,7 +89,9 @@ class Pusher(Protocol):
         self, changes: Sequence[SegmentChange], *, time_left_s: Callable[[], float] | None = None
     ) -> PushOutcome: ...
     def erase(self, erasure: ProfileErasure, *, delete_in_klaviyo: bool = False) -> EraseOutcome: ...
-    def move_lists(self, changes: Sequence[MemberListChange]) -> PushOutcome: ...
+    def move_lists(
+        self, changes: Sequence[MemberListChange], *, time_left_s: Callable[[], float] | None = None
+    ) -> PushOutcome: ...
 
 
 class SyncStore(Protocol):
@@ -171,10 +173,12 @@ class SegmentSync:
                 self._erase(index, message, report)
         moves = [(index, message) for index, message in enumerate(messages) if isinstance(message, ListMove)]
         if moves:
-            self._move_lists(moves, report)
+            self._move_lists(moves, report, time_left_s)
         return report
 
-    def _move_lists(self, moves: Sequence[tuple[int, ListMove]], report: SyncReport) -> None:
+    def _move_lists(
+        self, moves: Sequence[tuple[int, ListMove]], report: SyncReport, time_left_s: Callable[[], float] | None
+    ) -> None:
         """Apply list moves to each member as the table has it now (see `domain.list_moves.member_lists`).
 
         A deleted member is skipped (its erasure left the lists). One Klaviyo does not know yet joins no list
@@ -204,7 +208,7 @@ class SegmentSync:
                         changes.append(
                             MemberListChange(index, external_id(shop, member.profile_key), klaviyo_id, join, leave)
                         )
-            outcome = pusher.move_lists(changes)
+            outcome = pusher.move_lists(changes, time_left_s=time_left_s)
             report.failed |= _charge_failures(outcome, report, lambda index: index)
             report.list_members_moved += sum(1 for change in changes if change.message not in outcome.failed)
 
