@@ -16,6 +16,7 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -354,11 +355,32 @@ def check_dlq(target: Target) -> str:
     queues = queues_of(sqs, target.settings().segment_changes_queue_url)
     waiting = waiting_in(sqs, queues.dlq_url)
     if waiting:
+        reasons = dead_letter_reasons(sqs, queues.dlq_url)
+        why = "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
         raise Failed(
-            f"{waiting} segment change(s) failed to reach Klaviyo",
-            f"fix the cause (SegmentSyncFunction's logs), then {command('redrive' + target.flag)}",
+            f"{waiting} segment change(s) failed to reach Klaviyo" + (f" (sampled: {why})" if why else ""),
+            "fix the cause (SegmentSyncFunction's logs; a profile Klaviyo refused, such as `invalid (email)`, needs "
+            f"its data fixed in Shopify), then {command('redrive' + target.flag)}",
         )
     return "empty"
+
+
+DLQ_SAMPLE = 10
+"""Dead-lettered changes doctor reads the reason of (one receive, SQS's most)."""
+
+
+def dead_letter_reasons(sqs: Any, dlq_url: str) -> Counter[str]:
+    """Why dead-lettered changes failed (the `reason` sync gave each, e.g. Klaviyo's code and field), from a sample.
+
+    The peek hides nothing: the messages are received with a visibility timeout of 0.
+    """
+    received = sqs.receive_message(
+        QueueUrl=dlq_url, MaxNumberOfMessages=DLQ_SAMPLE, VisibilityTimeout=0, MessageAttributeNames=["reason"]
+    ).get("Messages", [])
+    return Counter(
+        str(message.get("MessageAttributes", {}).get("reason", {}).get("StringValue") or "no reason recorded")
+        for message in received
+    )
 
 
 def _edges(target: Target) -> Edges:
