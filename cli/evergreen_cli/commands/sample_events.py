@@ -127,18 +127,21 @@ def documented_file(topic: str) -> str:
 def documented_examples() -> dict[Path, Any]:
     """events/shopify/documented/: Shopify's own bodies (`shopify_contracts.live_example`), with their source;
     nothing when the pinned packages are not in the cache (`make contracts`)."""
-    if shopify_contracts.missing_reason() is not None:
+    versions = shopify_contracts.documented_versions_from(SHOPIFY_API_VERSION)
+    if shopify_contracts.missing_reason() is not None or not versions:
         return {}
+    version = versions[0]  # the pin, or the newest documented version before it when the package lags
     files: dict[Path, Any] = {}
     for topic in (*SUBSCRIPTION_TOPICS, *sorted(COMPLIANCE_TOPICS)):
-        body = shopify_contracts.live_example(SHOPIFY_API_VERSION, topic, SHOP)
+        body = shopify_contracts.live_example(version, topic, SHOP)
         if body is not None:
             files[DOCUMENTED / documented_file(topic)] = body
     pin = shopify_contracts.WEBHOOK_SCHEMAS
     files[DOCUMENTED / "SOURCE.json"] = {
-        "source": f"npm {pin.spec} (MIT), metadatas/{SHOPIFY_API_VERSION}/<topic>.json, the `response` example",
+        "source": f"npm {pin.spec} (MIT), metadatas/{version}/<topic>.json, the `response` example",
         "integrity": pin.integrity,
-        "api_version": SHOPIFY_API_VERSION,
+        "api_version": version,
+        "pinned_api_version": SHOPIFY_API_VERSION,
         "shop": SHOP,
         "adjusted": list(shopify_contracts.LIVE_ADJUSTMENTS),
         "send": "./evergreen send-webhook events/shopify/documented/orders_create.json --topic orders/create",

@@ -116,6 +116,16 @@ def webhook_versions(since: str | None = None) -> list[str]:
     return [version for version in found if since is None or _version_key(version) >= _version_key(since)]
 
 
+def documented_versions_from(pin: str) -> list[str]:
+    """The documented versions from `pin` on. When the package does not document `pin` itself (it lags behind
+    Shopify's newest version), its newest version before the pin stands in for it, first in the list."""
+    later = webhook_versions(since=pin)
+    if later and later[0] == pin:
+        return later
+    earlier = [version for version in webhook_versions() if _version_key(version) < _version_key(pin)]
+    return earlier[-1:] + later
+
+
 def webhook_metadata(version: str, topic: str) -> dict[str, Any] | None:
     """Shopify's metadata of `topic` at `version` (its example body is under "response"); None when undocumented."""
     metadatas = _package_dir(WEBHOOK_SCHEMAS) / "metadatas" / version
