@@ -59,12 +59,12 @@ ifneq ($(NEEDS_TOOLCHAIN),)
   export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
 endif
 
-.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy deploy-guided delete events requirements clean
+.PHONY: help run test check sync lint fmt typecheck pytest contracts validate cfn-lint build bench deploy deploy-guided delete events requirements clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run:  ## start the local stack (Ctrl-C stops it)
+run: contracts  ## start the local stack (Ctrl-C stops it)
 	uv sync
 	uv run evergreen run
 
@@ -91,8 +91,11 @@ fmt:  ## format and auto-fix
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
 	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
-pytest:  ## all tests
+pytest: contracts  ## all tests
 	uv run pytest
+
+contracts:  ## Shopify's published webhook examples and Admin GraphQL schema, pinned npm packages, into .contracts/
+	uv run python -m evergreen_cli.sandboxes.shopify_contracts
 
 validate:  ## sam validate --lint
 	$(SAM) validate --lint --region $(VALIDATE_REGION)
@@ -135,5 +138,5 @@ requirements:  ## layers/evergreen/requirements.txt (and the tracing layer's) fr
 	$(UV_EXPORT) $(RUNTIME_PRUNE) | grep -vxF -f $(LAYER_REQUIREMENTS) > $(TRACING_REQUIREMENTS)
 
 clean:  ## remove build output and caches
-	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack .contracts
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

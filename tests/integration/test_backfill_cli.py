@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from evergreen.settings import Settings
+from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.wiring import Edges
 from evergreen_cli.main import main
 from tests.integration.stack_state import leave_stack_state
@@ -71,3 +72,26 @@ def test_a_newcomers_seeded_store_puts_members_in_every_segment_and_explain_says
         assert main(["explain", "--shop", SHOP, "--customer-id", customer_id, "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert segment in report["segments"] and report["explanation"][segment]["member"]
+
+
+def test_a_backfill_without_read_all_orders_says_what_it_missed_and_records_its_window(
+    running_stack, shopify_sandbox, capsys
+):
+    assert main(["seed-shop", "--customers", "20", "--seed", "5", "--shop", SHOP]) == 0
+    store = shopify_sandbox.state
+    oldest = min(order["createdAt"] for order in store.orders)
+    shopify_sandbox.set_app(scopes=["read_customers", "read_orders"])
+    try:
+        code = main(["backfill", "--shop", SHOP, "--no-progress"])
+    finally:
+        shopify_sandbox.set_app(scopes=["read_customers", "read_orders", "read_all_orders"])
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    window = next(line.split()[-1] for line in out.splitlines() if line.startswith("orders_read_from"))
+    assert oldest < window
+    assert "lacks read_all_orders" in err and f"orders placed before {window} were not read" in err
+    edges = Edges(Settings.from_env())
+    progress = DynamoBackfillProgress(edges.dynamodb, edges.settings.profiles_table).load(SHOP)
+    assert progress is not None and progress.orders_from is not None
+    assert progress.orders_from.date().isoformat() == window

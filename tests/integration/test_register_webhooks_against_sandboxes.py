@@ -34,7 +34,9 @@ def sandbox(local_resources, shopify_sandbox, tmp_path: Path, monkeypatch: pytes
     state.write_text(json.dumps(environment))
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
     shopify_sandbox.set_subscriptions([])
-    shopify_sandbox.set_app(scopes=["read_customers", "read_orders"], webhook_api_version=SHOPIFY_API_VERSION)
+    shopify_sandbox.set_app(
+        scopes=["read_customers", "read_orders", "read_all_orders"], webhook_api_version=SHOPIFY_API_VERSION
+    )
     shopify_sandbox.state.faults.clear()
     return shopify_sandbox
 
@@ -198,6 +200,15 @@ def test_doctor_names_a_missing_scope(sandbox, capsys):
 
     line = doctor_lines(capsys)["Shopify Admin token"]
     assert line.startswith("✗") and "lacks read_orders" in line
+
+
+def test_doctor_says_what_a_token_without_read_all_orders_misses(sandbox, capsys):
+    sandbox.set_app(scopes=["read_customers", "read_orders"])
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify Admin token"]
+    assert line.startswith("✗") and "lacks read_all_orders" in line and "last 60 days of orders" in line
 
 
 def test_doctor_reports_a_revoked_token(sandbox, capsys):

@@ -32,7 +32,7 @@ from evergreen.backfill_wiring import (
 )
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS
 from evergreen.service.backfill import MembershipSyncFailed
-from evergreen.service.backfill_model import BackfillCounts
+from evergreen.service.backfill_model import ALL_ORDERS_SCOPE, RECENT_ORDERS_DAYS, BackfillCounts
 from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, ShopifyAdmin
 from evergreen.shopify.bulk import AdminError
@@ -40,6 +40,8 @@ from evergreen.wiring import Edges
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
 from evergreen_cli.targets import TargetUnavailable, use_target
+
+ALL_ORDERS = "all orders"
 
 """The token sent to the local Shopify sandbox (EVERGREEN_LOCAL_SHOPIFY_ADMIN_TOKEN overrides it)."""
 
@@ -173,6 +175,7 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
         **engagement,
         "shop": args.shop,
         "finished": report.finished,
+        "orders_read_from": report.orders_from.date().isoformat() if report.orders_from else ALL_ORDERS,
         **counts.model_dump(),
         "klaviyo": "bulk jobs" if sender is not None else "per-change queue (no Klaviyo account configured)",
         "entered_segment_events": bool(args.entered_events),
@@ -194,4 +197,12 @@ def main(args: argparse.Namespace) -> int:
     width = max(len(key) for key in summary)
     for key, value in summary.items():
         print(f"{key:<{width}}  {value}")
+    if summary["orders_read_from"] != ALL_ORDERS:
+        print(
+            f"evergreen backfill: the token lacks {ALL_ORDERS_SCOPE}, so Shopify served only the last "
+            f"{RECENT_ORDERS_DAYS} days of orders: orders placed before {summary['orders_read_from']} were not read, "
+            "and lapsed, at_risk and lifetime totals miss them. Grant read_all_orders, store the new token and run "
+            "the backfill again.",
+            file=sys.stderr,
+        )
     return 0

@@ -28,6 +28,7 @@ import httpx
 
 from evergreen.api_versions import PinStatus, klaviyo_pin_status, klaviyo_window, shopify_pin_status
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, DefinitionsError, load_definitions
+from evergreen.service.backfill_model import ALL_ORDERS_SCOPE, RECENT_ORDERS_DAYS
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
 from evergreen.shopify.bulk import AdminError, TokenRevoked
@@ -580,8 +581,15 @@ def check_shopify_token(target: Target) -> str:
                 f"{shop}'s token lacks {', '.join(missing)}",
                 "add the scopes to the app's configuration, have the merchant approve them, and store the new token",
             )
+        if ALL_ORDERS_SCOPE not in granted:
+            raise Failed(
+                f"{shop}'s token lacks {ALL_ORDERS_SCOPE}: Shopify serves a backfill only the last "
+                f"{RECENT_ORDERS_DAYS} days of orders, so lapsed, at_risk and lifetime totals miss older orders",
+                f"request {ALL_ORDERS_SCOPE} for the app (Partner Dashboard, API access), add it to the app's scopes, "
+                "have the merchant approve it, and store the new token",
+            )
         answers.append(shop)
-    return f"accepted for {', '.join(answers)} with {', '.join(REQUIRED_SCOPES)}"
+    return f"accepted for {', '.join(answers)} with {', '.join((*REQUIRED_SCOPES, ALL_ORDERS_SCOPE))}"
 
 
 def check_shopify_subscriptions(target: Target) -> str:

@@ -224,7 +224,9 @@ def test_a_guest_order_has_no_customer_id_but_an_email() -> None:
 
 def test_product_types_are_read_when_line_items_carry_them_and_are_bounded() -> None:
     body = order()
-    body["line_items"] = [{"product_id": n, "title": f"item {n}", "product_type": f"type {n % 30}"} for n in range(60)]
+    body["line_items"] = [
+        {"product_id": n + 1, "title": f"item {n}", "product_type": f"type {n % 30}"} for n in range(60)
+    ]
 
     event = translate("orders/create", body, RECEIVED)
 

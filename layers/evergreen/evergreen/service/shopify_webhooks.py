@@ -297,6 +297,9 @@ def _header_problem(delivery: ShopifyDelivery) -> str | None:
     """Why the (unsigned) headers cannot be used, naming the header, never its value."""
     if delivery.shop is not None and not SHOP_DOMAIN.fullmatch(delivery.shop):
         return "the shop domain header is not a <name>.myshopify.com domain"
+    if delivery.topic is not None and "," in delivery.topic:
+        # API Gateway joins a repeated header with commas; no Shopify topic has one. Two topics name no topic.
+        return "the topic header is repeated (a delivery has one topic)"
     for name, value in (("event id", delivery.event_id), ("webhook id", delivery.webhook_id)):
         if value is not None and len(value) > MAX_DELIVERY_ID_CHARS:
             return f"the {name} header is longer than {MAX_DELIVERY_ID_CHARS} characters"

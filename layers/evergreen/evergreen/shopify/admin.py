@@ -53,20 +53,24 @@ ORDER_FIELDS = """
 id email phone createdAt processedAt updatedAt cancelledAt test displayFinancialStatus
 totalPriceSet { shopMoney { amount currencyCode } }
 customer { id }
-refunds { id createdAt transactions { edges { node {
-  id kind status amountSet { shopMoney { amount currencyCode } } } } } }
+refunds { id createdAt totalRefundedSet { shopMoney { amount currencyCode } } }
 """.strip()
+"""An order's refunds are a list field, and bulk operations refuse a connection inside a list field (a refund's
+`transactions`), so each refund is read by its total: the sum of its transactions."""
 
 ABANDONED_CHECKOUT_FIELDS = "id createdAt updatedAt completedAt customer { id }"
 """What a checkouts/update webhook tells the reducer. An AbandonedCheckout has no `token` (its `id` stands in)
 and no top-level email, so a guest's checkout (no customer) names nobody."""
 
 ROOTS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "abandonedCheckouts": ABANDONED_CHECKOUT_FIELDS}
-"""The bulk queries the backfill runs: root connection -> the node fields it reads."""
+"""The bulk queries the backfill runs: root connection -> the node fields it reads. Each has one connection
+(its root), so every result line is a root object and none carries `__parentId`."""
 
+# `groupObjects` is explicit because its default changed: true at 2025-10, false from 2026-01. Grouping is
+# costly and makes timeouts likelier, and the queries select no nested connection, so there is nothing to group.
 RUN_BULK_QUERY = """
 mutation RunBulkQuery($query: String!) {
-  bulkOperationRunQuery(query: $query) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) {
     bulkOperation { id status }
     userErrors { field message code }
   }
@@ -227,6 +231,15 @@ class ShopifyAdmin:
         if not isinstance(operation, dict):
             raise AdminError(f"Shopify did not start the bulk {root} query")
         return BulkOperation.from_json(operation)
+
+    def access_scopes(self) -> set[str]:
+        """The scopes the shop granted this app's token (`read_all_orders` decides how far back orders go)."""
+        installation = self.graphql(ACCESS_SCOPES).get("currentAppInstallation") or {}
+        return {
+            str(scope["handle"])
+            for scope in installation.get("accessScopes") or []
+            if isinstance(scope, dict) and scope.get("handle")
+        }
 
     def current_bulk_operation(self) -> BulkOperation | None:
         found = self.graphql(CURRENT_BULK_OPERATION).get("currentBulkOperation")
@@ -443,12 +456,3 @@ class WebhookAdmin(ShopifyAdmin):
         user_errors = (payload or {}).get("userErrors") or []
         if user_errors or not (payload or {}).get("deletedWebhookSubscriptionId"):
             raise AdminError(f"Shopify did not delete subscription {subscription_id}: {_messages(user_errors)}")
-
-    def access_scopes(self) -> set[str]:
-        """The scopes the shop granted this app's token."""
-        installation = self.graphql(ACCESS_SCOPES).get("currentAppInstallation") or {}
-        return {
-            str(scope["handle"])
-            for scope in installation.get("accessScopes") or []
-            if isinstance(scope, dict) and scope.get("handle")
-        }
