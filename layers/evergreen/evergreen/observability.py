@@ -11,6 +11,7 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from evergreen.api_versions import is_version_drift
+from evergreen.settings import SHOPIFY_API_VERSION
 
 NAMESPACE_DEFAULT = "Evergreen"
 TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
@@ -95,7 +96,7 @@ def record_count(metrics: Metrics, name: str, dimension: str, value: str, count:
         metric.add_dimension(dimension, value)
 
 
-def record_api_version(metrics: Metrics, delivered: str | None, pinned: str) -> bool:
+def record_api_version(metrics: Metrics, delivered: str | None, pinned: str = SHOPIFY_API_VERSION) -> bool:
     """The API version a webhook was delivered at (`WebhookApiVersion`, dimension `api_version`); a version other
     than the pin also moves `ShopifyApiVersionMismatch` (service dimension only: its alarm's). True on drift."""
     record_count(metrics, "WebhookApiVersion", "api_version", delivered or "unstated")
