@@ -54,6 +54,8 @@ DEFAULT_RETRY_AFTER = 5
 DEFAULT_ENGAGEMENT_POLL_EVERY = 30.0
 ENGAGEMENT_POLL_FUNCTION = "EngagementPollFunction"
 """Scheduled like the sweep, on its own timer (`engagement_poll_every`)."""
+ENGAGEMENT_POLL_EVERY_STATE = "EVERGREEN_ENGAGEMENT_POLL_EVERY_SECONDS"
+"""In the state file while the poll timer runs: its interval, which `doctor` judges the poll's lag by."""
 SWEEP_EVERY_STATE = "EVERGREEN_SWEEP_EVERY_SECONDS"
 """In the state file while the sweep timer runs: its interval, which `doctor` checks the last sweep against."""
 REAL_KLAVIYO_URL = "https://a.klaviyo.com"
@@ -319,6 +321,8 @@ class LocalStack:
             environment["SHOPIFY_ADMIN_BASE_URL"] = self.shopify_sandbox.url
         if self.sweeps_on_timer:
             environment[SWEEP_EVERY_STATE] = f"{self.options.sweep_every:g}"
+        if self.options.engagement_poll_every:
+            environment[ENGAGEMENT_POLL_EVERY_STATE] = f"{self.options.engagement_poll_every:g}"
         self.options.state_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         self._wrote_state = True
 
