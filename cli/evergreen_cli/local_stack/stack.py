@@ -374,14 +374,17 @@ class LocalStack:
         return runtime.invoke(ENGAGEMENT_POLL_FUNCTION, scheduled_event(rule_arn, resources.region, "123456789012"))
 
     def _poll_engagement_forever(self) -> None:
-        """An engagement poll as soon as the stack is up, then one every `engagement_poll_every` seconds."""
+        """An engagement poll as soon as the stack is up, then one every `engagement_poll_every` seconds, at a fixed
+        rate as EventBridge schedules it (a poll's own duration does not push the next one back)."""
         every = float(self.options.engagement_poll_every or DEFAULT_ENGAGEMENT_POLL_EVERY)
+        due = time.monotonic()
         while not self._stopping.is_set():
             try:
                 LOG.info("scheduled engagement poll: %s", self.run_engagement_poll())
             except Exception:
                 LOG.exception("scheduled engagement poll failed")
-            if self._stopping.wait(every):
+            due += every
+            if self._stopping.wait(max(0.0, due - time.monotonic())):
                 return
 
     def poll_once(self, wait_seconds: int = 0, source: SqsSource | None = None) -> int:
