@@ -15,7 +15,7 @@ from evergreen.clock import FixedClock
 from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
-from evergreen.service.engagement_poll import DEFAULT_OVERLAP, EngagementPoll
+from evergreen.service.engagement_poll import DEFAULT_OVERLAP, EngagementPoll, PollCheckpoint
 from evergreen.storage.engagement_poll import DynamoPollCheckpoints
 from evergreen_cli.sandboxes.synthetic_shop import iso, synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
@@ -168,3 +168,29 @@ def test_one_account_failing_does_not_stop_the_others_and_its_window_is_read_aga
     later = poll(harness, FixedClock(NOW + timedelta(minutes=5))).run()
     assert later.accounts[0].since == NOW - 2 * DEFAULT_OVERLAP and later.accounts[0].completed
     assert later.accounts[0].lag_seconds == 0
+
+
+def test_a_long_gap_is_caught_up_an_hour_at_a_time_and_a_stopped_run_leaves_its_window_for_the_next(harness):
+    edges = harness.edges
+    checkpoints = DynamoPollCheckpoints(edges.dynamodb, edges.settings.profiles_table)
+    for shop in (OTHER, SHOP):
+        checkpoints.save(shop, PollCheckpoint(covered_until=NOW - timedelta(hours=3)))
+
+    first = poll(harness).run()
+
+    assert [(a.since, a.until) for a in first.accounts] == [
+        (NOW - timedelta(hours=3) - DEFAULT_OVERLAP, NOW - timedelta(hours=2))
+    ] * 2
+    assert first.max_lag_seconds == 2 * 3600, "two hours are still to be read"
+    stopped = poll(harness).run(should_stop=lambda: True)
+    assert stopped.accounts == [], "out of time before the first account: nothing read, nothing moved"
+    calls: list[int] = []
+
+    def after_the_first_page() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # asked before the first account, then after each page
+
+    partly = poll(harness).run(should_stop=after_the_first_page)
+    assert [a.completed for a in partly.accounts] == [False], "stopped after its first page"
+    loaded = checkpoints.load(OTHER)
+    assert loaded is not None and loaded.covered_until == NOW - timedelta(hours=2), "its window is read again"
