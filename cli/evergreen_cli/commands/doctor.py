@@ -356,13 +356,21 @@ def _edges(target: Target) -> Edges:
 def sweep_interval(target: Target) -> tuple[timedelta | None, str]:
     """How often the target sweeps, and how to say so: locally the stack's timer (None: --no-sweep); on AWS the
     stack's SweepSchedule parameter (template.yaml's default when the stack does not report it)."""
+    return _timer(target, LOCAL_SWEEP_EVERY, "no sweep timer (--no-sweep)", "SweepSchedule", DEFAULT_SWEEP_SCHEDULE)
+
+
+def _timer(
+    target: Target, local_every: str, local_off: str, parameter: str, default: str
+) -> tuple[timedelta | None, str]:
+    """A scheduled function's period and how to say so: locally its timer's seconds in the stack's state (None
+    without one), on AWS the stack's schedule parameter (`default` when the stack does not report it)."""
     if not target.aws:
-        seconds = target.environment.get(LOCAL_SWEEP_EVERY)
+        seconds = target.environment.get(local_every)
         if not seconds:
-            return None, "no sweep timer (--no-sweep)"
+            return None, local_off
         every = timedelta(seconds=float(seconds))
         return every, f"every {duration(every)}"
-    schedule = target.parameters.get("SweepSchedule") or DEFAULT_SWEEP_SCHEDULE
+    schedule = target.parameters.get(parameter) or default
     interval = schedule_interval(schedule)
     if interval is None:
         return UNKNOWN_SCHEDULE_INTERVAL, f"{schedule}, taken as once a day"
@@ -651,16 +659,10 @@ POLL_INTERVALS_LATE = 3
 
 def poll_interval(target: Target) -> tuple[timedelta | None, str]:
     """How often the target polls Klaviyo for engagement (None: the poll is off), and how to say so."""
-    if not target.aws:
-        seconds = target.environment.get(LOCAL_POLL_EVERY)
-        if not seconds:
-            return None, "off (--engagement-poll-every 0)"
-        every = timedelta(seconds=float(seconds))
-        return every, f"every {duration(every)}"
-    if target.parameters.get("EngagementPollState", "ENABLED") == "DISABLED":
+    if target.aws and target.parameters.get("EngagementPollState", "ENABLED") == "DISABLED":
         return None, "off (EngagementPollState=DISABLED)"
-    schedule = target.parameters.get("EngagementPollSchedule") or DEFAULT_POLL_SCHEDULE
-    return schedule_interval(schedule) or UNKNOWN_SCHEDULE_INTERVAL, schedule
+    off = "off (--engagement-poll-every 0)"
+    return _timer(target, LOCAL_POLL_EVERY, off, "EngagementPollSchedule", DEFAULT_POLL_SCHEDULE)
 
 
 def _has_webhook(target: Target, shop: str) -> bool:
