@@ -219,11 +219,12 @@ def test_an_account_the_poll_cannot_read_fails_with_what_klaviyo_said_and_the_fi
     local_stack.sandbox.deny_scopes(SANDBOX_API_KEY, ["events:read", "metrics:read"])
     try:
         local_stack.run_engagement_poll()
-        checkpoints = DynamoPollCheckpoints(
-            local_stack.runtime.local.client("dynamodb"), local_stack.resources.table_name
-        )
+        resources = local_stack.resources
+        checkpoints = DynamoPollCheckpoints(resources.client("dynamodb"), resources.table_name)
         stuck = checkpoints.load(SHOP)
         assert stuck is not None and stuck.failure == "klaviyo 403 get_metrics"
+        key = {"pk": {"S": f"poll#{SHOP}"}, "sk": {"S": "engagement"}}
+        resources.client("dynamodb").delete_item(TableName=resources.table_name, Key=key)  # as if an hour ago
         checkpoints.save(SHOP, replace(stuck, covered_until=stuck.covered_until - timedelta(hours=1)))
         assert main(doctor) == 1
     finally:

@@ -194,3 +194,13 @@ def test_a_long_gap_is_caught_up_an_hour_at_a_time_and_a_stopped_run_leaves_its_
     assert [a.completed for a in partly.accounts] == [False], "stopped after its first page"
     loaded = checkpoints.load(OTHER)
     assert loaded is not None and loaded.covered_until == NOW - timedelta(hours=2), "its window is read again"
+
+
+def test_a_checkpoint_never_moves_back_when_two_runs_overlap(harness):
+    checkpoints = DynamoPollCheckpoints(harness.edges.dynamodb, harness.edges.settings.profiles_table)
+    checkpoints.save(SHOP, PollCheckpoint(covered_until=NOW, completed_at=NOW))
+
+    checkpoints.save(SHOP, PollCheckpoint(covered_until=NOW - timedelta(minutes=5), completed_at=NOW))
+
+    loaded = checkpoints.load(SHOP)
+    assert loaded is not None and loaded.covered_until == NOW

@@ -2,13 +2,15 @@
 
 The item sits outside the shop's own partition, so profile scans and shop redaction never see it. It holds
 instants only (no PII): what the poll has covered, when it last completed, the newest event it read, and the
-last failure.
+last failure. A save never moves `covered_until` back (ISO 8601 instants in UTC compare as strings).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from evergreen.service.engagement_poll import PollCheckpoint
 
@@ -45,7 +47,17 @@ class DynamoPollCheckpoints:
         for name in _FIELDS:
             value = getattr(checkpoint, name)
             if value is not None:
-                item[name] = {"S": value.isoformat()}
+                item[name] = {"S": value.astimezone(UTC).isoformat()}
         if checkpoint.failure is not None:
             item["failure"] = {"S": checkpoint.failure}
-        self._client.put_item(TableName=self._table, Item=item)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                # Two runs that overlap (a schedule shorter than a run) never move the checkpoint back.
+                ConditionExpression="attribute_not_exists(covered_until) OR covered_until <= :covered",
+                ExpressionAttributeValues={":covered": item["covered_until"]},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
