@@ -5,6 +5,8 @@ engagement.poll_lag_s_p99 / _p50 / _max   60 opens added to the Klaviyo sandbox,
                                           runs on its timer every POLL_EVERY_S seconds (no Klaviyo webhook): from
                                           each event's datetime in Klaviyo to the sandbox's record of its profile
                                           import with `engaged` (bound: the interval plus 5 s)
+engagement.poll_to_profile_s_p99 / _max   the same events: from the event's datetime to its profile entering
+                                          `engaged` in the table (the poll's write)
 engagement.poll_every_s                   the interval of that run
 engagement.klaviyo_requests_per_poll      one poll after that run, whose window (15-minute overlap) holds every
                                           event added: its Klaviyo requests, metrics and events read
@@ -96,6 +98,7 @@ def poll_lag() -> dict[str, Any]:
             time.sleep(0.25)
             engaged.poll()
         lags = [engaged.first[key] - at for key, at in happened.items() if key in engaged.first]
+        applied = _engaged_at(stack, happened)
         after = stack.run_engagement_poll()
     (account,) = after["accounts"]
     return {
@@ -103,6 +106,8 @@ def poll_lag() -> dict[str, Any]:
         "engagement.poll_lag_s_p50": round(statistics.median(lags), 2),
         "engagement.poll_lag_s_p99": round(_percentile(lags, 0.99), 2),
         "engagement.poll_lag_s_max": round(max(lags), 2),
+        "engagement.poll_to_profile_s_p99": round(_percentile(applied, 0.99), 2),
+        "engagement.poll_to_profile_s_max": round(max(applied), 2),
         "engagement.poll_lag_events": len(lags),
         "engagement.poll_lag_events_added": len(happened),
         "engagement.klaviyo_requests_per_poll": {
@@ -111,6 +116,20 @@ def poll_lag() -> dict[str, Any]:
             "events_read": account["events"],
         },
     }
+
+
+def _engaged_at(stack: Any, happened: dict[str, float]) -> list[float]:
+    """Per event, from its datetime to its profile entering `engaged` in the table (the poll's write)."""
+    from evergreen.storage.profiles import DynamoProfileStore  # noqa: PLC0415
+
+    resources = stack.resources
+    store = DynamoProfileStore(resources.client("dynamodb"), resources.table_name, 8)
+    found = []
+    for key, at in happened.items():
+        profile = store.load(SHOP, key.removeprefix(f"{SHOP}/"))
+        if profile is not None and "engaged" in profile.membership:
+            found.append(profile.membership["engaged"].timestamp() - at)
+    return found
 
 
 def requests_at_volumes() -> dict[str, Any]:
