@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evergreen.domain.profile import Profile
-from evergreen.settings import Settings
+from evergreen.settings import KLAVIYO_REVISION, SHOPIFY_API_VERSION, Settings
 from evergreen.storage.engagement_poll import DynamoPollCheckpoints
 from evergreen.wiring import Edges
 from evergreen_cli.commands.doctor import LOCAL_POLL_EVERY
@@ -50,7 +50,7 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def lines(out: str) -> dict[str, str]:
-    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?"}
+    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?!"}
 
 
 def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
@@ -74,6 +74,9 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
     hook = checks["Klaviyo webhook"]
     assert hook.startswith(f"✓ Klaviyo webhook: 'Evergreen {SHOP}' enabled, 7 topics, sending to"), hook
     assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
+    versions = checks["API versions"]
+    assert versions[2:].startswith(f"API versions: Shopify {SHOPIFY_API_VERSION} (supported until "), versions
+    assert f"Klaviyo revision {KLAVIYO_REVISION} (stable until " in versions and ", retired " in versions
     engagement = checks["Klaviyo engagement"]
     assert engagement.startswith(f"✓ Klaviyo engagement: {SHOP}: both, poll last completed "), engagement
     assert engagement.endswith(" s behind"), engagement
@@ -91,7 +94,7 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
     assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 14 checks failed" in out
+    assert "1 of 15 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):
