@@ -30,7 +30,14 @@ def run() -> dict[str, object]:
     logging.getLogger().setLevel(logging.WARNING)
     template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
     options = LocalStackOptions(
-        port=0, moto_port=0, klaviyo_port=0, sweep_every=None, use_sandbox=True, environ={}, state_file=None
+        port=0,
+        moto_port=0,
+        klaviyo_port=0,
+        sweep_every=None,
+        engagement_poll_every=None,
+        use_sandbox=True,
+        environ={},
+        state_file=None,
     )
     latencies: list[float] = []
     responses: list[float] = []

@@ -139,6 +139,7 @@ def _options(**overrides: Any) -> Any:
         "moto_port": 0,
         "klaviyo_port": 0,
         "sweep_every": None,
+        "engagement_poll_every": None,
         "use_sandbox": True,
         "environ": {},
         "state_file": None,

@@ -102,6 +102,7 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
         klaviyo_port=0,
         moto_endpoint=moto_server,
         sweep_every=None,
+        engagement_poll_every=None,
         prefix=f"e2e{uuid.uuid4().hex[:10]}",
         use_sandbox=True,
         environ={},

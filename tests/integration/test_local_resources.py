@@ -122,6 +122,7 @@ def test_the_poller_deletes_what_sync_handled_and_redelivers_what_it_reported_fa
         port=0,
         moto_endpoint=moto_server,
         sweep_every=None,
+        engagement_poll_every=None,
         poll=False,
         use_sandbox=False,
         environ={},

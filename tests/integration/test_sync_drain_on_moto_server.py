@@ -30,6 +30,7 @@ def stack(moto_server: str) -> Iterator[LocalStack]:
         klaviyo_port=0,
         moto_endpoint=moto_server,
         sweep_every=None,
+        engagement_poll_every=None,
         poll=False,
         prefix=f"drain{uuid.uuid4().hex[:10]}",
         use_sandbox=True,

@@ -3,10 +3,11 @@
 The same checks run against the local stack and a deployed one: its outputs, its secrets, Klaviyo's
 answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
 subscriptions (every topic here, JSON, the pinned API version), each shop's Klaviyo system webhook (as
-`register-webhooks --klaviyo` would find it), a signed self-test through the Shopify webhook route, the
-dead-letter queue, the sweep (its last complete run within two sweep intervals, nothing overdue), sync lag
-and the segment definitions. Exit code 0 only when every check passes. Checks that cannot look say "not
-checked" (and what to check by hand) and do not fail the run.
+`register-webhooks --klaviyo` would find it), which path brings each Klaviyo account's engagement (webhook, poll
+or both) with when the poll last completed and how far behind it is, a signed self-test through the Shopify
+webhook route, the dead-letter queue, the sweep (its last complete run within two sweep intervals, nothing
+overdue), sync lag and the segment definitions. Exit code 0 only when every check passes. Checks that cannot
+look say "not checked" (and what to check by hand) and do not fail the run.
 """
 
 from __future__ import annotations
@@ -391,13 +392,21 @@ def _edges(target: Target) -> Edges:
 def sweep_interval(target: Target) -> tuple[timedelta | None, str]:
     """How often the target sweeps, and how to say so: locally the stack's timer (None: --no-sweep); on AWS the
     stack's SweepSchedule parameter (template.yaml's default when the stack does not report it)."""
+    return _timer(target, LOCAL_SWEEP_EVERY, "no sweep timer (--no-sweep)", "SweepSchedule", DEFAULT_SWEEP_SCHEDULE)
+
+
+def _timer(
+    target: Target, local_every: str, local_off: str, parameter: str, default: str
+) -> tuple[timedelta | None, str]:
+    """A scheduled function's period and how to say so: locally its timer's seconds in the stack's state (None
+    without one), on AWS the stack's schedule parameter (`default` when the stack does not report it)."""
     if not target.aws:
-        seconds = target.environment.get(LOCAL_SWEEP_EVERY)
+        seconds = target.environment.get(local_every)
         if not seconds:
-            return None, "no sweep timer (--no-sweep)"
+            return None, local_off
         every = timedelta(seconds=float(seconds))
         return every, f"every {duration(every)}"
-    schedule = target.parameters.get("SweepSchedule") or DEFAULT_SWEEP_SCHEDULE
+    schedule = target.parameters.get(parameter) or default
     interval = schedule_interval(schedule)
     if interval is None:
         return UNKNOWN_SCHEDULE_INTERVAL, f"{schedule}, taken as once a day"
@@ -714,6 +723,92 @@ def _check_in_the_ui(shop: str, url: str, status: int) -> str:
     )
 
 
+DEFAULT_POLL_SCHEDULE = "rate(5 minutes)"
+"""template.yaml's EngagementPollSchedule default, for a stack that does not report the parameter."""
+LOCAL_POLL_EVERY = "EVERGREEN_ENGAGEMENT_POLL_EVERY_SECONDS"
+"""In the local stack's state (stack.ENGAGEMENT_POLL_EVERY_STATE): seconds between its engagement polls."""
+POLL_INTERVALS_LATE = 3
+"""An account's engagement may be this many poll intervals (plus the poll's overlap) behind before it fails."""
+
+
+def poll_interval(target: Target) -> tuple[timedelta | None, str]:
+    """How often the target polls Klaviyo for engagement (None: the poll is off), and how to say so."""
+    if target.aws and target.parameters.get("EngagementPollState", "ENABLED") == "DISABLED":
+        return None, "off (EngagementPollState=DISABLED)"
+    off = "off (--engagement-poll-every 0)"
+    return _timer(target, LOCAL_POLL_EVERY, off, "EngagementPollSchedule", DEFAULT_POLL_SCHEDULE)
+
+
+def _has_webhook(target: Target, shop: str) -> bool:
+    """Whether the shop's Klaviyo system webhook is in place (readable and right)."""
+    try:
+        api = KlaviyoWebhooks(klaviyo_target(target.settings(), shop, target.klaviyo_url), target.http)
+        return review(api, shop).action == "keep"
+    except (WebhooksUnavailable, CliError):
+        return False
+
+
+def check_engagement(target: Target) -> str:
+    """Per Klaviyo account: which path brings its engagement (webhook, poll or both), when the poll last completed
+    and how far behind it is."""
+    from evergreen.storage.engagement_poll import DynamoPollCheckpoints  # noqa: PLC0415 - this check's only
+
+    edges = _edges(target)
+    now = edges.clock.now()
+    interval, schedule = poll_interval(target)
+    shops = list(target.shops) or edges.engagement_poll.shops()
+    if not shops:
+        raise NotChecked('no shop is named in the Klaviyo secret (the "*" account names none): name each shop')
+    checkpoints = DynamoPollCheckpoints(edges.dynamodb, edges.settings.profiles_table)
+    seen: list[str] = []
+    problems: list[tuple[str, str]] = []
+    overlap = timedelta(seconds=edges.settings.engagement_poll_overlap_seconds)
+    for shop in shops:
+        webhook = _has_webhook(target, shop)
+        path = "both" if webhook and interval else "webhook" if webhook else "poll" if interval else "none"
+        if interval is None:
+            if not webhook:
+                problems.append(
+                    (
+                        f"{shop}: no Klaviyo webhook and the engagement poll is {schedule}",
+                        "turn the poll on (EngagementPollState=ENABLED)"
+                        if target.aws
+                        else "restart `make run` with the poll on",
+                    )
+                )
+            seen.append(f"{shop}: {path}")
+            continue
+        checkpoint = checkpoints.load(shop)
+        if checkpoint is None or checkpoint.completed_at is None:
+            why = f" (last failure: {checkpoint.failure})" if checkpoint is not None and checkpoint.failure else ""
+            problems.append((f"{shop}: the engagement poll has not completed yet{why}", _poll_fix(target, checkpoint)))
+            seen.append(f"{shop}: {path}, never completed")
+            continue
+        behind = now - checkpoint.covered_until
+        line = (
+            f"{shop}: {path}, poll last completed {duration(now - checkpoint.completed_at)} ago, "
+            f"{duration(behind)} behind"
+        )
+        seen.append(line)
+        if behind > POLL_INTERVALS_LATE * interval + overlap:
+            failure = f" (last failure: {checkpoint.failure})" if checkpoint.failure else ""
+            problems.append((f"{line}; it polls {schedule}{failure}", _poll_fix(target, checkpoint)))
+    if problems:
+        raise Failed("; ".join(problem for problem, _ in problems), "; ".join(dict.fromkeys(f for _, f in problems)))
+    return "; ".join(seen)
+
+
+def _poll_fix(target: Target, checkpoint: Any) -> str:
+    failure = getattr(checkpoint, "failure", None) or ""
+    if " 401 " in f" {failure} ":
+        return "Klaviyo rejects the shop's api_key: store a valid private key in the Klaviyo secret"
+    if " 403 " in f" {failure} ":
+        return "give the shop's Klaviyo key the scopes events:read and metrics:read"
+    if target.aws:
+        return "wait one poll interval; if it stays, read EngagementPollFunction's logs (they name the shop)"
+    return "wait one poll interval; if it stays, read the `make run` log"
+
+
 CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("stack", check_outputs),
     ("Shopify webhook secret", check_shopify_secret),
@@ -724,6 +819,7 @@ CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("Shopify subscriptions", check_shopify_subscriptions),
     ("API versions", check_api_versions),
     ("Klaviyo webhook", check_klaviyo_webhook),
+    ("Klaviyo engagement", check_engagement),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),

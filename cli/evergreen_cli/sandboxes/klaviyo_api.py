@@ -24,6 +24,8 @@ Control endpoints (not Klaviyo's):
 - POST /_sandbox/key-scopes {"key": "sandbox-key", "denied": ["lists:read", "metrics:read"]}: that private key
   lacks those scopes, and a request that needs one (`required_scopes`) gets Klaviyo's 403 naming them. Denying
   `x:read` denies `x:write` too (Klaviyo grants read, or read and write); `"denied": []` grants every scope again.
+- POST /_sandbox/engagement [...]: replace the engagement history GET /api/events serves; POST /_sandbox/events
+  [...]: add to it (each answer lists the events' ids). See klaviyo_events.py for an entry's fields.
 
 The Webhooks API (GET /api/webhook-topics, GET/POST /api/webhooks, GET/PATCH /api/webhooks/{id}) keeps
 system webhooks; GET truncates `endpoint_url` to its origin, as Klaviyo does.
@@ -211,6 +213,8 @@ class SandboxState:
         self.webhooks_api_status: int | None = None
         self.denied_scopes: dict[str, frozenset[str]] = {}
         """Per private key, the scopes it lacks (POST /_sandbox/key-scopes)."""
+        self.history: list[dict[str, Any]] = []
+        """Engagement events GET /api/events serves (POST /_sandbox/engagement and /_sandbox/events)."""
         self.released = threading.Event()
         """Set to end every hung request at once (clearing the sandbox, stopping it)."""
         self._ids = itertools.count(1)
@@ -226,6 +230,7 @@ class SandboxState:
             self.webhooks.clear()
             self.webhooks_api_status = None
             self.denied_scopes.clear()
+            self.history.clear()
             self.jobs.clear()
             self.jobs_to_cancel = 0
         self.released.set()
@@ -488,10 +493,12 @@ class _Handler(BaseHTTPRequestHandler):
                 }
                 encoded = json.loads(json.dumps(current))
             self._reply(HTTPStatus.OK, encoded)
-        elif path == "/_sandbox/engagement" and self.command == "POST" and isinstance(body, list):
+        elif path in ("/_sandbox/engagement", "/_sandbox/events") and self.command == "POST" and isinstance(body, list):
             with state.lock:
-                state.history = [entry for entry in body if isinstance(entry, dict)]  # type: ignore[attr-defined]
-            self._reply(HTTPStatus.OK, {"events": len(body)})
+                if path == "/_sandbox/engagement":
+                    state.history.clear()
+                added = history.add(state.history, [entry for entry in body if isinstance(entry, dict)])
+            self._reply(HTTPStatus.OK, {"events": len(added), "ids": added})
         elif path == "/_sandbox/webhooks-api" and self.command == "POST" and isinstance(body, dict):
             status = body.get("status")
             with state.lock:
@@ -571,9 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
                     state.record_event(event.get("attributes") or {}, profile)
             return 202, None, {}
         if method == "GET" and path.rstrip("/") in ("/api/events", "/api/metrics"):
-            status, history_answer = history.answer(
-                getattr(state, "history", []), path.rstrip("/"), query, self._base()
-            )
+            status, history_answer = history.answer(state.history, path.rstrip("/"), query, self._base())
             return status, history_answer, {}
         members = _LIST_MEMBERS.match(path)
         if members and method in ("POST", "DELETE") and isinstance(data, list):
@@ -822,6 +827,11 @@ class SandboxServer(BackgroundServer[SandboxState]):
         )
         with self.state.lock:
             self.state.failures.extend([fault] * count)
+
+    def add_events(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Add engagement events to what GET /api/events serves (as POST /_sandbox/events); their Klaviyo ids."""
+        with self.state.lock:
+            return history.add(self.state.history, entries)
 
     def webhooks_api(self, status: int | None) -> None:
         """Make the Webhooks API answer `status` (403: no access), or None to serve it again."""

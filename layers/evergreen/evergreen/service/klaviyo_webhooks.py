@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -180,14 +180,20 @@ class KlaviyoWebhooks:
         if not self._same_account(account, delivery):
             # The signature is good but the body was sent by another Klaviyo account than this shop's.
             return WebhookAnswer(401, {"error": "invalid signature"}, outcome="signature_failed")
+        answer = self.apply_engagements(shop, delivery.engagements)
+        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": answer.body["outcomes"]})
+        return answer
+
+    def apply_engagements(self, shop: str, engagements: Sequence[KlaviyoEngagement]) -> WebhookAnswer:
+        """Apply engagements of `shop`'s verified account: a delivery's, or the poll's from the Events API.
+
+        Each is keyed by its Klaviyo event id (`klaviyo:<id>`), so one event delivered and polled counts once."""
         state = _Delivery(shop=shop, started=self._clock.now())
-        for engagement in delivery.engagements:
+        for engagement in engagements:
             self._handle(state, engagement)
-        outcomes = dict(state.outcomes)
-        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": outcomes})
         return WebhookAnswer(
             200,
-            {"status": "ok", "outcomes": outcomes},
+            {"status": "ok", "outcomes": dict(state.outcomes)},
             "klaviyo",
             "written",
             tuple(state.entered),
