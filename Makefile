@@ -64,9 +64,15 @@ endif
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run:  ## start the local stack (Ctrl-C stops it)
+# `make run SHOPIFY_PORT=3201` (likewise HOST, PORT, MOTO_PORT, KLAVIYO_PORT) passes --shopify-port 3201;
+# ARGS="--no-sweep" passes any other flag. Only what is given on make's command line counts.
+run_flag = $(if $(filter command line,$(origin $(1))), --$(2) $($(1)))
+RUN_FLAGS = $(call run_flag,HOST,host)$(call run_flag,PORT,port)$(call run_flag,MOTO_PORT,moto-port)$\
+  $(call run_flag,KLAVIYO_PORT,klaviyo-port)$(call run_flag,SHOPIFY_PORT,shopify-port)$(if $(ARGS), $(ARGS))
+
+run:  ## start the local stack (Ctrl-C stops it; SHOPIFY_PORT=3201 etc. move its ports, ARGS= other flags)
 	uv sync
-	uv run evergreen run
+	EVERGREEN_MAKE_TARGET=run uv run evergreen run$(RUN_FLAGS)
 
 test:  ## everything CI checks, with its duration
 	@started=$$(date +%s); status=0; \

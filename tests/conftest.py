@@ -95,11 +95,9 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
     One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
     to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
     """
-    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports  # noqa: PLC0415
 
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
+    options = options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
         prefix=f"e2e{uuid.uuid4().hex[:10]}",

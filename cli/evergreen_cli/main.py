@@ -180,8 +180,17 @@ def _address_in_use(args: argparse.Namespace | None) -> str:
     flag, port = busy[0]
     return (
         f"port {port} is in use (is `make run` already running?): stop what holds it (`lsof -i :{port}`) "
-        f"or pass {flag} <another port>"
+        f"or {_another_port(flag)}"
     )
+
+
+def _another_port(flag: str) -> str:
+    """How to move `flag`'s port, as the user started the command: through make (the Makefile sets
+    EVERGREEN_MAKE_TARGET) a variable on make's command line, else the flag."""
+    target = os.environ.get("EVERGREEN_MAKE_TARGET")
+    if target:
+        return f"run `make {target} {flag.removeprefix('--').replace('-', '_').upper()}=<another port>`"
+    return f"pass {flag} <another port>"
 
 
 def _client_error(error: Any, args: argparse.Namespace | None) -> str | None:

@@ -98,3 +98,16 @@ def test_the_same_webhook_with_a_wrong_signature_gets_401_and_writes_nothing(loc
 
     assert response.status_code == 401
     assert table_items(local_stack) == before
+
+
+def test_the_test_stack_listens_on_none_of_the_ports_make_run_uses(local_stack):
+    from evergreen_cli.local_stack.stack import (  # noqa: PLC0415
+        DEFAULT_KLAVIYO_PORT,
+        DEFAULT_MOTO_PORT,
+        DEFAULT_PORT,
+        DEFAULT_SHOPIFY_PORT,
+    )
+
+    defaults = {DEFAULT_PORT, DEFAULT_MOTO_PORT, DEFAULT_KLAVIYO_PORT, DEFAULT_SHOPIFY_PORT}
+    urls = [local_stack.api_url, local_stack.klaviyo_url, local_stack.moto_endpoint, local_stack.shopify_sandbox.url]
+    assert {httpx.URL(url).port for url in urls}.isdisjoint(defaults)

@@ -218,3 +218,25 @@ def test_starting_the_stack_with_a_segments_file_that_is_missing_or_invalid_name
     assert code == 1 and "Traceback" not in err
     assert err.startswith(f"evergreen run: SEGMENTS_FILE={segments}: ") and "unset SEGMENTS_FILE" in err
     assert not (tmp_path / "env.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable"),
+    [
+        ("--port", "PORT"),
+        ("--moto-port", "MOTO_PORT"),
+        ("--klaviyo-port", "KLAVIYO_PORT"),
+        ("--shopify-port", "SHOPIFY_PORT"),
+    ],
+)
+def test_through_make_a_port_in_use_is_moved_with_makes_variable(capsys, flag, variable, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
+    monkeypatch.setenv("EVERGREEN_MAKE_TARGET", "run")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", "--shopify-port": "0", flag: str(busy)}
+        code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
+    line = one_line(capsys)
+    assert code == 1
+    assert f"port {busy} is in use" in line and f"`make run {variable}=<another port>`" in line
