@@ -12,8 +12,10 @@ import httpx
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.shopify import SUPPORTED_TOPICS, canonical_topic
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
+from evergreen_cli.main import EXIT_USAGE, CliError, did_you_mean
 from evergreen_cli.targets import DEFAULT_LOCAL_API_URL, local_api_url
 
 DEFAULT_BASE_URL = DEFAULT_LOCAL_API_URL
@@ -53,6 +55,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--event-id", help="X-Shopify-Event-Id to send (repeat one to test de-duplication)")
     parser.add_argument("--klaviyo", action="store_true", help="send as a Klaviyo system webhook instead")
     parser.add_argument("--bad-signature", action="store_true", help="sign with a wrong secret (expect 401)")
+    parser.add_argument(
+        "--any-topic", action="store_true", help="send a topic Evergreen does not handle (expect 200, ignored)"
+    )
+
+
+def check_topic(topic: str) -> None:
+    """A topic Evergreen does not handle would be answered `200 ignored`, which looks like success: refuse it."""
+    if canonical_topic(topic) not in SUPPORTED_TOPICS:
+        raise CliError(
+            f"Evergreen handles no Shopify topic {topic!r}{did_you_mean(topic, sorted(SUPPORTED_TOPICS))} "
+            "(--any-topic sends it anyway)",
+            EXIT_USAGE,
+        )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
         url = args.url or f"{local_api_url()}/webhooks/klaviyo?shop={args.shop}"
         headers = klaviyo_headers(body, "wrong-secret" if args.bad_signature else secret)
     else:
+        if not args.any_topic:
+            check_topic(args.topic)
         secret = args.secret or os.environ.get("EVERGREEN_LOCAL_SHOPIFY_SECRET", DEFAULT_LOCAL_SHOPIFY_SECRET)
         url = args.url or f"{local_api_url()}/webhooks/shopify"
         signing = "wrong-secret" if args.bad_signature else secret

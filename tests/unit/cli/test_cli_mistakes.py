@@ -240,3 +240,45 @@ def test_through_make_a_port_in_use_is_moved_with_makes_variable(capsys, flag, v
     line = one_line(capsys)
     assert code == 1
     assert f"port {busy} is in use" in line and f"`make run {variable}=<another port>`" in line
+
+
+def test_a_mistyped_topic_is_refused_before_anything_is_sent_with_the_topic_it_meant(capsys, free_port):
+    url = f"http://127.0.0.1:{free_port()}/webhooks/shopify"  # nothing listens: a request sent would fail otherwise
+    code = main(["send-webhook", "events/shopify/orders_create.json", "--topic", "order/create", "--url", url])
+
+    line = one_line(capsys)
+    assert code == 2
+    assert "'order/create'" in line and "did you mean orders/create?" in line and "--any-topic" in line
+
+
+def test_any_topic_sends_a_topic_evergreen_does_not_handle(capsys, free_port):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/shopify"
+    code = main(
+        ["send-webhook", "events/shopify/orders_create.json", "--topic", "app/uninstalled", "--any-topic", "--url", url]
+    )
+
+    assert code == 1 and f"127.0.0.1:{port}" in one_line(capsys), "it went out (and found nothing listening)"
+
+
+def test_a_mistyped_command_gets_a_did_you_mean(capsys):
+    assert main(["backfil"]) == 2
+    assert "did you mean backfill?" in one_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["sweep", "--dryrun"], "--dry-run"),
+        (["run", "--shopify-prt", "3201"], "--shopify-port"),
+        (["backfill", "--shop", "s.myshopify.com", "--sinse=2024-01-01"], "--since"),
+    ],
+)
+def test_a_mistyped_flag_gets_a_did_you_mean(capsys, argv, meant):
+    assert main(argv) == 2
+    assert f"did you mean {meant}?" in one_line(capsys)
+
+
+def test_a_flag_like_nothing_known_gets_no_guess(capsys):
+    assert main(["sweep", "--zzzzzz"]) == 2
+    assert "did you mean" not in one_line(capsys)
