@@ -37,6 +37,7 @@ from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, ShopifyAdmin
 from evergreen.shopify.bulk import AdminError
 from evergreen.wiring import Edges
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
 from evergreen_cli.targets import TargetUnavailable, use_target
@@ -45,7 +46,7 @@ from evergreen_cli.targets import TargetUnavailable, use_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     parser.add_argument(
         "--since",
         type=_date,

@@ -32,6 +32,7 @@ from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
 from evergreen_cli.commands.redrive import queues_of, waiting_in
 from evergreen_cli.commands.register_klaviyo_webhook import (
@@ -687,6 +688,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shop",
+        type=shop_domain,
         action="append",
         default=[],
         help="a shop whose Shopify token, subscriptions and Klaviyo webhook to check (repeatable; default: the shops "

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.sandboxes.synthetic_shop import DEFAULT_SHOP, synthetic_engagement, synthetic_store
 from evergreen_cli.targets import TargetUnavailable, local_environment
 
@@ -23,7 +24,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customers", type=int, default=100, help="how many customers (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same store (default 1)")
-    parser.add_argument("--shop", default=DEFAULT_SHOP, help=f"the shop's domain (default {DEFAULT_SHOP})")
+    parser.add_argument(
+        "--shop", type=shop_domain, default=DEFAULT_SHOP, help=f"the shop's domain (default {DEFAULT_SHOP})"
+    )
     parser.add_argument("--url", help="the Shopify sandbox (default: the running local stack's)")
     parser.add_argument(
         "--klaviyo-url", help="the Klaviyo sandbox for the engagement history (default: the running local stack's)"

@@ -14,6 +14,7 @@ from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import SUPPORTED_TOPICS, canonical_topic
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
 from evergreen_cli.main import EXIT_USAGE, CliError, did_you_mean
 from evergreen_cli.targets import DEFAULT_LOCAL_API_URL, local_api_url
@@ -47,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "file", type=Path, help="the JSON payload to send (for example events/shopify/orders_create.json)"
     )
     parser.add_argument("--topic", default="orders/create", help="Shopify topic (default: orders/create)")
-    parser.add_argument("--shop", default=DEFAULT_SHOP, help=f"shop domain (default: {DEFAULT_SHOP})")
+    parser.add_argument("--shop", type=shop_domain, default=DEFAULT_SHOP, help=f"shop domain (default: {DEFAULT_SHOP})")
     parser.add_argument(
         "--url", help=f"webhook URL (default: the local stack's, {DEFAULT_BASE_URL}/webhooks/shopify or /klaviyo)"
     )

@@ -12,6 +12,7 @@ import httpx
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergreen.domain.shops import SHOP_DOMAIN
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS, HISTORY_RATE_LIMITS
 from evergreen.service.backfill import Backfill, BulkSource, MembershipSyncFailed, ProgressCallback
@@ -37,7 +38,7 @@ class BackfillRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shop: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+    shop: str = Field(pattern=rf"^{SHOP_DOMAIN.pattern}$")
     since: date | None = None
     """Only customers, orders and abandoned checkouts updated on or after this day."""
     entered_events: bool = False

@@ -47,12 +47,12 @@ def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_bad_flag_names_the_commands_help(capsys):
-    assert main(["explain", "--shop", "s", "--email", "a@example.com", "--bogus"]) == 2
+    assert main(["explain", "--shop", "s.myshopify.com", "--email", "a@example.com", "--bogus"]) == 2
     assert "--bogus" in (line := one_line(capsys)) and "evergreen explain --help" in line
 
 
 def test_a_missing_flag_names_the_flag(capsys):
-    assert main(["explain", "--shop", "s"]) == 2
+    assert main(["explain", "--shop", "s.myshopify.com"]) == 2
     assert "--email" in one_line(capsys)
 
 
@@ -105,13 +105,16 @@ def test_a_local_stack_that_died_without_cleaning_up_says_make_run(capsys, tmp_p
 
 
 def test_no_aws_region_names_the_region_flag(capsys, no_aws_configuration):
-    assert main(["explain", "--aws", "--shop", "s", "--email", "a@example.com"]) == 1
+    assert main(["explain", "--aws", "--shop", "s.myshopify.com", "--email", "a@example.com"]) == 1
     line = one_line(capsys)
     assert "--region" in line and "AWS_REGION" in line
 
 
 def test_no_aws_credentials_names_aws_configure(capsys, no_aws_configuration):
-    assert main(["explain", "--aws", "--region", "us-east-1", "--shop", "s", "--email", "a@example.com"]) == 1
+    assert (
+        main(["explain", "--aws", "--region", "us-east-1", "--shop", "s.myshopify.com", "--email", "a@example.com"])
+        == 1
+    )
     assert "aws configure" in one_line(capsys)
 
 
@@ -175,7 +178,12 @@ def test_a_stack_that_is_not_evergreens_names_the_missing_outputs(capsys, aws_cr
                 }
             ),
         )
-        assert main(["explain", "--aws", "--stack", "someone-else", "--shop", "s", "--email", "a@example.com"]) == 1
+        assert (
+            main(
+                ["explain", "--aws", "--stack", "someone-else", "--shop", "s.myshopify.com", "--email", "a@example.com"]
+            )
+            == 1
+        )
     line = one_line(capsys)
     assert "ProfilesTableName" in line and "--stack" in line
 
@@ -282,3 +290,21 @@ def test_a_mistyped_flag_gets_a_did_you_mean(capsys, argv, meant):
 def test_a_flag_like_nothing_known_gets_no_guess(capsys):
     assert main(["sweep", "--zzzzzz"]) == 2
     assert "did you mean" not in one_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["backfill", "--shop", "evergreen-demo"],
+        ["register-webhooks", "--shop", "evergreen-demo", "--dry-run"],
+        ["explain", "--shop", "evergreen-demo", "--email", "a@example.com"],
+        ["seed-shop", "--shop", "evergreen-demo"],
+        ["send-webhook", "events/shopify/orders_create.json", "--shop", "evergreen-demo"],
+        ["doctor", "--shop", "evergreen-demo"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_shop_name_that_is_not_a_myshopify_domain_is_refused_before_anything_runs(capsys, argv, no_local_stack):
+    assert main(argv) == 2
+    line = one_line(capsys)
+    assert "'evergreen-demo' is not a shop domain" in line and "did you mean evergreen-demo.myshopify.com?" in line
