@@ -4,7 +4,6 @@ sandbox with those customers' email engagement history (opens, clicks, bounces, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -34,10 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _local_setting(name: str, default: str) -> str:
+    """The running stack's setting: without a running stack there is nothing to seed (whatever else listens on
+    the default port is not its sandbox), so that is said and nothing is written."""
     try:
-        return local_environment().get(name) or default
+        environment = local_environment()
     except TargetUnavailable:
-        return os.environ.get(name) or default
+        raise TargetUnavailable(
+            "the local stack is not running: start it with `make run` in another terminal, then seed it "
+            "(or pass --url and --klaviyo-url for sandboxes started on their own)"
+        ) from None
+    return environment.get(name) or default
 
 
 def sandbox_url(explicit: str | None) -> str:
@@ -55,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         print("evergreen seed-shop: --customers must be 0 or more", file=sys.stderr)
         return 2
     url = sandbox_url(args.url)
+    klaviyo = klaviyo_sandbox_url(args.klaviyo_url)
     now = datetime.now(UTC)
     try:
         with working(f"loading a store of {args.customers} customers into the Shopify sandbox"):
@@ -74,7 +80,6 @@ def main(args: argparse.Namespace) -> int:
         f"{len(store['orders'])} orders ({guests} guest checkouts), "
         f"{len(store['abandonedCheckouts'])} abandoned checkouts"
     )
-    klaviyo = klaviyo_sandbox_url(args.klaviyo_url)
     if klaviyo is None:
         print("the stack uses the real Klaviyo: its own engagement history is what the backfill reads")
     else:

@@ -308,3 +308,16 @@ def test_a_shop_name_that_is_not_a_myshopify_domain_is_refused_before_anything_r
     assert main(argv) == 2
     line = one_line(capsys)
     assert "'evergreen-demo' is not a shop domain" in line and "did you mean evergreen-demo.myshopify.com?" in line
+
+
+def test_seed_shop_without_a_running_stack_says_so_instead_of_writing_into_whatever_listens(capsys, no_local_stack):
+    from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox  # noqa: PLC0415
+
+    assert main(["seed-shop", "--customers", "2"]) == 1
+    line = one_line(capsys)
+    assert "the local stack is not running" in line and "make run" in line
+
+    with start_shopify_sandbox(port=0) as sandbox:  # one sandbox given, the other not: still nothing written
+        assert main(["seed-shop", "--customers", "2", "--url", sandbox.url]) == 1
+        assert not sandbox.state.loaded and sandbox.state.customers == []
+    assert "--klaviyo-url" in one_line(capsys)
