@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import uuid
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
-from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify import SUPPORTED_TOPICS, canonical_topic
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.wiring import Edges
 from evergreen_cli.arguments import shop_domain
 from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
-from evergreen_cli.main import EXIT_USAGE, CliError, did_you_mean
-from evergreen_cli.targets import DEFAULT_LOCAL_API_URL, local_api_url
+from evergreen_cli.main import EXIT_USAGE, CliError, did_you_mean, program
+from evergreen_cli.targets import DEFAULT_LOCAL_API_URL, local_api_url, local_environment
 
 DEFAULT_BASE_URL = DEFAULT_LOCAL_API_URL
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
@@ -86,4 +90,34 @@ def main(args: argparse.Namespace) -> int:
         headers = shopify_headers(body, args.topic, args.shop, signing, args.event_id)
     response = httpx.post(url, content=body, headers=headers, timeout=10)
     print(f"{response.status_code} {response.text}")
+    if response.status_code == HTTPStatus.UNAUTHORIZED and not args.bad_signature:
+        print(f"{program()} send-webhook: {signature_hint(args, secret)}", file=sys.stderr)
     return 0 if response.is_success else 1
+
+
+def _stack_secrets(shop: str, klaviyo: bool) -> tuple[str, ...] | None:
+    """The signing secrets the running local stack checks `shop`'s webhooks with; None when it cannot be asked."""
+    try:
+        os.environ.update(local_environment())  # boto3 reaches the stack's moto server as the other commands do
+        secrets = Edges(Settings.from_env()).secrets
+        if klaviyo:
+            account = secrets.klaviyo_account(shop)
+            return account.webhook_secrets if account is not None else ()
+        return secrets.shopify_webhook_secrets(shop)
+    except Exception:
+        return None
+
+
+def signature_hint(args: argparse.Namespace, secret: str) -> str:
+    """What to check after a 401: the secret this terminal signed with against the one the stack holds."""
+    variable = "EVERGREEN_LOCAL_KLAVIYO_SECRET" if args.klaviyo else "EVERGREEN_LOCAL_SHOPIFY_SECRET"
+    if args.url is not None and urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "the receiver checks signatures with its own secret: pass that secret with --secret"
+    held = _stack_secrets(args.shop, args.klaviyo)
+    if held is not None and secret not in held:
+        origin = "--secret" if args.secret else f"this terminal's {variable} (or its default, when unset)"
+        return (
+            f"the signature was made with {origin}, and the running stack holds another: it takes {variable} "
+            f"from the terminal that ran `make run`; set the same value here, or pass it with --secret"
+        )
+    return f"the stack refused the signature: check that {variable} (or --secret) matches the one `make run` was given"
