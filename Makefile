@@ -59,7 +59,7 @@ ifneq ($(NEEDS_TOOLCHAIN),)
   export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
 endif
 
-.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy deploy-guided delete events requirements clean
+.PHONY: check-aws help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy deploy-guided delete events requirements clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -97,8 +97,12 @@ fmt:  ## format and auto-fix
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
 	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
-pytest:  ## all tests
-	uv run pytest
+# Workers for the tests (pytest-xdist): most of the suite's time is spent waiting on local servers, so on 2 cores
+# 4 workers overlap that waiting; each test file stays on one worker (its module's stack is started once).
+PYTEST_WORKERS ?= 4
+
+pytest:  ## all tests (PYTEST_WORKERS=4 in parallel; PYTEST_WORKERS=0 runs them in this process)
+	uv run pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 validate:  ## sam validate --lint
 	$(SAM) validate --lint --region $(VALIDATE_REGION)
@@ -118,19 +122,23 @@ bench:  ## run bench/bench_*.py into bench/results.json
 STACK ?= evergreen
 AWS_TARGET = --stack $(STACK)$(if $(REGION), --region $(REGION))
 
-deploy: build  ## sam deploy (STACK=evergreen, REGION=your AWS CLI's, PARAMS="AlarmEmail=you@example.com"), then console events
+check-aws:  ## the AWS region and credentials deploy needs (REGION=), checked before the build
+	EVERGREEN_MAKE_TARGET=$(or $(firstword $(filter deploy deploy-guided delete,$(MAKECMDGOALS))),check-aws) \
+	  uv run evergreen check-aws$(if $(REGION), --region $(REGION))
+
+deploy: check-aws build  ## sam deploy (STACK=evergreen, REGION=your AWS CLI's, PARAMS="AlarmEmail=you@example.com"), then console events
 	$(SAM) deploy --stack-name $(STACK)$(if $(REGION), --region $(REGION))$(if $(PARAMS), --parameter-overrides $(PARAMS))
 	uv run evergreen console-events --aws $(AWS_TARGET)
 	@echo "deployed: set the secrets (README, Deploying), then run ./evergreen doctor --aws $(AWS_TARGET)"
 
-deploy-guided: build  ## the same, answering SAM's questions one by one (saved to samconfig.toml)
+deploy-guided: check-aws build  ## the same, answering SAM's questions one by one (saved to samconfig.toml)
 	@echo "SAM asks twice '<Shopify|Klaviyo>WebhookFunction has no authentication. Is this okay? [y/N]'."
 	@echo "Answer y (Enter means no and stops the deploy): Shopify and Klaviyo cannot send AWS credentials;"
 	@echo "every webhook is authenticated by its HMAC signature, and a bad or missing one gets 401."
 	$(SAM) deploy --guided --stack-name $(STACK)
 	uv run evergreen console-events --aws $(AWS_TARGET)
 
-delete:  ## sam delete the stack (keeps the profiles table and the exports bucket: README, Uninstall)
+delete: check-aws  ## sam delete the stack (keeps the profiles table and the exports bucket: README, Uninstall)
 	$(SAM) delete --stack-name $(STACK)$(if $(REGION), --region $(REGION))
 
 events:  ## regenerate events/api and events/sqs (signed with the local default secret)

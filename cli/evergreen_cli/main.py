@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evergreen_cli.commands.console_events",
         "publish the sweep's and backfill's console test events",
     ),
+    "check-aws": (
+        "evergreen_cli.commands.check_aws",
+        "check the AWS region and credentials (make deploy runs it first)",
+    ),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})
@@ -197,17 +201,17 @@ def _address_in_use(args: argparse.Namespace | None) -> str:
     flag, port = busy[0]
     return (
         f"port {port} is in use (is `make run` already running?): stop what holds it (`lsof -i :{port}`) "
-        f"or {_another_port(flag)}"
+        f"or {pass_flag(flag, '<another port>')}"
     )
 
 
-def _another_port(flag: str) -> str:
-    """How to move `flag`'s port, as the user started the command: through make (the Makefile sets
-    EVERGREEN_MAKE_TARGET) a variable on make's command line, else the flag."""
+def pass_flag(flag: str, value: str) -> str:
+    """How to give `flag` as the user started the command: through make (the Makefile sets EVERGREEN_MAKE_TARGET)
+    a variable on make's command line, e.g. "run `make run SHOPIFY_PORT=<another port>`", else "pass --flag value"."""
     target = os.environ.get("EVERGREEN_MAKE_TARGET")
     if target:
-        return f"run `make {target} {flag.removeprefix('--').replace('-', '_').upper()}=<another port>`"
-    return f"pass {flag} <another port>"
+        return f"run `make {target} {flag.removeprefix('--').replace('-', '_').upper()}={value}`"
+    return f"pass {flag} {value}"
 
 
 def _client_error(error: Any, args: argparse.Namespace | None) -> str | None:

@@ -44,3 +44,13 @@ def test_make_run_passes_a_port_variable_as_its_flag(variable, flag):
 def test_make_run_passes_args_and_nothing_by_default():
     assert evergreen_run(planned("run")).endswith("evergreen run")
     assert evergreen_run(planned("run", "ARGS=--no-sweep")).endswith("evergreen run --no-sweep")
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-guided", "delete"])
+def test_deploy_and_delete_check_the_aws_region_and_credentials_before_building_anything(target):
+    lines = planned(target, "REGION=eu-west-1")
+
+    check = next(index for index, line in enumerate(lines) if "evergreen check-aws --region eu-west-1" in line)
+    sam = next(index for index, line in enumerate(lines) if " sam " in line)
+    assert check < sam
+    assert any(f"EVERGREEN_MAKE_TARGET={target}" in line for line in lines[: check + 1])
