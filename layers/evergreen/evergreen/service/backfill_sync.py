@@ -44,6 +44,8 @@ class BulkSyncReport:
     requests: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    profile_keys: set[str] = field(default_factory=set)
+    """The distinct profiles Klaviyo received (`profiles` counts job entries: one profile may be in several)."""
 
 
 class MembershipSync(Protocol):
@@ -124,6 +126,7 @@ class BulkMembershipSync:
         synced = [SyncMark(c.shop, c.profile_key, c.version) for i, c in enumerate(changes) if i not in failed]
         self._store.mark_synced_many(synced)
         report.profiles += len(synced)
+        report.profile_keys.update(mark.profile_key for mark in synced)
         report.failed = len(failed)
         return report
 
