@@ -80,7 +80,13 @@ test:  ## everything CI checks, with its duration
 	echo "make test: $$(( $$(date +%s) - started )) s$$( [ $$status -eq 0 ] || echo ", FAILED (exit $$status)" )"; \
 	exit $$status
 
-check: sync lint typecheck validate cfn-lint build pytest
+# The checks before the tests overlap each other (mypy and cfn-lint compute while SAM reads and writes), each
+# one's output kept together; then the tests, in parallel workers (PYTEST_WORKERS).
+CHECK_JOBS ?= 3
+
+check: sync
+	$(MAKE) --jobs=$(CHECK_JOBS) --output-sync=target lint typecheck validate cfn-lint build
+	$(MAKE) pytest
 
 sync:
 	uv sync --frozen
@@ -97,11 +103,11 @@ fmt:  ## format and auto-fix
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
 	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
-# Workers for the tests (pytest-xdist): most of the suite's time is spent waiting on local servers, so on 2 cores
-# 4 workers overlap that waiting; each test file stays on one worker (its module's stack is started once).
-PYTEST_WORKERS ?= 4
+# Workers for the tests (pytest-xdist), one per core by default: much of the suite waits on local servers, and
+# each test file stays on one worker (its module's stack is started once, its moto server is the worker's own).
+PYTEST_WORKERS ?= auto
 
-pytest:  ## all tests (PYTEST_WORKERS=4 in parallel; PYTEST_WORKERS=0 runs them in this process)
+pytest:  ## all tests (PYTEST_WORKERS=auto: one worker per core; PYTEST_WORKERS=0 runs them in this process)
 	uv run pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 validate:  ## sam validate --lint

@@ -28,24 +28,6 @@ def no_local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "absent.json"))
 
 
-@pytest.fixture
-def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
-
-
 def test_a_bad_flag_names_the_commands_help(capsys):
     assert main(["explain", "--shop", "s.myshopify.com", "--email", "a@example.com", "--bogus"]) == 2
     assert "--bogus" in (line := one_line(capsys)) and "evergreen explain --help" in line
@@ -135,18 +117,22 @@ def test_a_port_in_use_is_named_with_its_flag(free_port):
     assert f"port {busy} is in use" in message and "--moto-port" in message
 
 
+def start_on_a_busy_port(flag: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`evergreen run` on free ports but `flag`'s, which another socket holds: (that port, the one line said)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", "--shopify-port": "0", flag: str(busy)}
+        assert main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)]) == 1
+    return busy, one_line(capsys)
+
+
 @pytest.mark.parametrize("flag", ["--port", "--moto-port", "--klaviyo-port", "--shopify-port"])
 def test_starting_the_stack_on_a_port_in_use_names_the_port_and_its_flag_before_starting_anything(
     capsys, flag, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind(("127.0.0.1", 0))
-        busy = holder.getsockname()[1]
-        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", "--shopify-port": "0", flag: str(busy)}
-        code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
-    line = one_line(capsys)
-    assert code == 1
+    busy, line = start_on_a_busy_port(flag, capsys)
     assert f"port {busy} is in use" in line and f"pass {flag} <another port>" in line
     assert not (tmp_path / "env.json").exists()
 
@@ -237,16 +223,9 @@ def test_starting_the_stack_with_a_segments_file_that_is_missing_or_invalid_name
         ("--shopify-port", "SHOPIFY_PORT"),
     ],
 )
-def test_through_make_a_port_in_use_is_moved_with_makes_variable(capsys, flag, variable, tmp_path, monkeypatch):
-    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path / "env.json"))
+def test_through_make_a_port_in_use_is_moved_with_makes_variable(capsys, flag, variable, monkeypatch):
     monkeypatch.setenv("EVERGREEN_MAKE_TARGET", "run")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind(("127.0.0.1", 0))
-        busy = holder.getsockname()[1]
-        ports = {"--port": "0", "--moto-port": "0", "--klaviyo-port": "0", "--shopify-port": "0", flag: str(busy)}
-        code = main(["run", "--no-sweep", *(part for pair in ports.items() for part in pair)])
-    line = one_line(capsys)
-    assert code == 1
+    busy, line = start_on_a_busy_port(flag, capsys)
     assert f"port {busy} is in use" in line and f"`make run {variable}=<another port>`" in line
 
 
