@@ -78,6 +78,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                     workers=WORKERS,
                 )
                 report = backfill.run(request.shop, request.since_instant)
+            if admin.deprecations:
+                value = sum(admin.deprecations.values())
+                metrics.add_metric(name="ShopifyApiDeprecations", unit=MetricUnit.Count, value=value)
             metrics.add_metric(name="BackfillRecordsApplied", unit=MetricUnit.Count, value=report.counts.applied)
             result |= report.counts.model_dump()
             if not report.finished:

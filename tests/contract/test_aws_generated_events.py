@@ -22,6 +22,7 @@ import pytest
 from moto import mock_aws
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
+from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_cli.local_stack.inprocess import create_resources
 from evergreen_cli.local_stack.lambda_runtime import LambdaContext
@@ -79,7 +80,7 @@ def shopify_delivery(body: bytes, topic: str) -> dict[str, Any]:
         "x-shopify-shop-domain": SHOP,
         "x-shopify-hmac-sha256": sign_shopify_body(body, SHOPIFY_SECRET),
         "x-shopify-webhook-id": f"aws-events-{hashlib.sha256(body).hexdigest()[:12]}",
-        "x-shopify-api-version": "2025-10",
+        "x-shopify-api-version": SHOPIFY_API_VERSION,
     }
     return event
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evergreen.domain.profile import Profile
-from evergreen.settings import Settings
+from evergreen.settings import KLAVIYO_REVISION, SHOPIFY_API_VERSION, Settings
 from evergreen.wiring import Edges
 from evergreen_cli.local_stack.resources import SANDBOX_API_KEY
 from evergreen_cli.main import main
@@ -45,7 +45,7 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def lines(out: str) -> dict[str, str]:
-    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?"}
+    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?!"}
 
 
 def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
@@ -69,6 +69,9 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
     hook = checks["Klaviyo webhook"]
     assert hook.startswith(f"✓ Klaviyo webhook: 'Evergreen {SHOP}' enabled, 7 topics, sending to"), hook
     assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
+    versions = checks["API versions"]
+    assert versions[2:].startswith(f"API versions: Shopify {SHOPIFY_API_VERSION} (supported until "), versions
+    assert f"Klaviyo revision {KLAVIYO_REVISION} (stable until " in versions and ", retired " in versions
 
 
 def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_stack, doctor, capsys):
@@ -83,7 +86,7 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
     assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 13 checks failed" in out
+    assert "1 of 14 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):

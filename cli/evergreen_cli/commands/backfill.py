@@ -203,11 +203,12 @@ class BackfillSummary:
         jobs = sum(report.bulk_profile_jobs for report in self.sync)
         entries = sum(report.profiles for report in self.sync)
         distinct = len(set().union(*(report.profile_keys for report in self.sync)))
+        refused = sum(report.refused for report in self.sync)
         removals = sum(report.list_removals for report in self.sync)
         event_jobs = sum(report.bulk_event_jobs for report in self.sync)
         line = (
-            f"Klaviyo received {jobs} bulk profile import jobs: {entries} profile entries for {distinct} "
-            f"distinct profiles; {removals} list removals; {event_jobs} event jobs"
+            f"Klaviyo imported {entries} profile entries for {distinct} distinct profiles in {jobs} bulk import "
+            f"jobs ({refused} refused, left to the per-change path); {removals} list removals; {event_jobs} event jobs"
         )
         return line + (f"; {self.engagement_reads} reads of its engagement history" if self.engagement_reads else "")
 

@@ -16,15 +16,17 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 
+from evergreen.api_versions import PinStatus, klaviyo_pin_status, klaviyo_window, shopify_pin_status
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, DefinitionsError, load_definitions
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
@@ -130,7 +132,7 @@ def schedule_interval(expression: str) -> timedelta | None:
     return None
 
 
-PASS, FAIL, SKIP = "✓", "✗", "?"
+PASS, FAIL, SKIP, WARN = "✓", "✗", "?", "!"
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,26 @@ class Result:
     """True passed, False failed, None not checked."""
     detail: str = ""
     fix: str = ""
+    warned: bool = False
+    """Passed, but something needs doing soon (`fix` says what)."""
 
     def line(self) -> str:
-        mark = PASS if self.ok else (SKIP if self.ok is None else FAIL)
+        mark = WARN if self.ok and self.warned else PASS if self.ok else (SKIP if self.ok is None else FAIL)
         text = f"{mark} {self.name}" + (f": {self.detail}" if self.detail else "")
-        return text + (f"\n    fix: {self.fix}" if self.ok is False and self.fix else "")
+        shown = self.ok is False or self.warned
+        return text + (f"\n    fix: {self.fix}" if shown and self.fix else "")
 
 
 class Failed(Exception):
     """A check failed: `str()` says what, `fix` says what to do."""
+
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(detail)
+        self.fix = fix
+
+
+class Warned(Exception):
+    """A check passed but warns: `str()` says what, `fix` what to do before it becomes a failure."""
 
     def __init__(self, detail: str, fix: str = "") -> None:
         super().__init__(detail)
@@ -176,6 +189,7 @@ class Target:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
     parameters: dict[str, str] = field(default_factory=dict)
     """The deployed stack's template parameters (SweepSchedule)."""
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
     @property
     def where(self) -> str:
@@ -342,11 +356,32 @@ def check_dlq(target: Target) -> str:
     queues = queues_of(sqs, target.settings().segment_changes_queue_url)
     waiting = waiting_in(sqs, queues.dlq_url)
     if waiting:
+        reasons = dead_letter_reasons(sqs, queues.dlq_url)
+        why = "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
         raise Failed(
-            f"{waiting} segment change(s) failed to reach Klaviyo",
-            f"fix the cause (SegmentSyncFunction's logs), then {command('redrive' + target.flag)}",
+            f"{waiting} segment change(s) failed to reach Klaviyo" + (f" (sampled: {why})" if why else ""),
+            "fix the cause (SegmentSyncFunction's logs; a profile Klaviyo refused, such as `invalid (email)`, needs "
+            f"its data fixed in Shopify), then {command('redrive' + target.flag)}",
         )
     return "empty"
+
+
+DLQ_SAMPLE = 10
+"""Dead-lettered changes doctor reads the reason of (one receive, SQS's most)."""
+
+
+def dead_letter_reasons(sqs: Any, dlq_url: str) -> Counter[str]:
+    """Why dead-lettered changes failed (the `reason` sync gave each, e.g. Klaviyo's code and field), from a sample.
+
+    The peek hides nothing: the messages are received with a visibility timeout of 0.
+    """
+    received = sqs.receive_message(
+        QueueUrl=dlq_url, MaxNumberOfMessages=DLQ_SAMPLE, VisibilityTimeout=0, MessageAttributeNames=["reason"]
+    ).get("Messages", [])
+    return Counter(
+        str(message.get("MessageAttributes", {}).get("reason", {}).get("StringValue") or "no reason recorded")
+        for message in received
+    )
 
 
 def _edges(target: Target) -> Edges:
@@ -554,7 +589,8 @@ def check_shopify_subscriptions(target: Target) -> str:
     """Each shop's subscriptions are every topic Evergreen needs, here, in JSON, at the pinned version."""
     if target.app_toml:
         raise NotChecked("not checked: --app-toml (the Admin API does not list shopify.app.toml's subscriptions)")
-    done = []
+    done: list[str] = []
+    late: list[str] = []
     for shop in _admin_shops(target):
         try:
             existing = _webhook_admin(target, shop).webhook_subscriptions()
@@ -581,11 +617,41 @@ def check_shopify_subscriptions(target: Target) -> str:
             )
         versions = version_mismatches(existing)
         if versions:
-            raise Failed(
-                f"{shop}: delivered at API version {', '.join(versions)}, not {SHOPIFY_API_VERSION}", VERSION_FIX
-            )
+            late.append(f"{shop} at {', '.join(versions)}")
         done.append(shop)
-    return f"{len(needed_topics())} topics at this URL, API version {SHOPIFY_API_VERSION}, for {', '.join(done)}"
+    summary = f"{len(needed_topics())} topics at this URL, for {', '.join(done)}"
+    if late:
+        raise Warned(f"{summary}; delivered at API version {'; '.join(late)}, not {SHOPIFY_API_VERSION}", VERSION_FIX)
+    return f"{summary}, API version {SHOPIFY_API_VERSION}"
+
+
+def _pin_line(what: str, status: PinStatus, ends_as: str) -> str:
+    left = "ended" if status.expired else f"{status.days_left} days left"
+    return f"{what} {status.pin} ({ends_as} {status.ends.isoformat()}, {left})"
+
+
+def check_api_versions(target: Target) -> str:
+    """Both pins and how long their owners support them: Shopify's version (12 months from release) and
+    Klaviyo's revision (stable one year, retired after two). Warns inside the last three months."""
+    shopify = shopify_pin_status(SHOPIFY_API_VERSION, target.today)
+    revision = target.settings().klaviyo_revision
+    klaviyo = klaviyo_pin_status(revision, target.today)
+    retired = klaviyo_window(revision).retired_on
+    detail = (
+        f"{_pin_line('Shopify', shopify, 'supported until')}; "
+        f"{_pin_line('Klaviyo revision', klaviyo, 'stable until')}, retired {retired.isoformat()}"
+    )
+    due = [
+        name for name, status in (("Shopify", shopify), ("Klaviyo", klaviyo)) if status.expired or status.ending_soon
+    ]
+    if due:
+        raise Warned(
+            detail,
+            f"move the {' and '.join(due)} pin to the latest stable version: docs/extending.md, "
+            '"Moving to a new API version" (one change in layers/evergreen/evergreen/settings.py), then '
+            f"{command('shopify-app-toml')} and redeploy",
+        )
+    return detail
 
 
 def _klaviyo_shops(target: Target) -> list[str]:
@@ -649,6 +715,7 @@ CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("webhook route", check_webhook_route),
     ("Shopify Admin token", check_shopify_token),
     ("Shopify subscriptions", check_shopify_subscriptions),
+    ("API versions", check_api_versions),
     ("Klaviyo webhook", check_klaviyo_webhook),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
@@ -666,6 +733,9 @@ def run_checks(target: Target) -> Iterator[Result]:
                 detail = check(target)
         except Failed as failure:
             yield Result(name, False, str(failure), failure.fix)
+            continue
+        except Warned as warning:
+            yield Result(name, True, str(warning), warning.fix, warned=True)
             continue
         except NotChecked as unchecked:
             yield Result(name, None, str(unchecked))
@@ -741,5 +811,7 @@ def main(args: argparse.Namespace) -> int:
         print(result.line(), flush=True)
         results.append(result)
     failed = [result for result in results if result.ok is False]
-    print(f"{len(failed)} of {len(results)} checks failed" if failed else "all checks passed")
+    warned = sum(1 for result in results if result.warned)
+    warnings = f", {warned} with a warning" if warned else ""
+    print(f"{len(failed)} of {len(results)} checks failed{warnings}" if failed else f"all checks passed{warnings}")
     return 1 if failed else 0

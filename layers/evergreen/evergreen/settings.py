@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SHOPIFY_API_VERSION = "2025-10"
-"""The Shopify Admin API version whose webhook payloads Evergreen models."""
+SHOPIFY_API_VERSION = "2026-10"
+"""The one Shopify API version pin: Admin calls, webhook subscriptions and the app TOML use it, and a webhook
+delivered at another version moves ShopifyApiVersionMismatch. Moving it: docs/extending.md, "Moving to a new
+API version". Its support window: `evergreen.api_versions`."""
 KLAVIYO_REVISION = "2026-07-15"
-"""The Klaviyo API revision sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
+"""The one Klaviyo revision pin, sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
 
 
 class Settings(BaseModel):

@@ -13,7 +13,7 @@ import pytest
 from evergreen.service.backfill import MalformedBulkLine, checkout_payload, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
-from evergreen.shopify.admin import RUN_BULK_QUERY, ShopifyAdmin, WebhookAdmin
+from evergreen.shopify.admin import DEPRECATED_REASON_HEADER, RUN_BULK_QUERY, ShopifyAdmin, WebhookAdmin
 from evergreen.shopify.bulk import (
     AccessDenied,
     AdminError,
@@ -311,3 +311,18 @@ def test_a_loaded_sandbox_answers_only_for_its_shop_as_shopify_would():
 
     assert f"no shop {other}" in str(refused.value) and "404" in str(refused.value)
     assert "read_customers" in scopes
+
+
+def test_shopifys_deprecation_notice_is_logged_once_and_counted_per_call(caplog):
+    """Shopify answers `X-Shopify-API-Deprecated-Reason` when a call uses something deprecated."""
+    reason = "https://shopify.dev/changelog/some-field-is-deprecated"
+    answer = httpx.Response(200, json={"data": {"shop": {"id": "1"}}}, headers={DEPRECATED_REASON_HEADER: reason})
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+
+    with ShopifyAdmin(SHOP, "shpat_test", http=client) as shopify, caplog.at_level("WARNING"):
+        shopify.graphql("{ shop { id } }")
+        shopify.graphql("{ shop { id } }")
+
+    assert shopify.deprecations == {reason: 2}
+    warnings = [record for record in caplog.records if "deprecated Admin API use" in record.getMessage()]
+    assert len(warnings) == 1

@@ -13,7 +13,9 @@ and never the token.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,9 @@ from evergreen.shopify.bulk import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEPRECATED_REASON_HEADER = "X-Shopify-API-Deprecated-Reason"
+"""Shopify's answer header when a request uses something deprecated (a field, or the API version itself)."""
+logger = logging.getLogger(__name__)
 REQUIRED_SCOPES = ("read_customers", "read_orders")
 """Access scopes the backfill needs. Orders older than 60 days also need `read_all_orders`; abandoned
 checkouts need `read_orders` and, on the merchant's side, a user with the `manage_abandoned_checkouts`
@@ -116,6 +121,8 @@ class ShopifyAdmin:
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self.throttled_count = 0
+        self.deprecations: Counter[str] = Counter()
+        """Shopify's `X-Shopify-API-Deprecated-Reason` answers, by reason: each is logged once and counted."""
 
     def close(self) -> None:
         if self._owns_http:
@@ -172,6 +179,7 @@ class ShopifyAdmin:
                 raise AdminError(f"Shopify has no shop {self.shop} (404): check the shop's myshopify.com domain")
             if status != 200:
                 raise AdminError(f"Shopify Admin API answered {status}")
+            self._note_deprecation(response.headers.get(DEPRECATED_REASON_HEADER))
             try:
                 answer = response.json()
             except ValueError:
@@ -195,6 +203,13 @@ class ShopifyAdmin:
                 raise AdminError("Shopify Admin API answered without data")
             return data
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_deprecation(self, reason: str | None) -> None:
+        if not reason:
+            return
+        if reason not in self.deprecations:
+            logger.warning("Shopify flagged a deprecated Admin API use", extra={"reason": reason[:300]})
+        self.deprecations[reason] += 1
 
     # --- bulk operations ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Pydantic models of the Shopify webhook payloads Evergreen reads (Admin API 2025-10).
+"""Pydantic models of the Shopify webhook payloads Evergreen reads (Admin API `evergreen.settings.SHOPIFY_API_VERSION`).
 
 Tolerant by design: unknown fields are ignored, and both current and older field sets parse
 (ids as big integers or strings, `accepts_marketing` next to `email_marketing_consent`,
