@@ -66,7 +66,7 @@ def test_a_dry_run_sweep_at_a_later_instant_prints_a_table_of_who_enters_and_lea
     assert main(["sweep", "--dry-run", "--now", "+30d"]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["segment", "would", "enter", "would", "leave"]
+    assert lines[0].startswith("as of ") and lines[1].split() == ["segment", "would", "enter", "would", "leave"]
     assert ["at_risk", "0", "1"] in [line.split() for line in lines]
     assert ["lapsed", "1", "0"] in [line.split() for line in lines]
     assert "dry run: nothing written" in lines[-1] and "{" not in "".join(lines)

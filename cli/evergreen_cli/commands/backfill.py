@@ -161,7 +161,10 @@ class ProgressBars:
 
     def engagement(self, report: HistoryReport) -> None:
         """The engagement history's callback after each page of Klaviyo events (their number is not known ahead)."""
-        mine = PhaseCounts(report.events, report.applied, report.unchanged, report.skipped)
+        # an older event of a profile already seen (newest first) changes nothing, as does one it already reflects
+        mine = PhaseCounts(
+            report.events, report.applied, report.events - report.applied - report.skipped, report.skipped
+        )
         self.phases[ENGAGEMENT] = mine
         self._progress.update(self._task(ENGAGEMENT, None), completed=report.events, **asdict(mine))
 

@@ -89,16 +89,16 @@ def render_report(report: dict[str, Any]) -> str:
     dry_run = bool(report.get("dry_run"))
     entered: dict[str, int] = report.get("entered") or {}
     exited: dict[str, int] = report.get("exited") or {}
-    when = f" by {report['as_of']}" if "as_of" in report else ""
+    lines = [f"as of {report['as_of']}:"] if "as_of" in report else []
     if entered or exited:
         header = ["segment", "would enter", "would leave"] if dry_run else ["segment", "entered", "left"]
         rows = [[name, str(entered.get(name, 0)), str(exited.get(name, 0))] for name in sorted({*entered, *exited})]
-        lines = [render_table(rows, header)]
+        lines.append(render_table(rows, header))
     else:
-        lines = [f"no profile {'would enter or leave' if dry_run else 'entered or left'} a segment{when}"]
+        lines.append(f"no profile {'would enter or leave' if dry_run else 'entered or left'} a segment")
     did = f"{report.get('evaluated', 0)} of {report.get('due', 0)} due profiles evaluated"
     if dry_run:
-        did += f"{when}; dry run: nothing written or sent"
+        did += "; dry run: nothing written or sent"
     else:
         did += f", {report.get('written', 0)} written, {report.get('enqueued', 0)} changes queued for Klaviyo"
     if not report.get("complete", True):
@@ -121,6 +121,6 @@ def main(args: argparse.Namespace) -> int:
         with working("sweeping the local stack"):
             report = run_locally(request, FixedClock(args.now) if args.now is not None else None)
         if args.now is not None:
-            report = {"as_of": args.now.isoformat(), **report}
+            report = {"as_of": args.now.isoformat(timespec="seconds"), **report}
     print(json.dumps(report, indent=2) if args.json else render_report(report))
     return 0
