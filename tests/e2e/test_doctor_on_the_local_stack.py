@@ -205,3 +205,16 @@ def test_a_key_that_may_not_read_webhooks_says_what_to_check_in_klaviyo_and_fail
     assert line.startswith("? Klaviyo webhook: ") and f"({status})" in line, line
     assert "Settings > Webhooks" in line and f"'Evergreen {SHOP}'" in line
     assert f"{local_stack.klaviyo_webhook_url}?shop={SHOP}" in line and "opened_email" in line
+
+
+def test_a_terminal_without_the_stacks_custom_secret_is_warned_that_send_webhook_gets_401(
+    local_stack, doctor, capsys, monkeypatch
+):
+    monkeypatch.setenv("EVERGREEN_LOCAL_SHOPIFY_SECRET", "what-this-terminal-was-told")
+
+    assert main(doctor) == 0, "a warning fails nothing"
+
+    out = capsys.readouterr().out
+    check = lines(out)["Shopify webhook secret"]
+    assert check.startswith("!") and "EVERGREEN_LOCAL_SHOPIFY_SECRET" in check and "401" in check
+    assert "what-this-terminal-was-told" not in out and "evergreen-local-shopify-secret" not in out
