@@ -150,3 +150,14 @@ def test_the_summary_is_a_table_per_phase_whose_klaviyo_numbers_match_what_klavi
     imported, distinct, job_count, refused = _numbers(klaviyo)[:4]
     assert job_count == len(jobs) and imported + refused == len(entries)
     assert refused > 0 or distinct == len(set(entries))
+
+
+def test_a_shop_the_sandbox_does_not_hold_is_named_and_not_offered_a_resume(running_stack, capsys):
+    assert main(["seed-shop", "--customers", "2", "--shop", SHOP]) == 0
+    capsys.readouterr()
+
+    code = main(["backfill", "--shop", "someone-else.myshopify.com", "--no-progress"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no shop someone-else.myshopify.com (404)" in err and "resume" not in err

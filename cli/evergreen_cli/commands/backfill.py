@@ -38,7 +38,7 @@ from evergreen.service.backfill_sync import BulkSyncReport
 from evergreen.service.engagement_history import HistoryReport
 from evergreen.settings import Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, ShopifyAdmin
-from evergreen.shopify.bulk import AdminError
+from evergreen.shopify.bulk import AdminError, ShopNotFound
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.wiring import Edges
 from evergreen_cli.activity import drawn
@@ -284,7 +284,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"evergreen backfill: {error}", file=sys.stderr)
         if isinstance(error, MissingAdminToken):
             print(f"  the Admin API token needs scopes: {', '.join(REQUIRED_SCOPES)}", file=sys.stderr)
-        print("  run the same command again to resume from the last checkpoint", file=sys.stderr)
+        if not isinstance(error, ShopNotFound):
+            print("  run the same command again to resume from the last checkpoint", file=sys.stderr)
         return int(getattr(error, "exit_code", 1))
     print(summary.render())
     return 0

@@ -30,6 +30,7 @@ from evergreen.shopify.bulk import (
     BulkOperationFailed,
     GraphQLError,
     ResultUrlExpired,
+    ShopNotFound,
     Throttled,
     TokenRevoked,
 )
@@ -176,7 +177,7 @@ class ShopifyAdmin:
                 self._sleep(min(wait, self._backoff_cap_s))
                 continue
             if status == 404:
-                raise AdminError(f"Shopify has no shop {self.shop} (404): check the shop's myshopify.com domain")
+                raise ShopNotFound(f"Shopify has no shop {self.shop} (404): check the shop's myshopify.com domain")
             if status != 200:
                 raise AdminError(f"Shopify Admin API answered {status}")
             self._note_deprecation(response.headers.get(DEPRECATED_REASON_HEADER))
