@@ -132,19 +132,16 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
 
 
 def _options(**overrides: Any) -> Any:
-    from evergreen_cli.local_stack.stack import LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import options_on_free_ports  # noqa: PLC0415
 
     settings: dict[str, Any] = {
-        "port": 0,
-        "moto_port": 0,
-        "klaviyo_port": 0,
         "sweep_every": None,
         "engagement_poll_every": None,
         "use_sandbox": True,
         "environ": {},
         "state_file": None,
     }
-    return LocalStackOptions(**{**settings, **overrides})
+    return options_on_free_ports(**{**settings, **overrides})
 
 
 def event_to_klaviyo() -> dict[str, float]:

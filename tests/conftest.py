@@ -2,6 +2,7 @@
 
 - `repo_root`, `shared_dir` (skips when ../shared is absent), `template` (template.yaml, long-form intrinsics);
 - `free_port()` -> an unused TCP port on 127.0.0.1;
+- every test's CLI state file (EVERGREEN_LOCAL_STATE) is its own, never the checkout's `.local-stack/env.json`;
 - `aws_credentials`: dummy credentials and region in the environment (explicit, not autouse);
 - `moto_server`: one moto server per session, its endpoint URL (http://127.0.0.1:<port>);
 - `local_resources`: the template's table, queues, secrets and bucket provisioned on `moto_server` under a
@@ -30,6 +31,13 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def no_local_stack_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's state file is the test's own (absent unless the test writes it), never the checkout's
+    .local-stack/env.json: tests run beside `make run` and beside each other."""
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path_factory.mktemp("state") / "env.json"))
 
 
 @pytest.fixture(scope="session")
@@ -95,11 +103,9 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
     One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
     to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
     """
-    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports  # noqa: PLC0415
 
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
+    options = options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
         engagement_poll_every=None,

@@ -239,3 +239,16 @@ def test_an_account_the_poll_cannot_read_fails_with_what_klaviyo_said_and_the_fi
     assert line.startswith(f"✗ Klaviyo engagement: {SHOP}: poll, poll last completed "), line
     assert "(last failure: klaviyo 403 get_metrics)" in line
     assert "fix: give the shop's Klaviyo key the scopes events:read and metrics:read" in out
+
+
+def test_a_terminal_without_the_stacks_custom_secret_is_warned_that_send_webhook_gets_401(
+    local_stack, doctor, capsys, monkeypatch
+):
+    monkeypatch.setenv("EVERGREEN_LOCAL_SHOPIFY_SECRET", "what-this-terminal-was-told")
+
+    assert main(doctor) == 0, "a warning fails nothing"
+
+    out = capsys.readouterr().out
+    check = lines(out)["Shopify webhook secret"]
+    assert check.startswith("!") and "EVERGREEN_LOCAL_SHOPIFY_SECRET" in check and "401" in check
+    assert "what-this-terminal-was-told" not in out and "evergreen-local-shopify-secret" not in out

@@ -16,7 +16,7 @@ from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsChangePublisher
-from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports
 
 SHOP = "drain-on-moto.myshopify.com"
 BACKLOG = 300
@@ -25,9 +25,7 @@ BACKLOG = 300
 @pytest.fixture
 def stack(moto_server: str) -> Iterator[LocalStack]:
     """The local stack with its poller off, so the whole backlog is queued before the first batch is handed over."""
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
+    options = options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
         engagement_poll_every=None,

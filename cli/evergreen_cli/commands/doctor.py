@@ -36,6 +36,7 @@ from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
 from evergreen_cli.commands.redrive import queues_of, waiting_in
 from evergreen_cli.commands.register_klaviyo_webhook import (
@@ -48,6 +49,7 @@ from evergreen_cli.commands.register_klaviyo_webhook import (
 )
 from evergreen_cli.commands.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_cli.commands.send_webhook import DEFAULT_BASE_URL, shopify_headers
+from evergreen_cli.local_stack.resources import LocalSecrets
 from evergreen_cli.main import CliError, command, friendly_message
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
 from evergreen_cli.targets import local_api_url, use_target
@@ -256,7 +258,20 @@ def check_shopify_secret(target: Target) -> str:
     bad = sorted(shop for shop, value in secrets.items() if is_placeholder(value))
     if bad:
         raise Failed(f"placeholder value for {', '.join(bad)}", fix)
+    if not target.aws:
+        _signs_like_this_terminal(secrets.get("*"), LocalSecrets.from_env().shopify_webhook_secret, "SHOPIFY")
     return f"set for {', '.join(sorted(secrets))}"
+
+
+def _signs_like_this_terminal(held: object, mine: str, which: str) -> None:
+    """Locally, `send-webhook` from this terminal signs with EVERGREEN_LOCAL_<which>_SECRET (or the default): when
+    the running stack holds another, every delivery sent from here gets 401. Never prints either secret."""
+    if isinstance(held, str) and held and held != mine:
+        variable = f"EVERGREEN_LOCAL_{which}_SECRET"
+        raise Warned(
+            f"the stack holds another secret than this terminal's {variable}: `send-webhook` from here gets 401",
+            f"set {variable} here as in the terminal that ran `make run` (or unset it in both)",
+        )
 
 
 def check_klaviyo_secret(target: Target) -> str:
@@ -273,6 +288,9 @@ def check_klaviyo_secret(target: Target) -> str:
             raise Failed(f"{shop} needs both api_key and webhook_secret", fix)
         if is_placeholder(entry.get("api_key")) or is_placeholder(entry.get("webhook_secret")):
             raise Failed(f"placeholder value for {shop}", fix)
+    if not target.aws:
+        held = (secrets.get("*") or {}).get("webhook_secret")
+        _signs_like_this_terminal(held, LocalSecrets.from_env().klaviyo_webhook_secret, "KLAVIYO")
     return f"set for {', '.join(sorted(secrets))}"
 
 
@@ -861,6 +879,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shop",
+        type=shop_domain,
         action="append",
         default=[],
         help="a shop whose Shopify token, subscriptions and Klaviyo webhook to check (repeatable; default: the shops "

@@ -21,6 +21,7 @@ from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enum
 from evergreen.shopify.bulk import AdminError
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_cli.main import CliError, command, render_table
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
@@ -183,7 +184,7 @@ def admin_for(args: argparse.Namespace) -> WebhookAdmin:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--aws", action="store_true", help="register the deployed stack's URL (its outputs)")
     where.add_argument("--url", help="register this webhook URL instead of the stack's")

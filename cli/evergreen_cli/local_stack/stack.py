@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -98,6 +98,13 @@ class LocalStackOptions:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     state_file: Path | None = None
     """Where to write the functions' environment while running (the CLI's other commands read it)."""
+
+
+def options_on_free_ports(**overrides: Any) -> LocalStackOptions:
+    """Options whose every port is 0 (any free one), for tests and benchmarks: they run beside `make run`,
+    which holds the default ports. `overrides` set any other field."""
+    ports = {item.name: 0 for item in fields(LocalStackOptions) if item.name.endswith("port")}
+    return LocalStackOptions(**(ports | overrides))
 
 
 def scheduled_event(rule_arn: str, region: str, account: str, now: datetime | None = None) -> dict[str, Any]:
@@ -255,10 +262,7 @@ class LocalStack:
             from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox  # noqa: PLC0415
 
             on_step("starting the Shopify Admin sandbox")
-            try:
-                self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
-            except OSError:  # the port is taken (another stack, or tests on free ports): any free port
-                self.shopify_sandbox = start_shopify_sandbox(self.options.host, 0)
+            self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
             on_step("starting the HTTP API")
             self.runtime = LambdaRuntime(self.resources)
             self.runtime.apply_environment()

@@ -6,7 +6,8 @@ abandoned checkouts (optionally filtered by `updated_at:>=`),
 result JSONL from a local URL, manages the app's webhook subscriptions (`webhookSubscriptions`, paged,
 `webhookSubscriptionCreate`, `webhookSubscriptionUpdate`, `webhookSubscriptionDelete`), tells the
 token's scopes (`currentAppInstallation { accessScopes }`), and answers any other document with a
-GraphQL error rather than a guess.
+GraphQL error rather than a guess. Once a store is loaded it answers only for that shop, as Shopify routes by
+the Host header: a request for another `*.myshopify.com` gets 404 (the Admin client sends the shop as Host).
 
 It refuses what Shopify refuses: with Shopify's Admin schema for the pinned version in the cache
 (`make contracts`; see `shopify_graphql`), every document is validated against it (a GraphQL error, as
@@ -198,6 +199,8 @@ class ShopState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.shop = DEFAULT_SHOP
+        self.loaded = False
+        """Whether a store was loaded (POST /_sandbox/shop): then it answers only for that shop."""
         self.customers: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []
         self.abandoned_checkouts: list[dict[str, Any]] = []
@@ -229,6 +232,12 @@ class ShopState:
         lists = (self.customers, self.orders, self.abandoned_checkouts)
         return [(name, items) for (name, _), items in zip(STORE_LISTS, lists, strict=True)]
 
+    def serves(self, host: str) -> bool:
+        """Whether a request to `host` reaches this shop: as on Shopify, another shop's domain finds nothing once a
+        store is loaded (the sandbox's own address always reaches it)."""
+        name = host.rsplit(":", 1)[0].lower()
+        return not self.loaded or not name.endswith(".myshopify.com") or name == self.shop
+
     def take_fault(self, kind: str) -> bool:
         left = self.faults.get(kind, 0)
         if left <= 0:
@@ -237,7 +246,8 @@ class ShopState:
         return True
 
     def load(self, body: dict[str, Any]) -> None:
-        self.shop = str(body.get("shop") or DEFAULT_SHOP)
+        self.shop = str(body.get("shop") or DEFAULT_SHOP).lower()
+        self.loaded = True
         self.customers = list(body.get("customers", []))
         self.orders = list(body.get("orders", []))
         self.abandoned_checkouts = list(body.get("abandonedCheckouts", []))
@@ -373,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "access_token": "<redacted>" if self.headers.get("X-Shopify-Access-Token") else None,
                 }
             )
-            if path != GRAPHQL_PATH or self.command != "POST":
+            if path != GRAPHQL_PATH or self.command != "POST" or not state.serves(self.headers.get("Host", "")):
                 self._reply(HTTPStatus.NOT_FOUND, {"errors": "Not Found"})
                 return
             self._graphql(state, body)

@@ -13,9 +13,10 @@ import pytest
 from evergreen.service.backfill import MalformedBulkLine, checkout_payload, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
-from evergreen.shopify.admin import DEPRECATED_REASON_HEADER, RUN_BULK_QUERY, ShopifyAdmin
+from evergreen.shopify.admin import DEPRECATED_REASON_HEADER, RUN_BULK_QUERY, ShopifyAdmin, WebhookAdmin
 from evergreen.shopify.bulk import (
     AccessDenied,
+    AdminError,
     BulkOperationFailed,
     GraphQLError,
     ResultUrlExpired,
@@ -308,6 +309,19 @@ def test_the_stream_resumes_after_the_lines_already_applied(sandbox, admin):
     operation = admin.wait(admin.run_bulk_query("orders").id, poll_every_s=0)
     assert operation.url is not None
     assert [number for number, _ in admin.stream_lines(operation.url, skip=2)] == [3]
+
+
+def test_a_loaded_sandbox_answers_only_for_its_shop_as_shopify_would():
+    with start_shopify_sandbox(port=0) as sandbox:
+        sandbox.load(synthetic_store(2, seed=1, now=NOW, shop=SHOP))
+        other = "evergreen-demo.myshopify.com"
+        with WebhookAdmin(other, "token", base_url=sandbox.url) as admin, pytest.raises(AdminError) as refused:
+            admin.access_scopes()
+        with WebhookAdmin(SHOP, "token", base_url=sandbox.url) as admin:
+            scopes = admin.access_scopes()
+
+    assert f"no shop {other}" in str(refused.value) and "404" in str(refused.value)
+    assert "read_customers" in scopes
 
 
 def test_shopifys_deprecation_notice_is_logged_once_and_counted_per_call(caplog):

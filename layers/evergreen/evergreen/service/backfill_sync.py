@@ -55,6 +55,8 @@ class BulkSyncReport:
     refused: int = 0
     """Profiles Klaviyo refused for good: left in the outbox for the per-change path to dead-letter."""
     errors: list[str] = field(default_factory=list)
+    profile_keys: set[str] = field(default_factory=set)
+    """The distinct profiles Klaviyo imported (`profiles` counts job entries: one profile may be in several)."""
 
 
 class MembershipSync(Protocol):
@@ -160,6 +162,7 @@ class BulkMembershipSync:
         synced = [SyncMark(c.shop, c.profile_key, c.version) for i, c in enumerate(changes) if i not in not_imported]
         self._store.mark_synced_many(synced)
         report.profiles += len(synced)
+        report.profile_keys.update(mark.profile_key for mark in synced)
         report.failed = len(failed)
         return report
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,6 +27,7 @@ from evergreen.domain.events import (
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, apply_order, merge_guest
+from evergreen.domain.shops import is_shop_domain
 from evergreen.service.ports import DataExporter, OrderItem, ProfileStore, VersionConflict
 from evergreen.service.profile_writer import ConflictsExhausted, Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import profile_at, profile_for
@@ -290,12 +290,11 @@ _DESTROYED: dict[str, Any] = {"destructive": True}
 
 MAX_DELIVERY_ID_CHARS = 128
 """Delivery ids are remembered on the profile: a longer one is refused rather than stored."""
-SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,99}\.myshopify\.com")
 
 
 def _header_problem(delivery: ShopifyDelivery) -> str | None:
     """Why the (unsigned) headers cannot be used, naming the header, never its value."""
-    if delivery.shop is not None and not SHOP_DOMAIN.fullmatch(delivery.shop):
+    if delivery.shop is not None and not is_shop_domain(delivery.shop):
         return "the shop domain header is not a <name>.myshopify.com domain"
     if delivery.topic is not None and "," in delivery.topic:
         # API Gateway joins a repeated header with commas; no Shopify topic has one. Two topics name no topic.

@@ -30,6 +30,7 @@ from evergreen.shopify.bulk import (
     BulkOperationFailed,
     GraphQLError,
     ResultUrlExpired,
+    ShopNotFound,
     Throttled,
     TokenRevoked,
 )
@@ -116,6 +117,8 @@ class ShopifyAdmin:
         self.shop = shop
         self._endpoint = f"{(base_url or admin_base_url(shop)).rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._headers = {"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"}
+        if base_url:  # another origin (the local sandbox) still learns which shop is asked, as Shopify does
+            self._headers["Host"] = shop
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
         self._sleep = sleep
@@ -177,6 +180,8 @@ class ShopifyAdmin:
                 wait = float(retry_after) if retry_after and retry_after.isdigit() else self._backoff(attempt)
                 self._sleep(min(wait, self._backoff_cap_s))
                 continue
+            if status == 404:
+                raise ShopNotFound(f"Shopify has no shop {self.shop} (404): check the shop's myshopify.com domain")
             if status != 200:
                 raise AdminError(f"Shopify Admin API answered {status}")
             self._note_deprecation(response.headers.get(DEPRECATED_REASON_HEADER))
