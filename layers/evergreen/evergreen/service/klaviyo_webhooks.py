@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
+from evergreen.domain.erasure import guard_for
 from evergreen.domain.events import EngagementRecorded
 from evergreen.domain.profile import Profile, normalise_email
 from evergreen.domain.reducers import apply, merge_guest
@@ -220,7 +221,8 @@ class KlaviyoWebhooks:
             self._apply_parked(state, blank, event.klaviyo_profile_id)
 
     def _write(self, state: _Delivery, blank: Profile, event: EngagementRecorded, delivery_id: str) -> None:
-        result = self._writer.write(blank, applying(event), delivery_id, merge_guest)
+        guard = guard_for(state.shop, event)
+        result = self._writer.write(blank, applying(event), delivery_id, merge_guest, guard=guard)
         state.outcomes[result.outcome.value] += 1
         state.entered += result.entered
         state.exited += result.exited
