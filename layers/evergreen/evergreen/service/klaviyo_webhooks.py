@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -63,9 +63,12 @@ class KlaviyoProfileReader(Protocol):
 
 
 class ParkedEngagements(Protocol):
-    def park(self, shop: str, delivery_id: str, event: EngagementRecorded, now: datetime) -> None: ...
+    def park(self, shop: str, engagements: Sequence[tuple[str, EngagementRecorded]], now: datetime) -> int:
+        """Keep these (delivery id, engagement) pairs; returns how many parked ones were dropped to stay bounded."""
+        ...
+
     def parked(self, shop: str, klaviyo_profile_id: str) -> list[ParkedEngagement]: ...
-    def release(self, shop: str, klaviyo_profile_id: str, delivery_id: str) -> None: ...
+    def release(self, shop: str, parked: ParkedEngagement) -> None: ...
 
 
 def applying(event: EngagementRecorded) -> Callable[[Profile], Profile]:
@@ -138,6 +141,8 @@ class _Delivery:
     lookups: int = 0
     klaviyo_down: bool = False
     resolved: dict[str, tuple[Profile | None, KlaviyoIdentity | None]] = field(default_factory=dict)
+    to_park: list[tuple[str, EngagementRecorded]] = field(default_factory=list)
+    """Unresolved engagements, parked together once the delivery is read (an id unresolved here stays so)."""
 
 
 class KlaviyoWebhooks:
@@ -184,6 +189,10 @@ class KlaviyoWebhooks:
         state = _Delivery(shop=shop, started=self._clock.now())
         for engagement in delivery.engagements:
             self._handle(state, engagement)
+        if state.to_park and self._parked is not None:
+            dropped = self._parked.park(shop, state.to_park, self._clock.now())
+            if dropped:
+                state.outcomes["parked_dropped"] += dropped
         outcomes = dict(state.outcomes)
         logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": outcomes})
         return WebhookAnswer(
@@ -233,7 +242,7 @@ class KlaviyoWebhooks:
             return
         for parked in self._parked.parked(state.shop, klaviyo_profile_id):
             self._write(state, blank, parked.event, parked.delivery_id)
-            self._parked.release(state.shop, klaviyo_profile_id, parked.delivery_id)
+            self._parked.release(state.shop, parked)
             state.outcomes["unparked"] += 1
 
     def _unresolved(
@@ -245,7 +254,7 @@ class KlaviyoWebhooks:
             and event.klaviyo_profile_id
             and klaviyo_profile_id_usable(event.klaviyo_profile_id)
         ):
-            self._parked.park(state.shop, delivery_id, event, self._clock.now())
+            state.to_park.append((delivery_id, event))
             state.outcomes["parked"] += 1
             outcome = "parked until its Klaviyo profile resolves"
         else:

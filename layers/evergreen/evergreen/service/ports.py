@@ -212,6 +212,8 @@ class ParkedEngagement:
 
     delivery_id: str
     event: EngagementRecorded
+    key: str = ""
+    """Where the store keeps it (opaque to the use case; `release` takes it back)."""
 
 
 # Per-shop accounts and secrets (read by storage/secrets.py). Tenant rule: a shop's own entry is the only one
