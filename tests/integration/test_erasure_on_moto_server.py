@@ -90,6 +90,7 @@ def test_after_a_redact_no_retried_or_replayed_delivery_brings_the_customer_back
     deliver(stack, "ShopifyWebhookFunction", ada.shopify("customers/redact", ada.redact([ORDER])))
     stack.drain()
     erased_at = len(stack.sandbox.requests())
+    assert any("patch_properties" in json.dumps(r.get("json")) for r in stack.sandbox.requests()), "Klaviyo cleared"
     assert residue(shop_items(stack), ada, [ORDER]) == []
 
     replays = [
