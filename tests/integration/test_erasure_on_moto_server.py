@@ -11,7 +11,6 @@ import json
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,8 @@ from typing import Any
 import pytest
 
 from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime
-from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack
+from tests.conftest import local_stack_options
 from tests.erased_customer import Customer
 
 SHOP = "erasure.myshopify.com"
@@ -31,18 +31,7 @@ ORDER = 7_000_001
 @pytest.fixture
 def stack(moto_server: str) -> Iterator[LocalStack]:
     """The local stack with its poller off: the test hands queued changes to SegmentSync itself (`drain`)."""
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
-        moto_endpoint=moto_server,
-        sweep_every=None,
-        poll=False,
-        prefix=f"erase{uuid.uuid4().hex[:10]}",
-        use_sandbox=True,
-        environ={},
-        state_file=None,
-    )
-    with LocalStack(options) as started:
+    with LocalStack(local_stack_options(moto_server, "erase", poll=False)) as started:
         yield started
 
 
