@@ -7,8 +7,8 @@ have no `expires_at`: they are kept for good. No item holds an email or phone, o
 
 Writers read the tombstones their delivery names in the BatchGetItem they make anyway, and every write
 that creates an item (or writes an order item or merges a guest, always a transaction) checks them again in
-the same TransactWriteItems (`condition_checks`), so a redact that lands between the read and the write
-cancels the write.
+the same TransactWriteItems (`condition_checks`, all but the shop's), so a redact that lands between the read
+and the write cancels the write.
 """
 
 from __future__ import annotations
@@ -52,9 +52,17 @@ def erased_at_of(item: dict[str, Any]) -> datetime:
 
 
 def condition_checks(table: str, shop: str, guard: ErasureGuard) -> list[dict[str, Any]]:
-    """TransactWriteItems ConditionChecks that fail when a tombstone this delivery must not cross exists."""
+    """TransactWriteItems ConditionChecks that fail when a tombstone this delivery must not cross exists.
+
+    Not the shop's: every write in a shop would then name that one item, and DynamoDB cancels a transaction
+    that names an item another transaction in progress names (TransactionConflict), so writes of different
+    customers would conflict. The shop's tombstone is read with each write instead (shop/redact comes 48 hours
+    after the app was uninstalled, when Shopify sends the shop nothing else).
+    """
     checks: list[dict[str, Any]] = []
     for tombstone in guard.tombstones:
+        if tombstone.kind == "shop":
+            continue
         check: dict[str, Any] = {"TableName": table, "Key": tombstone_key(shop, tombstone)}
         if tombstone.permanent or guard.occurred_at is None:
             check["ConditionExpression"] = "attribute_not_exists(pk)"
