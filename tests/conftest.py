@@ -22,7 +22,7 @@ import pytest
 
 if TYPE_CHECKING:  # imported inside the fixtures, so a broken module fails only the tests that use it
     from evergreen_cli.local_stack.resources import LocalResources
-    from evergreen_cli.local_stack.stack import LocalStack
+    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,17 +103,26 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
     One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
     to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
     """
-    from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
-    options = options_on_free_ports(
+    stack = LocalStack(local_stack_options(moto_server, "e2e")).start()
+    yield stack
+    stack.stop()
+
+
+def local_stack_options(moto_server: str, prefix: str, *, poll: bool = True) -> LocalStackOptions:
+    """A local stack on free ports over `moto_server`, with the Klaviyo sandbox, no sweep or engagement-poll timer
+    and no state file; with `poll=False` no poller runs either (the test hands queued messages over itself:
+    `LocalStack.drain`)."""
+    from evergreen_cli.local_stack.stack import options_on_free_ports  # noqa: PLC0415
+
+    return options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
         engagement_poll_every=None,
-        prefix=f"e2e{uuid.uuid4().hex[:10]}",
+        poll=poll,
+        prefix=f"{prefix}{uuid.uuid4().hex[:10]}",
         use_sandbox=True,
         environ={},
         state_file=None,
     )
-    stack = LocalStack(options).start()
-    yield stack
-    stack.stop()

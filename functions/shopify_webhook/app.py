@@ -65,6 +65,8 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
     if answer.notes.get("destructive"):
         metrics.add_metric(name="DestructiveOperations", unit=MetricUnit.Count, value=1)
+    if answer.outcome == "erased":
+        metrics.add_metric(name="ErasedDeliveriesIgnored", unit=MetricUnit.Count, value=1)
     if answer.status == 401:
         metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
         logger.warning("Rejected webhook with a bad or missing signature")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from evergreen.clock import Clock
 from evergreen.domain.changes import (
+    ErasedProfile,
     ListMove,
     ProfileErasure,
     QueueMessage,
@@ -288,7 +289,33 @@ class SegmentSync:
                 for p in newest.values()
             ]
         )
+        self._erase_again_if_redacted(pusher, batch, newest, outcome)
         return _charge_failures(outcome, report, indexes.__getitem__)
+
+    def _erase_again_if_redacted(
+        self, pusher: Pusher, batch: list[SegmentChange], newest: Mapping[str, int], outcome: PushOutcome
+    ) -> None:
+        """A redact that deleted a profile while its push was in flight may have had its erasure applied in
+        Klaviyo before the push landed: look again after the push, and erase what is gone since (best effort,
+        idempotent), so that Klaviyo's last word about a redacted customer is always an erasure."""
+        if not newest:
+            return
+        refs = [(batch[p].shop, batch[p].profile_key) for p in newest.values()]
+        still = self._store.synced_versions(refs)
+        gone = [p for p in newest.values() if (batch[p].shop, batch[p].profile_key) not in still]
+        if not gone:
+            return
+        erasure = ProfileErasure(
+            shop=batch[gone[0]].shop,
+            profiles=[
+                ErasedProfile(external_id=batch[p].external_id, klaviyo_profile_id=outcome.klaviyo_profile_ids.get(p))
+                for p in gone
+            ],
+            segments=sorted({segment for p in gone for segment in batch[p].segments}),
+            requested_at=self._clock.now(),
+        )
+        logger.info("Profiles redacted during their push; erasing them again", extra={"profiles": len(gone)})
+        pusher.erase(erasure, delete_in_klaviyo=self._delete_in_klaviyo)
 
 
 def _note_job_outcome(shop: str, outcome: PushOutcome, report: SyncReport) -> None:
