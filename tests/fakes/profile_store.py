@@ -58,6 +58,7 @@ class InMemoryProfileStore:
 
     profiles: dict[tuple[str, str], _ProfileItem] = field(default_factory=dict)
     orders: dict[tuple[str, str], _OrderItem] = field(default_factory=dict)
+    deliveries: set[tuple[str, str]] = field(default_factory=set)
     requests: Counter[str] = field(default_factory=Counter)
 
     # reads ---------------------------------------------------------------
@@ -66,12 +67,22 @@ class InMemoryProfileStore:
         return self._profile(shop, profile_key)
 
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        delivery_id: str | None = None,
     ) -> Snapshot:
         self.requests["BatchGetItem"] += 1
         guest = self._profile(shop, guest_key) if guest_key is not None and guest_key != profile_key else None
         order = self._order(shop, order_id) if order_id is not None else None
-        return Snapshot(self._profile(shop, profile_key), order, guest)
+        seen = delivery_id is not None and (shop, delivery_id) in self.deliveries
+        return Snapshot(self._profile(shop, profile_key), order, guest, seen)
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        self.requests["PutItem"] += 1
+        self.deliveries.add((shop, delivery_id))
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None:
         self.requests["GetItem"] += 1

@@ -38,7 +38,7 @@ class Settings(BaseModel):
     shopify_admin_base_url: str | None = Field(None, alias="SHOPIFY_ADMIN_BASE_URL")
     """Only for the local Shopify sandbox; unset, each shop's own https://<shop> is called."""
     exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
-    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
+    due_shards: int = Field(32, alias="DUE_SHARDS", ge=1, le=256)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     klaviyo_base_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_BASE_URL")
     klaviyo_revision: str = Field(KLAVIYO_REVISION, alias="KLAVIYO_REVISION")

@@ -41,6 +41,8 @@ class Snapshot:
     profile: Profile | None
     order: OrderItem | None = None
     guest: Profile | None = None
+    seen: bool = False
+    """Whether the delivery was already applied (its note is stored)."""
 
 
 class PageLike[T](Protocol):
@@ -53,9 +55,18 @@ class PageLike[T](Protocol):
 class ProfileStore(Protocol):
     def load(self, shop: str, profile_key: str) -> Profile | None: ...
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        delivery_id: str | None = None,
     ) -> Snapshot:
-        """The profile, the order item and the guest profile, in one consistent read."""
+        """The profile, the order item, the guest profile and whether the delivery was seen, in one consistent read."""
+        ...
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        """Note that a delivery was applied (kept for days, beyond the senders' retries)."""
         ...
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None: ...

@@ -1,10 +1,11 @@
 """Klaviyo engagement that names only a Klaviyo profile nobody could resolve yet, kept until it can be applied.
 
-One item per engagement, beside the shop's profiles: `pk = shop#<shop>`,
-`sk = parked#klaviyo#<Klaviyo profile id>#<external_id>`, holding the engagement (no email or phone: it
+One item per engagement, under one partition per Klaviyo profile: `pk = <shop>/parked#klaviyo#<Klaviyo profile id>`,
+`sk = <external_id>` (storage/keys.py), holding the engagement (no email or phone: it
 names nobody but the Klaviyo id) and `expires_at`, so DynamoDB's TTL drops it after `PARKED_DAYS`. The
 put is idempotent, so a redelivery parks it once. It has no `profile` attribute and no index key, so
-sweeps and sync never see it; `shop/redact` deletes it with everything else under the shop.
+sweeps and sync never see it; it is listed in the shop's `by_shop` index, so `shop/redact` deletes it with
+everything else of the shop.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from evergreen.storage import keys
 
 PARKED_DAYS = 30
 """How long an unresolved engagement waits for its profile to become known."""
-PARKED_PREFIX = "parked#klaviyo#"
+PARKED_PREFIX = keys.PARKED_PREFIX
 
 
 def _s(value: str) -> dict[str, str]:
@@ -44,8 +45,8 @@ class DynamoParkedEngagements:
         self._client.put_item(
             TableName=self._table,
             Item={
-                "pk": _s(keys.shop_pk(shop)),
-                "sk": _s(self._prefix(event.klaviyo_profile_id) + delivery_id),
+                **keys.item_key(shop, self._prefix(event.klaviyo_profile_id) + delivery_id),
+                **keys.listing(shop, self._prefix(event.klaviyo_profile_id) + delivery_id),
                 "delivery_id": _s(delivery_id),
                 "event": _s(event.model_dump_json()),
                 "expires_at": {"N": str(expires)},
@@ -59,11 +60,8 @@ class DynamoParkedEngagements:
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                "ExpressionAttributeValues": {
-                    ":pk": _s(keys.shop_pk(shop)),
-                    ":prefix": _s(self._prefix(klaviyo_profile_id)),
-                },
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": _s(keys.parked_pk(shop, klaviyo_profile_id))},
                 "ConsistentRead": True,
             }
             if start:
@@ -80,5 +78,5 @@ class DynamoParkedEngagements:
         """Forget one parked engagement once it has been applied."""
         self._client.delete_item(
             TableName=self._table,
-            Key={"pk": _s(keys.shop_pk(shop)), "sk": _s(self._prefix(klaviyo_profile_id) + delivery_id)},
+            Key=keys.item_key(shop, self._prefix(klaviyo_profile_id) + delivery_id),
         )

@@ -1,11 +1,13 @@
-"""The profiles table: one item per (shop, profile key), written with optimistic concurrency.
+"""The profiles table: one item per (shop, profile key), each its own partition (storage/keys.py), written with
+optimistic concurrency.
 
-An item holds the profile as JSON (with bounded order aggregates; each order is its own item, see
-storage/orders.py) plus the attributes its indexes need:
-`due_pk`/`next_transition_at` (sparse `due` index), `unsynced_pk`/`unsynced_since` and
-`pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index),
-`klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known) and `synced_version`,
-which only the sync function writes.
+An item holds the profile as compressed JSON (storage/packed.py; with bounded order aggregates; each order is
+its own item, see storage/orders.py) plus the attributes its indexes need:
+`due_pk`/`next_transition_at` (sparse `due` index, keys only), `unsynced_pk`/`unsynced_since` and
+`pending_change` (sparse `unsynced` index, the outbox, projecting only the change), `email_pk` (`by_email`
+index), `klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known), `shop_pk`/`owner`
+(`by_shop`, the shop's listing) and `synced_version`, which only the sync function writes. Delivery ids are
+their own small items (`delivery#<id>`, kept `DELIVERY_KEPT`), not part of the profile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,7 +25,8 @@ from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
 from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
-from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
+from evergreen.storage.orders import order_from_item, order_put
+from evergreen.storage.packed import packed, unpacked
 
 __all__ = ["DynamoProfileStore", "Page", "VersionConflict", "profile_from_item"]
 
@@ -39,11 +42,9 @@ SWEEP_RUN_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "last-sweep"}}
 """When the sweep last ran, and last ran to the end (not a profile)."""
 MARKS_IN_FLIGHT = 10
 """Conditional writes `mark_synced_many` keeps in flight at once (botocore's default connection pool is 10)."""
-
-
-def klaviyo_pk(shop: str, klaviyo_profile_id: str) -> str:
-    """The `by_klaviyo` index key: a shop's profile by the Klaviyo profile id sync learned for it."""
-    return f"{shop}#{klaviyo_profile_id}"
+DELIVERY_KEPT = timedelta(days=7)
+"""How long a delivery id is remembered: longer than Shopify's retries (4 hours) and Klaviyo's."""
+klaviyo_pk = keys.klaviyo_pk
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,38 @@ def _is_conditional_failure(error: ClientError) -> bool:
 
 
 def profile_from_item(item: Item) -> Profile:
-    profile = Profile.model_validate_json(item["profile"]["S"])
+    profile = Profile.model_validate_json(unpacked(item["profile"]))
     klaviyo_id = item.get("klaviyo_profile_id", {}).get("S")
     if klaviyo_id and profile.klaviyo_profile_id != klaviyo_id:
         profile = profile.model_copy(update={"klaviyo_profile_id": klaviyo_id})
     return profile
+
+
+def get_many(
+    client: Any, table: str, refs: Sequence[tuple[str, str]], projection: str | None
+) -> Iterator[tuple[tuple[str, str], Item]]:
+    """((shop, name), item) of each stored ref, read consistently 100 keys per request."""
+    unique = list(dict.fromkeys(refs))
+    for offset in range(0, len(unique), 100):
+        wanted: dict[str, Any] = {
+            "Keys": [keys.item_key(shop, name) for shop, name in unique[offset : offset + 100]],
+            "ConsistentRead": True,
+        }
+        if projection is not None:
+            wanted["ProjectionExpression"] = projection
+        request: dict[str, Any] = {table: wanted}
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                yield keys.ref_of(item), item
+            request = response.get("UnprocessedKeys") or {}
+
+
+def profiles_named(client: Any, table: str, entries: Sequence[Item]) -> list[Profile]:
+    """The profiles a keys-only index page names, read consistently, in the page's order (gone: skipped)."""
+    refs = [keys.ref_of(entry) for entry in entries]
+    found = dict(get_many(client, table, refs, None))
+    return [profile_from_item(found[ref]) for ref in refs if ref in found and "profile" in found[ref]]
 
 
 class DynamoProfileStore:
@@ -89,40 +117,53 @@ class DynamoProfileStore:
     # reads ---------------------------------------------------------------
     def load(self, shop: str, profile_key: str) -> Profile | None:
         response = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)},
-            ConsistentRead=True,
+            TableName=self._table, Key=keys.profile_key(shop, profile_key), ConsistentRead=True
         )
         item = response.get("Item")
         return profile_from_item(item) if item else None
 
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        delivery_id: str | None = None,
     ) -> Snapshot:
-        """The profile, the order item and the guest profile in one consistent BatchGetItem."""
-        wanted = [{"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}]
+        """The profile, the order item, the guest profile and the delivery's note in one consistent BatchGetItem."""
+        names = [profile_key]
         if order_id is not None:
-            wanted.append(order_key(shop, order_id))
+            names.append(f"{keys.ORDER_PREFIX}{order_id}")
         if guest_key is not None and guest_key != profile_key:
-            wanted.append({"pk": _s(keys.shop_pk(shop)), "sk": _s(guest_key)})
-        found: dict[str, Item] = {}
-        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
-        while request:
-            response = self._client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._table, []):
-                found[item["sk"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
-        profile_item = found.get(profile_key)
-        order_item = found.get(f"{ORDER_PREFIX}{order_id}") if order_id is not None else None
-        guest_item = found.get(guest_key) if guest_key is not None and guest_key != profile_key else None
+            names.append(guest_key)
+        if delivery_id is not None:
+            names.append(f"{keys.DELIVERY_PREFIX}{delivery_id}")
+        found = dict(self._get_many([(shop, name) for name in names], None))
+        profile_item = found.get((shop, profile_key))
+        order_item = found.get((shop, f"{keys.ORDER_PREFIX}{order_id}")) if order_id is not None else None
+        guest_item = found.get((shop, guest_key)) if guest_key is not None and guest_key != profile_key else None
         return Snapshot(
             profile=profile_from_item(profile_item) if profile_item else None,
             order=order_from_item(order_item) if order_item else None,
             guest=profile_from_item(guest_item) if guest_item else None,
+            seen=delivery_id is not None and (shop, f"{keys.DELIVERY_PREFIX}{delivery_id}") in found,
+        )
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        """Note a delivery that was applied, so its redelivery is found by the write's read and writes nothing.
+
+        A small item of its own (1 write unit) that DynamoDB's TTL removes after `DELIVERY_KEPT`. It is written
+        after the write it notes: applying an event is idempotent, so a note that is lost only costs a redelivery
+        the re-application that changes nothing.
+        """
+        expires = int((now + DELIVERY_KEPT).timestamp())
+        self._client.put_item(
+            TableName=self._table,
+            Item={**keys.delivery_key(shop, delivery_id), "expires_at": _n(expires)},
         )
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None:
-        response = self._client.get_item(TableName=self._table, Key=order_key(shop, order_id), ConsistentRead=True)
+        response = self._client.get_item(TableName=self._table, Key=keys.order_key(shop, order_id), ConsistentRead=True)
         item = response.get("Item")
         return order_from_item(item) if item else None
 
@@ -139,25 +180,42 @@ class DynamoProfileStore:
         return [order for order in orders if order.owner == profile_key]
 
     def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
-        return [key["sk"]["S"].removeprefix(ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
+        return [keys.ref_of(key)[1].removeprefix(keys.ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
 
     def _owned_keys(self, shop: str, profile_key: str) -> list[dict[str, Any]]:
-        names: list[dict[str, Any]] = []
+        """The keys of the profile's order items: one query of its `by_shop` partition, by owner."""
+        condition = "shop_pk = :s AND #owner = :o"
+        values = {":s": _s(keys.shop_pk(shop, profile_key)), ":o": _s(profile_key)}
+        return [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in self._query_index("by_shop", condition, values, {"#owner": "owner"})
+            if keys.ref_of(item)[1].startswith(keys.ORDER_PREFIX)
+        ]
+
+    def _query_index(
+        self, index: str | None, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> Iterator[Item]:
+        """Every entry of one partition of an index (None: of the table, keys only), following pages."""
         start: PageKey = None
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
-                "IndexName": "by_owner",
-                "KeyConditionExpression": "owner_pk = :o",
-                "ExpressionAttributeValues": {":o": _s(keys.owner_pk(shop, profile_key))},
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
             }
+            if index is None:
+                kwargs["ProjectionExpression"] = "pk, sk"
+            else:
+                kwargs["IndexName"] = index
+            if names:
+                kwargs["ExpressionAttributeNames"] = names
             if start:
                 kwargs["ExclusiveStartKey"] = start
             response = self._client.query(**kwargs)
-            names += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            yield from response.get("Items", [])
             start = response.get("LastEvaluatedKey")
             if not start:
-                return names
+                return
 
     def park_refund(self, item: OrderItem, now: datetime) -> None:
         try:
@@ -175,7 +233,7 @@ class DynamoProfileStore:
             KeyConditionExpression="email_pk = :e",
             ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
         )
-        found = sorted(item["sk"]["S"] for item in response.get("Items", []))
+        found = sorted(keys.ref_of(item)[1] for item in response.get("Items", []))
         customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         return customers[0] if customers else None
 
@@ -190,8 +248,8 @@ class DynamoProfileStore:
             KeyConditionExpression="klaviyo_pk = :k",
             ExpressionAttributeValues={":k": _s(klaviyo_pk(shop, klaviyo_profile_id))},
         )
-        shop_pk = keys.shop_pk(shop)
-        found = sorted(str(item["sk"]["S"]) for item in response.get("Items", []) if item["pk"]["S"] == shop_pk)
+        refs = [keys.ref_of(item) for item in response.get("Items", [])]
+        found = sorted(name for owner, name in refs if owner == shop)
         customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         ranked = customers or found
         return ranked[0] if ranked else None
@@ -203,24 +261,17 @@ class DynamoProfileStore:
             KeyConditionExpression="email_pk = :e",
             ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
         )
-        return [item["sk"]["S"] for item in response.get("Items", [])]
+        return [keys.ref_of(item)[1] for item in response.get("Items", [])]
 
     def keys_in_shop(self, shop: str) -> Iterator[str]:
-        start: PageKey = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": _s(keys.shop_pk(shop))},
-                "ProjectionExpression": "sk",
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            yield from (item["sk"]["S"] for item in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return
+        """The name of every item of the shop: profiles, orders and parked engagements from `by_shop`'s shards,
+        then the delivery notes' partitions."""
+        for partition in keys.shop_pks(shop):
+            for item in self._query_index("by_shop", "shop_pk = :s", {":s": _s(partition)}):
+                yield keys.ref_of(item)[1]
+        for partition in keys.delivery_pks(shop):
+            for item in self._query_index(None, "pk = :p", {":p": _s(partition)}):
+                yield keys.ref_of(item)[1]
 
     def due(self, shard: int, until: datetime, start: PageKey = None, limit: int = 200) -> Page[Profile]:
         """Profiles in one shard whose next transition is at or before `until`, oldest first."""
@@ -234,8 +285,10 @@ class DynamoProfileStore:
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
-        profiles = [profile_from_item(item) for item in response.get("Items", [])]
-        return Page(profiles, response.get("LastEvaluatedKey"))
+        return Page(self.profiles_named(response.get("Items", [])), response.get("LastEvaluatedKey"))
+
+    def profiles_named(self, entries: Sequence[Item]) -> list[Profile]:
+        return profiles_named(self._client, self._table, entries)
 
     def unsynced(self, shard: int, since_before: datetime, start: PageKey = None) -> Page[SegmentChange]:
         """Pending changes in one shard that have waited since before `since_before`."""
@@ -250,7 +303,7 @@ class DynamoProfileStore:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
         changes = [
-            SegmentChange.model_validate_json(item["pending_change"]["S"])
+            SegmentChange.model_validate_json(unpacked(item["pending_change"]))
             for item in response.get("Items", [])
             if "pending_change" in item
         ]
@@ -281,24 +334,10 @@ class DynamoProfileStore:
         response = self._client.scan(**kwargs)
         return Page([profile_from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey"))
 
-    def _get_many(self, refs: Sequence[tuple[str, str]], projection: str) -> Iterator[tuple[tuple[str, str], Item]]:
-        """((shop, profile key), item) of each stored ref, read consistently 100 keys per request."""
-        unique = list(dict.fromkeys(refs))
-        for offset in range(0, len(unique), 100):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [
-                        {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)} for shop, key in unique[offset : offset + 100]
-                    ],
-                    "ProjectionExpression": projection,
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    yield (item["pk"]["S"].removeprefix(keys.SHOP_PREFIX), item["sk"]["S"]), item
-                request = response.get("UnprocessedKeys") or {}
+    def _get_many(
+        self, refs: Sequence[tuple[str, str]], projection: str | None
+    ) -> Iterator[tuple[tuple[str, str], Item]]:
+        return get_many(self._client, self._table, refs, projection)
 
     def synced_versions(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The last synced version of each (shop, profile key); absent when never synced or deleted."""
@@ -367,7 +406,7 @@ class DynamoProfileStore:
 
     def position_after(self, profile: Profile) -> dict[str, Any]:
         """A scan's ExclusiveStartKey that resumes right after this profile."""
-        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+        return keys.profile_key(profile.shop, profile.key)
 
     def full_sweep_cursors(self, definitions_hash: str) -> dict[int, dict[str, Any] | str]:
         """Where an unfinished full sweep under these definitions stopped, per scan segment."""
@@ -423,7 +462,7 @@ class DynamoProfileStore:
                     {
                         "Delete": {
                             "TableName": self._table,
-                            "Key": {"pk": _s(keys.shop_pk(guest.shop)), "sk": _s(guest.key)},
+                            "Key": keys.profile_key(guest.shop, guest.key),
                             "ConditionExpression": "version = :gv",
                             "ExpressionAttributeValues": {":gv": _n(guest.version)},
                         }
@@ -440,7 +479,7 @@ class DynamoProfileStore:
 
         Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself.
         """
-        key = {"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}
+        key = keys.profile_key(shop, profile_key)
         values: dict[str, Any] = {":v": _n(version)}
         sets = "SET synced_version = :v"
         if klaviyo_profile_id:
@@ -486,7 +525,7 @@ class DynamoProfileStore:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key={"pk": _s(keys.shop_pk(change.shop)), "sk": _s(change.profile_key)},
+                Key=keys.profile_key(change.shop, change.profile_key),
                 UpdateExpression="SET unsynced_since = :now",
                 ConditionExpression="pending_version = :v",
                 ExpressionAttributeValues={":now": _s(keys.instant(now)), ":v": _n(change.version)},
@@ -501,8 +540,7 @@ class DynamoProfileStore:
         for offset in range(0, len(unique), 25):
             request: dict[str, Any] = {
                 self._table: [
-                    {"DeleteRequest": {"Key": {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)}}}
-                    for key in unique[offset : offset + 25]
+                    {"DeleteRequest": {"Key": keys.item_key(shop, name)}} for name in unique[offset : offset + 25]
                 ]
             }
             while request:
@@ -530,7 +568,7 @@ class DynamoProfileStore:
         """The item's attributes to set, and the index attributes to remove, for this profile."""
         shard = keys.shard_of(profile.shop, profile.key, self._shards)
         values: dict[str, Any] = {
-            "profile": _s(profile.model_dump_json(exclude_defaults=True)),
+            "profile": packed(profile.model_dump_json(exclude_defaults=True)),
             "version": _n(profile.version),
         }
         removes: list[str] = []
@@ -548,15 +586,16 @@ class DynamoProfileStore:
             removes.append("email_pk")
         if profile.klaviyo_profile_id:
             values["klaviyo_pk"] = _s(klaviyo_pk(profile.shop, profile.klaviyo_profile_id))
+        values |= keys.listing(profile.shop, profile.key)
         if pending is not None:
-            values["pending_change"] = _s(pending.model_dump_json())
+            values["pending_change"] = packed(pending.model_dump_json())
             values["pending_version"] = _n(pending.version)
             values["unsynced_pk"] = _s(keys.unsynced_pk(shard))
             values["unsynced_since"] = _s(keys.instant(now))
         return values, removes
 
     def _key(self, profile: Profile) -> dict[str, Any]:
-        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+        return keys.profile_key(profile.shop, profile.key)
 
     def _item(self, profile: Profile, pending: SegmentChange | None, now: datetime) -> Item:
         values, _ = self._attributes(profile, pending, now)
