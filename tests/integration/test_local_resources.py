@@ -30,7 +30,7 @@ def test_the_local_table_has_the_templates_keys_indexes_and_ttl(
     projections = {i["IndexName"]: i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]}
     assert projections == {
         "due": "KEYS_ONLY",
-        "unsynced": "INCLUDE",
+        "unsynced": "KEYS_ONLY",
         "by_email": "KEYS_ONLY",
         "by_klaviyo": "KEYS_ONLY",
         "by_shop": "KEYS_ONLY",

@@ -88,6 +88,8 @@ class WriteUnits:
         }
         self.by_target: Counter[str] = Counter()
         self.by_partition: Counter[tuple[str, str]] = Counter()
+        self.requests = 0
+        """DynamoDB requests the client made (the meter's own reads not counted)."""
         self._before: list[tuple[dict[str, Any], dict[str, Any] | None, int]] = []
         self._reading = False
         client.meta.events.register("before-parameter-build.dynamodb", self._remember_before)
@@ -100,6 +102,7 @@ class WriteUnits:
     def reset(self) -> None:
         self.by_target.clear()
         self.by_partition.clear()
+        self.requests = 0
 
     def _read(self, key: dict[str, Any]) -> dict[str, Any] | None:
         self._reading = True
@@ -139,7 +142,10 @@ class WriteUnits:
         self._before = [(key, self._read(key), times) for key, times in self._written(model.name, params)]
 
     def _bill(self, parsed: dict[str, Any], model: Any, http_response: Any, **_: Any) -> None:
-        if self._reading or model.name not in WRITES or not self._before:
+        if self._reading:
+            return
+        self.requests += 1
+        if model.name not in WRITES or not self._before:
             return
         before, self._before = self._before, []
         if http_response.status_code != 200:

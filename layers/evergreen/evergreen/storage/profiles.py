@@ -4,7 +4,8 @@ optimistic concurrency.
 An item holds the profile as compressed JSON (storage/packed.py; with bounded order aggregates; each order is
 its own item, see storage/orders.py) plus the attributes its indexes need:
 `due_pk`/`next_transition_at` (sparse `due` index, keys only), `unsynced_pk`/`unsynced_since` and
-`pending_change` (sparse `unsynced` index, the outbox, projecting only the change), `email_pk` (`by_email`
+`pending_change` (sparse `unsynced` index, the outbox, keys only; `unsynced_since` is when the oldest change
+still unsynced was written, so further changes do not move the entry), `email_pk` (`by_email`
 index), `klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known), `shop_pk`/`owner`
 (`by_shop`, the shop's listing) and `synced_version`, which only the sync function writes. Delivery ids are
 their own small items (`delivery#<id>`, kept `DELIVERY_KEPT`), not part of the profile.
@@ -69,6 +70,13 @@ def _is_conditional_failure(error: ClientError) -> bool:
         reasons = error.response.get("CancellationReasons", [])
         return any(reason.get("Code") in {"ConditionalCheckFailed", "TransactionConflict"} for reason in reasons)
     return False
+
+
+def _assignment(name: str) -> str:
+    """`SET` of one attribute; an outbox entry keeps the time it began waiting (its index key stays put)."""
+    if name == "unsynced_since":
+        return f"#{name} = if_not_exists(#{name}, :{name})"
+    return f"#{name} = :{name}"
 
 
 def profile_from_item(item: Item) -> Profile:
@@ -297,15 +305,16 @@ class DynamoProfileStore:
             "IndexName": "unsynced",
             "KeyConditionExpression": "unsynced_pk = :u AND unsynced_since <= :t",
             "ExpressionAttributeValues": {":u": _s(keys.unsynced_pk(shard)), ":t": _s(keys.instant(since_before))},
-            "ProjectionExpression": "pending_change",
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
+        refs = [keys.ref_of(entry) for entry in response.get("Items", [])]
+        found = dict(self._get_many(refs, "pk, sk, pending_change"))
         changes = [
-            SegmentChange.model_validate_json(unpacked(item["pending_change"]))
-            for item in response.get("Items", [])
-            if "pending_change" in item
+            SegmentChange.model_validate_json(unpacked(found[ref]["pending_change"]))
+            for ref in refs
+            if "pending_change" in found.get(ref, {})
         ]
         return Page(changes, response.get("LastEvaluatedKey"))
 
@@ -572,8 +581,6 @@ class DynamoProfileStore:
             "version": _n(profile.version),
         }
         removes: list[str] = []
-        if profile.definitions_hash:
-            values["definitions_hash"] = _s(profile.definitions_hash)
         values["membership"] = {"L": [_s(segment) for segment in sorted(profile.membership)]}
         if profile.next_transition_at is not None:
             values["due_pk"] = _s(keys.due_pk(shard))
@@ -606,7 +613,7 @@ class DynamoProfileStore:
     ) -> dict[str, Any]:
         values, removes = self._attributes(profile, pending, now)
         names = {f"#{name}": name for name in values}
-        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+        expression = "SET " + ", ".join(_assignment(name) for name in values)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
         placeholders = {f":{name}": value for name, value in values.items()}
