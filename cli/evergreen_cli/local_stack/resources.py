@@ -154,6 +154,8 @@ class LocalResources:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": environment.get("POWERTOOLS_METRICS_NAMESPACE", "Evergreen"),
                 "KLAVIYO_BASE_URL": self.klaviyo_base_url,
+                # No Lambda service here to fan a full re-evaluation out to: the scheduled runs do it in turn.
+                "SWEEP_FANOUT_FUNCTION": "",
             }
         )
         environment.pop("AWS_SESSION_TOKEN", None)

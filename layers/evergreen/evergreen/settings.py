@@ -50,6 +50,10 @@ class Settings(BaseModel):
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
     transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
+    sweep_fanout_function: str = Field("", alias="SWEEP_FANOUT_FUNCTION")
+    """The sweep function a full re-evaluation fans out to (itself); empty: the scheduled run does it in turn."""
+    full_sweep_invocations: int = Field(16, alias="FULL_SWEEP_INVOCATIONS", ge=1, le=256)
+    """Parallel invocations of a fanned-out full re-evaluation (each walks `workers` scan segments)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -39,6 +39,7 @@ META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
 """Which definitions every profile has been evaluated under (not a profile)."""
 PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 """Where an unfinished full sweep stopped, per scan segment (not a profile)."""
+CURSOR_PREFIX = "cursor_"
 SWEEP_RUN_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "last-sweep"}}
 """When the sweep last ran, and last ran to the end (not a profile)."""
 MARKS_IN_FLIGHT = 10
@@ -423,20 +424,50 @@ class DynamoProfileStore:
         item = response.get("Item", {})
         if item.get("definitions_hash", {}).get("S") != definitions_hash:
             return {}
-        cursors: dict[str, dict[str, Any] | str] = json.loads(item["cursors"]["S"])
-        return {int(segment): cursor for segment, cursor in cursors.items()}
+        return {
+            int(name.removeprefix(CURSOR_PREFIX)): json.loads(value["S"])
+            for name, value in item.items()
+            if name.startswith(CURSOR_PREFIX)
+        }
 
     def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, dict[str, Any] | str]) -> None:
-        previous = self.full_sweep_cursors(definitions_hash)
-        merged = {**previous, **cursors}
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                **PROGRESS_KEY,
-                "definitions_hash": _s(definitions_hash),
-                "cursors": _s(json.dumps({str(segment): cursor for segment, cursor in merged.items()})),
-            },
+        """Set these segments' cursors, each its own attribute: invocations that walk other segments at the same
+        time never overwrite each other's."""
+        self._update_progress(
+            definitions_hash,
+            {f"{CURSOR_PREFIX}{segment}": _s(json.dumps(cursor)) for segment, cursor in cursors.items()},
         )
+
+    def full_sweep_dispatched_at(self, definitions_hash: str) -> datetime | None:
+        """When the full sweep under these definitions last started invocations (None: never)."""
+        item = self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True).get("Item", {})
+        if item.get("definitions_hash", {}).get("S") != definitions_hash or "dispatched_at" not in item:
+            return None
+        return keys.parse_instant(item["dispatched_at"]["S"])
+
+    def record_full_sweep_dispatch(self, definitions_hash: str, at: datetime) -> None:
+        self._update_progress(definitions_hash, {"dispatched_at": _s(keys.instant(at))})
+
+    def _update_progress(self, definitions_hash: str, attributes: dict[str, Any]) -> None:
+        """Set attributes of the progress item of these definitions; progress of other definitions is dropped."""
+        names = {f"#a{index}": name for index, name in enumerate(attributes)}
+        values = {f":a{index}": value for index, value in enumerate(attributes.values())}
+        sets = ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=PROGRESS_KEY,
+                UpdateExpression=f"SET definitions_hash = :h, {sets}",
+                ConditionExpression="attribute_not_exists(definitions_hash) OR definitions_hash = :h",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":h": _s(definitions_hash), **values},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            self._client.put_item(
+                TableName=self._table, Item={**PROGRESS_KEY, "definitions_hash": _s(definitions_hash), **attributes}
+            )
 
     def finish_full_sweep(self, definitions_hash: str) -> None:
         """Every profile is evaluated under these definitions: record it, forget the cursors."""
