@@ -130,19 +130,26 @@ def run() -> dict[str, object]:
             for item in handler.edges.dynamodb.scan(TableName=table)["Items"]
             if "profile" in item and "pending_change" not in item
         ] or [item for item in handler.edges.dynamodb.scan(TableName=table)["Items"] if "profile" in item]
+        confirm_units = _sync_confirmation(handler, meter, profiles)
         resweep_units, written = _resweep(handler)
+    deployed = _deployed()
     resweep = model.Resweep(
         profiles=10_000_000,
         item_bytes=statistics.mean(item_bytes(item) for item in profiles),
         wru_per_profile=resweep_units / written,
+        invocations=deployed["FULL_SWEEP_INVOCATIONS"],
         evaluations_per_s=_evaluations_per_s(),
     )
-    limits = model.Limits()
+    limits = model.Limits(due_shards=deployed["DUE_SHARDS"])
     return {
         "ingest.wru_per_orders_create": max(statistics.mean(values) for values in orders_create.values()),
         "ingest.wru_per_webhook": {topic: round(statistics.mean(values), 2) for topic, values in per_topic.items()},
         "scale.wru_per_order_by_class": {name: round(amount, 2) for name, amount in sorted(writes.units.items())},
         "scale.resweep_wru_per_profile": round(resweep.wru_per_profile, 2),
+        "scale.sync_confirm_wru_per_change": round(confirm_units, 2),
+        "scale.cost_wru_per_customer_month": round(
+            _customer_month(per_topic, confirm_units, resweep.wru_per_profile), 1
+        ),
         **model.scale_keys(writes, resweep, limits),
     }
 
@@ -163,6 +170,48 @@ def _resweep(handler: Any) -> tuple[int, int]:
         meter = WriteUnits(edges.dynamodb, edges.settings.profiles_table)
         report = edges.sweep.run(SweepRequest(full=True))
     return meter.total, max(1, report.written)
+
+
+def _sync_confirmation(handler: Any, meter: Any, profiles: list[dict[str, Any]]) -> float:
+    """Write units SegmentSync's record of a pushed change costs (`mark_synced`: the version, the outbox entry out)."""
+    from evergreen.storage import keys  # noqa: PLC0415
+    from evergreen.storage.profiles import profile_from_item  # noqa: PLC0415
+
+    waiting = [item for item in handler.edges.dynamodb.scan(TableName=os.environ["PROFILES_TABLE"])["Items"]]
+    waiting = [item for item in waiting if "pending_version" in item] or profiles
+    meter.reset()
+    for item in waiting:
+        shop, key = keys.ref_of(item)
+        handler.edges.store.mark_synced(shop, key, profile_from_item(item).version, "01KLAVIYOPROFILE")
+    return float(meter.total / len(waiting))
+
+
+MONTH = {"orders/create": 1, "orders/paid": 3, "customers/update": 1}
+"""Shopify deliveries per customer and month in the README's cost table: an order created, then paid, updated
+and fulfilled (each an order update that costs what orders/paid costs), one customer update."""
+KLAVIYO_DELIVERIES = 3
+"""Opens and clicks per customer and month; each writes the profile and a delivery note, as checkouts/create does."""
+CHANGES = 1.5
+"""Segment changes per customer and month: each a sweep re-evaluation and a sync confirmation."""
+
+
+def _customer_month(per_topic: dict[str, list[int]], confirm: float, reevaluation: float) -> float:
+    """Write units per customer and month, from the metered costs (the README's DynamoDB row)."""
+    shopify = sum(times * statistics.mean(per_topic[topic]) for topic, times in MONTH.items())
+    klaviyo = KLAVIYO_DELIVERIES * statistics.mean(per_topic["checkouts/create"])
+    return shopify + klaviyo + CHANGES * (reevaluation + confirm)
+
+
+def _deployed() -> dict[str, int]:
+    """What template.yaml deploys: the due shards (DueShards' default) and the fan-out's invocations."""
+    from evergreen_cli.local_stack.template import load_template  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    sweep = template["Resources"]["StalenessSweepFunction"]["Properties"]["Environment"]["Variables"]
+    return {
+        "DUE_SHARDS": int(template["Parameters"]["DueShards"]["Default"]),
+        "FULL_SWEEP_INVOCATIONS": int(sweep["FULL_SWEEP_INVOCATIONS"]),
+    }
 
 
 def _evaluations_per_s() -> float:
