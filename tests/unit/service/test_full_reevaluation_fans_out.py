@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 
 from evergreen.service.sweep import StalenessSweep, SweepRequest
+from evergreen.wiring import Edges
 from tests.unit.service.test_sweep_guarantees import customer
 
 PROFILES = 30
 GROUPS = 3
-WORKERS = 2
 
 
 class Invocations:
@@ -40,19 +40,11 @@ def invocations() -> Invocations:
 
 
 @pytest.fixture
-def sweep(edges, invocations) -> StalenessSweep:
-    return StalenessSweep(
-        edges.store,
-        edges.publisher,
-        edges.definitions,
-        edges.clock,
-        shards=edges.settings.due_shards,
-        sync_grace=timedelta(seconds=edges.settings.sync_grace_seconds),
-        workers=WORKERS,
-        handoff=edges.transition_scheduler,
-        fanout=invocations,
-        fanout_groups=GROUPS,
-    )
+def sweep(settings, clock, invocations) -> StalenessSweep:
+    """The deployed sweep (the composition root's), with the recorder in place of Lambda's invoke."""
+    edges = Edges(settings.model_copy(update={"full_sweep_invocations": GROUPS}), clock)
+    edges.__dict__["sweep_fanout"] = invocations
+    return edges.sweep
 
 
 def stored_under_previous_definitions(edges, clock) -> None:
