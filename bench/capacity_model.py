@@ -88,6 +88,8 @@ def _partition_of(kind: str, shop: str, customer: str, n: int, limits: Limits) -
         return keys.shop_pk(shop, customer)
     if kind == "table:delivery":
         return keys.delivery_key(shop, f"{customer}/{n}")["pk"]["S"]
+    if kind == "table:shop":  # the layout before issue 20: every item of a shop under one key, for comparison
+        return f"shop#{shop}"
     return f"{kind}/{customer}/{n}"
 
 

@@ -2,7 +2,7 @@
 
 It serialises every item as the DynamoDB adapter does (to enforce the item size limit). It honours
 what the service relies on: version conditions on profiles and order items (a stale write raises
-`VersionConflict` and changes nothing), atomic profile + order + guest writes, the `by_email` and `by_owner`
+`VersionConflict` and changes nothing), atomic profile + order + guest writes, the `by_email` and `by_shop`
 lookups, and DynamoDB's 400 KB item size limit (an oversized write fails, as DynamoDB's would).
 It also counts requests the way DynamoDB bills round trips: one per read batch, one per write or transaction.
 """
