@@ -43,7 +43,17 @@ def test_an_orders_create_costs_at_most_eight_write_units_for_a_new_and_a_return
     assert meter.total <= WRU_PER_ORDERS_CREATE
 
 
-def test_an_order_that_creates_its_profile_pays_one_more_for_the_profiles_first_index_entries(world):
+def test_a_guests_first_order_costs_at_most_eight_write_units(world):
+    meter = _meter(world)
+
+    world.shopify("orders/create", order(1001, customer_id=None))
+
+    assert world.guest(EMAIL.lower()) is not None
+    assert meter.total <= WRU_PER_ORDERS_CREATE
+    assert meter.by_target["by_email"] == 0, "a guest is found by its key, the email"
+
+
+def test_an_order_that_creates_its_customer_pays_one_more_for_the_profiles_first_index_entries(world):
     meter = _meter(world)
 
     world.shopify("orders/create", order(1001))

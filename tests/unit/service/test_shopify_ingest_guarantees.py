@@ -80,7 +80,7 @@ def test_a_duplicate_order_webhook_does_not_change_total_spent(world):
     answer = world.shopify("orders/create", order(1001, "80.00"), event_id="evt-1")
 
     assert answer.status == 200
-    assert answer.outcome == "duplicate"
+    assert answer.outcome == "unchanged", "the order item already holds this snapshot: nothing to write"
     after = world.profile(CUSTOMER)
     assert after.version == before.version
     assert after.facts()["net_spent"] == Decimal("80.00")
@@ -215,7 +215,7 @@ def test_customer_redact_deletes_every_item_of_that_customer(world):
     )
 
     assert answer.status == 200
-    dump = json.dumps(world.items()).lower()
+    dump = world.readable_items().lower()
     assert str(CUSTOMER) not in dump
     assert EMAIL.lower() not in dump
     assert "1001" not in dump

@@ -264,6 +264,7 @@ class DynamoProfileStore:
         return ranked[0] if ranked else None
 
     def keys_with_email(self, shop: str, email_normalized: str) -> list[str]:
+        """The shop's customer profiles with this email (a guest's is `guest#<email>`, found by its key)."""
         response = self._client.query(
             TableName=self._table,
             IndexName="by_email",
@@ -618,7 +619,7 @@ class DynamoProfileStore:
             values["next_transition_at"] = _s(keys.instant(profile.next_transition_at))
         else:
             removes += ["due_pk", "next_transition_at"]
-        if profile.email_normalized:
+        if profile.email_normalized and profile.customer_id is not None:  # a guest's key is its email already
             values["email_pk"] = _s(keys.email_pk(profile.shop, profile.email_normalized))
         else:
             removes.append("email_pk")
