@@ -1,12 +1,15 @@
 """Capacity at Black Friday rates: what the code writes, metered on in-process moto, fed to bench/capacity_model.py.
 
 A flash sale on one shop: half the orders come from new customers (customers/create, checkouts/create,
-orders/create, orders/paid, customers/update), half from returning ones (the same with customers/update first).
+orders/create, orders/paid, customers/update), half from returning ones (the same with customers/update first),
+who ordered 90 days before and whose changes Klaviyo already has (so the sale's order moves their next transition
+and puts them back in the outbox).
 Every delivery goes through the real Shopify webhook handler; `WriteUnits` reads each written item before and
 after and bills what DynamoDB bills (1 KB units, twice in a transaction, index puts and deletes). Then a changed
 segments file is re-evaluated in full, metered the same way.
 
 ingest.wru_per_orders_create          write units of one orders/create, the higher of a new and a returning buyer
+ingest.wru_per_orders_create_by_buyer {"new": units, "returning": units}
 ingest.wru_per_webhook                {topic: mean write units} over the sale
 scale.max_orders_per_min_one_shop     the highest rate the model takes with no throttled second
 scale.full_resweep_hours_10m          10M profiles re-evaluated by the fan-out, beside a 10,000 orders/min sale
@@ -57,7 +60,11 @@ def write_class(target: str, partition: str) -> str:
     return "table:profile"
 
 
-def _body(topic: str, buyer: int, order: int) -> dict[str, Any]:
+EARLIER = "2026-08-22T12:00:00-05:00"
+"""A returning buyer's previous order: 90 days before the sample orders' day."""
+
+
+def _body(topic: str, buyer: int, order: int, earlier: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = json.loads((ROOT / "events" / "shopify" / SAMPLE[topic]).read_text())
     customer_id, order_id = 7_100_000_000_000_000 + buyer, 9_100_000_000_000_000 + order
     if topic.startswith("customers/"):
@@ -72,6 +79,8 @@ def _body(topic: str, buyer: int, order: int) -> dict[str, Any]:
     if topic.startswith("checkouts/"):
         body["token"] = f"checkout-{order}"
         body["email"] = f"buyer{buyer}@example.com"
+    if earlier:
+        body |= {name: EARLIER for name in ("created_at", "updated_at", "processed_at") if name in body}
     return body
 
 
@@ -104,11 +113,15 @@ def run() -> dict[str, object]:
         orders_create: dict[str, list[int]] = {"new": [], "returning": []}
         units: Counter[str] = Counter()
         requests = webhooks = 0
+        _history(handler, ingest, context)
         for buyer in range(BUYERS):
-            for kind, topics, order in (("new", NEW_BUYER, 2 * buyer), ("returning", RETURNING_BUYER, 2 * buyer + 1)):
+            for kind, topics, who, order in (
+                ("new", NEW_BUYER, buyer, 2 * buyer),
+                ("returning", RETURNING_BUYER, BUYERS + buyer, 2 * buyer + 1),
+            ):
                 for topic in topics:
                     meter.reset()
-                    body = json.dumps(_body(topic, buyer, order)).encode()
+                    body = json.dumps(_body(topic, who, order)).encode()
                     answer = handler.lambda_handler(ingest._event(topic, body), context)
                     assert answer["statusCode"] == 200, (topic, answer)
                     per_topic.setdefault(topic, []).append(meter.total)
@@ -143,6 +156,9 @@ def run() -> dict[str, object]:
     limits = model.Limits(due_shards=deployed["DUE_SHARDS"])
     return {
         "ingest.wru_per_orders_create": max(statistics.mean(values) for values in orders_create.values()),
+        "ingest.wru_per_orders_create_by_buyer": {
+            kind: round(statistics.mean(values), 2) for kind, values in orders_create.items()
+        },
         "ingest.wru_per_webhook": {topic: round(statistics.mean(values), 2) for topic, values in per_topic.items()},
         "scale.wru_per_order_by_class": {name: round(amount, 2) for name, amount in sorted(writes.units.items())},
         "scale.resweep_wru_per_profile": round(resweep.wru_per_profile, 2),
@@ -170,6 +186,21 @@ def _resweep(handler: Any) -> tuple[int, int]:
         meter = WriteUnits(edges.dynamodb, edges.settings.profiles_table)
         report = edges.sweep.run(SweepRequest(full=True))
     return meter.total, max(1, report.written)
+
+
+def _history(handler: Any, ingest: ModuleType, context: Any) -> None:
+    """The returning buyers' earlier lives: created, one order 90 days before the sale, synced to Klaviyo."""
+    from evergreen.storage import keys  # noqa: PLC0415
+    from evergreen.storage.profiles import profile_from_item  # noqa: PLC0415
+
+    for buyer in range(BUYERS, 2 * BUYERS):
+        for topic in ("customers/create", "orders/create"):
+            body = json.dumps(_body(topic, buyer, 10_000 + buyer, earlier=True)).encode()
+            assert handler.lambda_handler(ingest._event(topic, body), context)["statusCode"] == 200
+    for item in handler.edges.dynamodb.scan(TableName=os.environ["PROFILES_TABLE"])["Items"]:
+        if "pending_version" in item:
+            shop, key = keys.ref_of(item)
+            handler.edges.store.mark_synced(shop, key, profile_from_item(item).version, f"01K{key[-12:]}")
 
 
 def _sync_confirmation(handler: Any, meter: Any, profiles: list[dict[str, Any]]) -> float:

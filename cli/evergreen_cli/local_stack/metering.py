@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -70,7 +71,8 @@ class WriteUnits:
     what DynamoDB bills: the larger image in 1 KB units, twice inside TransactWriteItems; for each index, a put
     of the new entry, a delete of the old one, both when the index key changed, nothing when neither the key nor a
     projected attribute changed. Units are kept by target ("table" or the index name) and by partition key value,
-    so a model can see which partitions take them. For a single-threaded caller (benchmarks and tests).
+    so a model can see which partitions take them. Each thread's write is metered on its own (the sweep's lanes
+    write from threads).
     """
 
     def __init__(self, client: Any, table_name: str) -> None:
@@ -90,8 +92,8 @@ class WriteUnits:
         self.by_partition: Counter[tuple[str, str]] = Counter()
         self.requests = 0
         """DynamoDB requests the client made (the meter's own reads not counted)."""
-        self._before: list[tuple[dict[str, Any], dict[str, Any] | None, int]] = []
-        self._reading = False
+        self._thread = threading.local()
+        self._lock = threading.Lock()
         client.meta.events.register("before-parameter-build.dynamodb", self._remember_before)
         client.meta.events.register("after-call.dynamodb", self._bill)
 
@@ -104,15 +106,19 @@ class WriteUnits:
         self.by_partition.clear()
         self.requests = 0
 
+    @property
+    def _reading(self) -> bool:
+        return bool(getattr(self._thread, "reading", False))
+
     def _read(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        self._reading = True
+        self._thread.reading = True
         try:
             found: dict[str, Any] | None = self._client.get_item(
                 TableName=self._table, Key=key, ConsistentRead=True
             ).get("Item")
             return found
         finally:
-            self._reading = False
+            self._thread.reading = False
 
     def _written(self, operation: str, params: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
         """(key, multiplier) of each item the request writes to this table."""
@@ -139,15 +145,17 @@ class WriteUnits:
     def _remember_before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self._reading or model.name not in WRITES:
             return
-        self._before = [(key, self._read(key), times) for key, times in self._written(model.name, params)]
+        self._thread.before = [(key, self._read(key), times) for key, times in self._written(model.name, params)]
 
     def _bill(self, parsed: dict[str, Any], model: Any, http_response: Any, **_: Any) -> None:
         if self._reading:
             return
-        self.requests += 1
-        if model.name not in WRITES or not self._before:
+        with self._lock:
+            self.requests += 1
+        before: list[tuple[dict[str, Any], dict[str, Any] | None, int]] = getattr(self._thread, "before", [])
+        if model.name not in WRITES or not before:
             return
-        before, self._before = self._before, []
+        self._thread.before = []
         if http_response.status_code != 200:
             return
         for key, old, times in before:
@@ -184,5 +192,6 @@ class WriteUnits:
                 self._add(index, entry[hash_key[0]]["S"], units(item_bytes(entry)))
 
     def _add(self, target: str, partition: str, amount: int) -> None:
-        self.by_target[target] += amount
-        self.by_partition[(target, partition)] += amount
+        with self._lock:
+            self.by_target[target] += amount
+            self.by_partition[(target, partition)] += amount
