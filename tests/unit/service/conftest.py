@@ -16,8 +16,10 @@ from evergreen.domain.profile import Profile
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks, WebhookAnswer
 from evergreen.settings import Settings
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.storage import keys
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.storage.exports import S3DataExporter
+from evergreen.storage.packed import unpacked
 from evergreen.wiring import Edges
 from evergreen_cli.local_stack.inprocess import create_resources
 
@@ -103,6 +105,17 @@ class World:
         profile = self.profile(customer_id)
         assert profile is not None
         return profile.facts()
+
+    def readable_items(self, *, tombstones: bool = True) -> str:
+        """Every table item as JSON, compressed attributes unpacked: what a reader of the table could learn
+        (without the erasure tombstones, which keep ids by design, when `tombstones` is False)."""
+        return json.dumps(
+            [
+                {name: {"S": unpacked(value)} if "B" in value else value for name, value in item.items()}
+                for item in self.items()
+                if tombstones or not keys.ref_of(item)[1].startswith(keys.TOMBSTONE_PREFIX)
+            ]
+        )
 
     def items(self) -> list[dict[str, Any]]:
         client = self.edges.dynamodb

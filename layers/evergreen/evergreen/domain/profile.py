@@ -14,8 +14,6 @@ __all__ = ["Consent", "ConsentState", "Engagement", "OrderRecord", "OrderStats",
 
 ConsentState = Literal["subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid", "unknown"]
 
-SEEN_EVENTS_KEPT = 100
-"""How many recent delivery ids a profile remembers for de-duplication."""
 MERGED_GUESTS_KEPT = 20
 """How many merged guest keys a profile remembers (one per email it has had)."""
 
@@ -116,7 +114,6 @@ class Profile(_Model):
     version: int = 0
     next_transition_at: datetime | None = None
     definitions_hash: str | None = None
-    seen_event_ids: list[str] = Field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -124,16 +121,6 @@ class Profile(_Model):
         if self.customer_id is not None:
             return customer_profile_key(self.customer_id)
         return guest_profile_key(self.email_normalized)
-
-    def has_seen(self, event_id: str | None) -> bool:
-        return event_id is not None and event_id in self.seen_event_ids
-
-    def remember(self, event_id: str | None) -> Profile:
-        """A copy that remembers a delivery id (bounded, most recent kept)."""
-        if event_id is None or event_id in self.seen_event_ids:
-            return self
-        kept = [*self.seen_event_ids, event_id][-SEEN_EVENTS_KEPT:]
-        return self.model_copy(update={"seen_event_ids": kept})
 
     def facts(self) -> dict[str, Any]:
         """The flat facts the segment engine evaluates. See docs/facts.md."""

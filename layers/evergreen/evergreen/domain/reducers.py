@@ -43,7 +43,6 @@ from evergreen.domain.events import (
 from evergreen.domain.orders import OrderRecord, OrderState, OrderStats, RefundRecord
 from evergreen.domain.profile import (
     MERGED_GUESTS_KEPT,
-    SEEN_EVENTS_KEPT,
     Consent,
     Engagement,
     Profile,
@@ -112,7 +111,7 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
     disjoint; the service merges in the same transaction that deletes the guest, so never twice);
     checkouts and engagement use the same merges `apply` uses;
     consents keep the newest per channel; the customer's identity wins and the guest only
-    fills gaps; delivery ids are unioned (bounded). Service-owned fields stay the customer's.
+    fills gaps. Service-owned fields stay the customer's.
     """
     if customer.shop != guest.shop:
         raise ValueError("cannot merge profiles of different shops")
@@ -124,7 +123,6 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         merged = merged.model_copy(update={"open_checkout_at": None, "open_checkout_token": None})
     if guest.open_checkout_at is not None and guest.open_checkout_token is not None:
         merged = _open_checkout(merged, guest.open_checkout_token, guest.open_checkout_at)
-    seen = [*merged.seen_event_ids, *(i for i in guest.seen_event_ids if i not in merged.seen_event_ids)]
     update: dict[str, Any] = {
         **_fill_identity(
             merged,
@@ -137,7 +135,6 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         "email_consent": _newer_consent(merged.email_consent, guest.email_consent).model_copy(),
         "sms_consent": _newer_consent(merged.sms_consent, guest.sms_consent).model_copy(),
         "engagement": _merge_engagement(merged.engagement, guest.engagement),
-        "seen_event_ids": seen[-SEEN_EVENTS_KEPT:],
         "merged_guests": [
             *merged.merged_guests,
             *(key for key in (*guest.merged_guests, guest.key) if key not in merged.merged_guests),

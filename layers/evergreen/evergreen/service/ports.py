@@ -44,6 +44,8 @@ class Snapshot:
     guest: Profile | None = None
     erased: Mapping[Tombstone, datetime] = field(default_factory=dict)
     """The tombstones asked for that exist, with when each was written."""
+    seen: bool = False
+    """Whether the delivery was already applied (its note is stored)."""
 
 
 class PageLike[T](Protocol):
@@ -61,9 +63,15 @@ class ProfileStore(Protocol):
         profile_key: str,
         order_id: str | None = None,
         guest_key: str | None = None,
+        delivery_id: str | None = None,
         tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
-        """The profile, the order item, the guest profile and these tombstones, in one consistent read."""
+        """The profile, the order item, the guest profile, whether the delivery was seen and these tombstones, in
+        one consistent read."""
+        ...
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        """Note that a delivery was applied (kept for days, beyond the senders' retries)."""
         ...
 
     def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
