@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from evergreen.domain.location import Address
 from evergreen.domain.profile import Consent, ConsentState, normalise_email
 
 
@@ -80,6 +81,8 @@ class CustomerUpserted(_Event):
     email_consent: Consent | None = None
     """Present only when the payload carries email consent (pre-2025-01 payloads)."""
     sms_consent: Consent | None = None
+    default_address: Address | None = None
+    """The customer's default address; None when the payload has none."""
 
     @property
     def resource_updated_at(self) -> datetime | None:
@@ -161,6 +164,10 @@ class OrderObserved(_Event):
     checkout_token: str | None = None
     product_types: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    vendors: tuple[str, ...] = ()
+    product_ids: tuple[str, ...] = ()
+    discount_codes: tuple[str, ...] = ()
+    shipping_address: Address | None = None
     refunds: tuple[RefundObserved, ...] = ()
 
     @property

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.domain.facts import profile_facts
+from evergreen.domain.location import Address
 from evergreen.domain.orders import OrderRecord, OrderStats, RefundRecord
 
 __all__ = ["Consent", "ConsentState", "Engagement", "OrderRecord", "OrderStats", "Profile", "RefundRecord"]
@@ -69,6 +70,14 @@ class TagHistory(_Model):
     """By case-folded tag (Shopify's tags are case-insensitive)."""
 
 
+class SegmentPresence(_Model):
+    """Whether the customer is in one Shopify customer segment, as of Shopify's newest notice."""
+
+    member: bool
+    at: datetime | None = None
+    name: str | None = None
+
+
 class Engagement(_Model):
     last_email_open_at: datetime | None = None
     last_email_click_at: datetime | None = None
@@ -96,6 +105,10 @@ class Profile(_Model):
     customer_tag_history: TagHistory = Field(default_factory=TagHistory)
     customer_created_at: datetime | None = None
     customer_updated_at: datetime | None = None
+    default_address: Address | None = None
+    """The customer's default address in Shopify (location facts fall back to it)."""
+    shopify_segments: dict[str, SegmentPresence] = Field(default_factory=dict)
+    """Shopify customer segments by segment id: the newest joined/left notice for each."""
     deleted: bool = False
 
     email_consent: Consent = Field(default_factory=Consent)

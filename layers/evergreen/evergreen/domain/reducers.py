@@ -245,6 +245,8 @@ def _apply_customer(profile: Profile, event: CustomerUpserted) -> Profile:
             update["customer_created_at"] = event.created_at
         if event.updated_at is not None:
             update["customer_updated_at"] = event.updated_at
+        if event.default_address is not None:
+            update["default_address"] = event.default_address
     updated = profile.model_copy(update=update) if update else profile
     if event.tags is not None:
         updated = _apply_tag_snapshot(updated, event.tags, event.updated_at)
@@ -371,6 +373,10 @@ def _order_record(event: OrderObserved) -> OrderRecord:
         checkout_token=event.checkout_token,
         product_types=list(event.product_types[:ORDER_DETAILS_KEPT]),
         tags=list(event.tags[:ORDER_DETAILS_KEPT]),
+        vendors=list(event.vendors[:ORDER_DETAILS_KEPT]),
+        product_ids=list(event.product_ids[:ORDER_DETAILS_KEPT]),
+        discount_codes=list(event.discount_codes[:ORDER_DETAILS_KEPT]),
+        shipping_address=event.shipping_address,
     )
 
 

@@ -23,7 +23,9 @@ from itertools import compress
 from pathlib import Path
 from typing import Any
 
+from evergreen.domain.location import great_circle_km
 from evergreen.segments.definitions import (
+    DISTANCE_FACT,
     AllOf,
     AnyOf,
     Atom,
@@ -150,6 +152,14 @@ def _rfm_getters(scorer: RfmScorer) -> dict[str, Getter]:
     }
 
 
+def _distance_getter(origin: tuple[float, float]) -> Getter:
+    def distance_km(facts: Facts, now: datetime) -> float | None:
+        point = facts.get("coordinates")
+        return None if point is None else great_circle_km(origin, point)
+
+    return distance_km
+
+
 # -- combinators -------------------------------------------------------------------------------
 
 
@@ -220,9 +230,11 @@ class _Node:
 
 
 class _Compiler:
-    def __init__(self, rfm: RfmThresholds | None) -> None:
+    def __init__(self, rfm: RfmThresholds | None, origin: tuple[float, float] | None = None) -> None:
         self.scorer = RfmScorer(rfm) if rfm is not None else None
         self.getters = _rfm_getters(self.scorer) if self.scorer is not None else {}
+        if origin is not None:
+            self.getters[DISTANCE_FACT] = _distance_getter(origin)
         self.clocks: set[tuple[str, timedelta]] = set()
         """Every (timestamp fact, offset) the segment being compiled depends on."""
 
@@ -271,7 +283,7 @@ class _Compiler:
 class Definitions:
     """Compiled, immutable segment definitions. Build with `load_definitions` or `parse_definitions`."""
 
-    __slots__ = ("_clock_sources", "_predicates", "_roots", "_specs", "hash", "names", "rfm", "source")
+    __slots__ = ("_clock_sources", "_predicates", "_roots", "_specs", "hash", "names", "origin", "rfm", "source")
 
     def __init__(self, spec: Spec) -> None:
         self.source = spec.source
@@ -279,7 +291,8 @@ class Definitions:
         self.rfm = spec.rfm
         self.names: tuple[str, ...] = tuple(segment.name for segment in spec.segments)
         self._specs: dict[str, SegmentSpec] = {segment.name: segment for segment in spec.segments}
-        compiler = _Compiler(spec.rfm)
+        self.origin = spec.origin
+        compiler = _Compiler(spec.rfm, spec.origin)
         roots: list[_Node] = []
         users: dict[tuple[str, timedelta], list[int]] = {}
         certain: set[tuple[str, timedelta]] = set()

@@ -189,6 +189,42 @@ class MoneyBag(Payload):
     presentment_money: Money | None = None
 
 
+def _degrees(limit: float) -> Callable[[Any], float | None]:
+    """A latitude (limit 90) or longitude (180) as a float; anything else (null, blank, garbage) is None.
+
+    Shopify geocodes addresses itself and sends null when it could not; a coordinate is never worth refusing
+    an order for, so one that is not a number within range is treated as unknown.
+    """
+
+    def check(value: Any) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return None
+        try:
+            degrees = float(value)
+        except ValueError:
+            return None
+        return degrees if math.isfinite(degrees) and -limit <= degrees <= limit else None
+
+    return check
+
+
+class AddressPayload(Payload):
+    """A customer's `default_address` or an order's `shipping_address` (REST names; GraphQL names accepted)."""
+
+    country_code: Code = Field(None, validation_alias=AliasChoices("country_code", "countryCodeV2", "countryCode"))
+    province_code: Code = Field(None, validation_alias=AliasChoices("province_code", "provinceCode"))
+    city: Name = None
+    zip: Code = None
+    latitude: Annotated[float | None, BeforeValidator(_degrees(90))] = None
+    longitude: Annotated[float | None, BeforeValidator(_degrees(180))] = None
+
+
+class DiscountCodePayload(Payload):
+    """One entry of an order's `discount_codes`."""
+
+    code: Code = None
+
+
 class MarketingConsent(Payload):
     """`email_marketing_consent` / `sms_marketing_consent` objects."""
 
@@ -214,6 +250,7 @@ class CustomerPayload(Payload):
     accepts_marketing: bool | None = None
     """Legacy (removed in 2024-01): email marketing as a boolean."""
     accepts_marketing_updated_at: UtcDatetime | None = None
+    default_address: AddressPayload | None = None
 
 
 class CustomerTagsPayload(Payload):
@@ -286,7 +323,7 @@ class LineItemPayload(Payload):
 
     product_id: ShopifyId | None = None
     product_type: Name = None
-    vendor: Text = None
+    vendor: Name = None
     title: Text = None
 
 
@@ -353,6 +390,10 @@ class OrderPayload(Payload):
     total_price_set: MoneyBag | None = None
     tags: Tags = None
     line_items: Annotated[list[LineItemPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    shipping_address: AddressPayload | None = None
+    discount_codes: Annotated[
+        list[DiscountCodePayload], BeforeValidator(_at_most(MAX_TAGS)), BeforeValidator(_none_to_empty)
+    ] = Field(default_factory=list)
     refunds: Annotated[list[RefundPayload], BeforeValidator(_at_most(MAX_REFUNDS)), BeforeValidator(_none_to_empty)] = (
         Field(default_factory=list)
     )

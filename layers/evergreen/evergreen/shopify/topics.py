@@ -31,8 +31,10 @@ from evergreen.domain.events import (
     ShopifyEvent,
     ShopRedactRequested,
 )
+from evergreen.domain.location import Address, normalise_postal_code
 from evergreen.domain.profile import Consent, ConsentState
 from evergreen.shopify.payloads import (
+    AddressPayload,
     BulkOperationFinishedPayload,
     CheckoutPayload,
     CustomerDeletePayload,
@@ -158,6 +160,21 @@ def _legacy_email_consent(customer: CustomerPayload) -> Consent | None:
     )
 
 
+def _address(address: AddressPayload | None) -> Address | None:
+    """The location-fact parts of an address: codes upper-case, the postal code without spaces."""
+    if address is None:
+        return None
+    kept = Address(
+        country_code=address.country_code.upper() if address.country_code else None,
+        province_code=address.province_code.upper() if address.province_code else None,
+        city=address.city.strip() if address.city else None,
+        postal_code=normalise_postal_code(address.zip),
+        latitude=address.latitude,
+        longitude=address.longitude,
+    )
+    return None if kept.empty else kept
+
+
 # --- translators ---------------------------------------------------------------------------------
 
 
@@ -176,6 +193,7 @@ def _customer(topic: str) -> Translator:
             updated_at=customer.updated_at,
             email_consent=_legacy_email_consent(customer),
             sms_consent=_consent(customer.sms_marketing_consent),
+            default_address=_address(customer.default_address),
         )
 
     return translate_customer
@@ -282,6 +300,10 @@ def _order(topic: str) -> Translator:
             checkout_token=order.checkout_token,
             product_types=_bounded((item.product_type for item in order.line_items), ORDER_DETAILS_KEPT),
             tags=_bounded(order.tags or (), ORDER_DETAILS_KEPT),
+            vendors=_bounded((item.vendor for item in order.line_items), ORDER_DETAILS_KEPT),
+            product_ids=_bounded((item.product_id for item in order.line_items), ORDER_DETAILS_KEPT),
+            discount_codes=_bounded((code.code for code in order.discount_codes), ORDER_DETAILS_KEPT),
+            shipping_address=_address(order.shipping_address),
             refunds=tuple(_refund_event(refund, order.id, topic) for refund in order.refunds),
         )
 
