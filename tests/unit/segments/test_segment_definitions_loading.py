@@ -340,7 +340,7 @@ class TestTheHash:
         assert parse_definitions(changed).hash != default_definitions().hash
 
 
-@pytest.mark.parametrize("name", ["local-customers", "overdue", "ab-holdout"])
+@pytest.mark.parametrize("name", ["local-customers", "overdue", "ab-holdout", "shopify-segment"])
 def test_the_documented_location_overdue_and_ab_examples_load(name: str) -> None:
     text = (Path(__file__).parents[3] / "docs" / "segments.md").read_text()
     match = re.search(rf"<!-- segment-example: {name} -->\s*```yaml\n(.*?)```", text, re.S)

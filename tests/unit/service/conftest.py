@@ -81,6 +81,7 @@ class World:
         event_id: str | None = None,
         secret: str = SHOPIFY_SECRET,
         shop: str = SHOP,
+        triggered_at: str | None = None,
     ) -> WebhookAnswer:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         delivery = ShopifyDelivery(
@@ -90,6 +91,7 @@ class World:
             body=body,
             event_id=event_id or str(uuid.uuid4()),
             webhook_id=str(uuid.uuid4()),
+            triggered_at=triggered_at,
         )
         return self.webhooks.receive(delivery)
 

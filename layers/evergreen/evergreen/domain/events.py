@@ -275,9 +275,30 @@ class EngagementRecorded(_Event):
         return self.occurred_at
 
 
+class ShopifySegmentChanged(_Event):
+    """customer.joined_segment / customer.left_segment: a customer joined or left a Shopify customer segment.
+
+    Shopify's documented body is `{"shop_id": gid, "customer_id": gid, "segment_id": gid}`: no time and no
+    segment name, so `occurred_at` is the delivery's X-Shopify-Triggered-At (kept across retries), else its
+    receipt time.
+    """
+
+    event_type: Literal["shopify_segment_changed"] = "shopify_segment_changed"
+    customer_id: str
+    segment_id: str
+    member: bool
+    """True for joined_segment, False for left_segment."""
+    occurred_at: UtcDatetime
+
+    @property
+    def resource_updated_at(self) -> datetime | None:
+        return self.occurred_at
+
+
 ShopifyEvent = (
     CustomerUpserted
     | CustomerTagsChanged
+    | ShopifySegmentChanged
     | CustomerDeleted
     | ConsentChanged
     | OrderObserved

@@ -61,6 +61,7 @@ FACT_TYPES: dict[str, str] = {
     "vendors_bought": "set",
     "product_ids_bought": "set",
     "discount_codes_used": "set",
+    "shopify_segments": "set",
 }
 """Every fact name with its kind; the segment definitions schema checks against this."""
 
@@ -138,4 +139,5 @@ def profile_facts(profile: Profile) -> dict[str, Any]:
         "vendors_bought": stats.vendors.smallest(),
         "product_ids_bought": stats.product_ids.smallest(),
         "discount_codes_used": stats.discount_codes.smallest(),
+        "shopify_segments": frozenset(key for key, presence in profile.shopify_segments.items() if presence.member),
     }

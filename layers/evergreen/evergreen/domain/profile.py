@@ -71,11 +71,10 @@ class TagHistory(_Model):
 
 
 class SegmentPresence(_Model):
-    """Whether the customer is in one Shopify customer segment, as of Shopify's newest notice."""
+    """Whether the customer is in one Shopify customer segment, as of Shopify's newest notice about it."""
 
     member: bool
-    at: datetime | None = None
-    name: str | None = None
+    at: datetime
 
 
 class Engagement(_Model):

@@ -38,6 +38,7 @@ from evergreen.domain.events import (
     OrderObserved,
     PurchasingSummary,
     RefundObserved,
+    ShopifySegmentChanged,
     ShopRedactRequested,
 )
 from evergreen.domain.orders import OrderRecord, OrderState, OrderStats, RefundRecord
@@ -47,6 +48,7 @@ from evergreen.domain.profile import (
     Consent,
     Engagement,
     Profile,
+    SegmentPresence,
     TagChange,
     TagHistory,
     normalise_email,
@@ -83,6 +85,8 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
             return _apply_customer(profile, event)
         case CustomerTagsChanged():
             return _apply_tags(profile, event.tags, event.present, event.occurred_at)
+        case ShopifySegmentChanged():
+            return _apply_shopify_segment(profile, event)
         case CustomerDeleted():
             return profile if profile.deleted else profile.model_copy(update={"deleted": True})
         case ConsentChanged():
@@ -323,6 +327,25 @@ def _apply_tag_snapshot(profile: Profile, tags: tuple[str, ...], at: datetime | 
     if at is not None and (as_of is None or at > as_of):
         as_of = at
     return _with_tags(profile, TagHistory(as_of=as_of, changes=changes))
+
+
+# --- Shopify customer segments ------------------------------------------------------------------
+
+SHOPIFY_SEGMENTS_KEPT = 200
+"""How many Shopify segments a profile remembers; past that, the oldest departures are forgotten first."""
+
+
+def _apply_shopify_segment(profile: Profile, event: ShopifySegmentChanged) -> Profile:
+    """The newest notice per segment wins; on the same instant, leaving wins (the safer answer)."""
+    current = profile.shopify_segments.get(event.segment_id)
+    observed = SegmentPresence(member=event.member, at=event.occurred_at)
+    if current is not None and (current.at, not current.member) >= (observed.at, not observed.member):
+        return profile
+    segments = {**profile.shopify_segments, event.segment_id: observed}
+    if len(segments) > SHOPIFY_SEGMENTS_KEPT:
+        by_age = sorted(segments, key=lambda key: (segments[key].member, segments[key].at, key))
+        segments = {key: segments[key] for key in sorted(by_age[len(segments) - SHOPIFY_SEGMENTS_KEPT :])}
+    return profile.model_copy(update={"shopify_segments": segments})
 
 
 def _apply_consent(profile: Profile, event: ConsentChanged) -> Profile:

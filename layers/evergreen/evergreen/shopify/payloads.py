@@ -265,6 +265,15 @@ class CustomerTagsPayload(Payload):
     occurred_at: UtcDatetime = Field(validation_alias=AliasChoices("occurredAt", "occurred_at"))
 
 
+class CustomerSegmentPayload(Payload):
+    """customer.joined_segment / customer.left_segment. Shopify's documented example (2025-10):
+    `{"shop_id": "gid://shopify/Shop/1", "customer_id": "gid://shopify/Customer/2",
+    "segment_id": "gid://shopify/Segment/3"}`."""
+
+    customer_id: ShopifyId = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    segment_id: ShopifyId = Field(validation_alias=AliasChoices("segment_id", "segmentId"))
+
+
 class CustomerRef(Payload):
     """A customer embedded in an order or checkout; may be absent, empty or redacted."""
 
