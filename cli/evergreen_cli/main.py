@@ -72,6 +72,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evergreen_cli.commands.console_events",
         "publish the sweep's and backfill's console test events",
     ),
+    "report": ("evergreen_cli.commands.report", "how each segment is doing: members, entries, exits (--png: a chart)"),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})

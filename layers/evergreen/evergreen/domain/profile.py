@@ -128,6 +128,8 @@ class Profile(_Model):
     version: int = 0
     next_transition_at: datetime | None = None
     definitions_hash: str | None = None
+    klaviyo_properties: dict[str, Any] = Field(default_factory=dict)
+    """The fact properties last sent to Klaviyo (the definitions' `klaviyo_properties`), to send only changes."""
     seen_event_ids: list[str] = Field(default_factory=list)
 
     @property

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.domain.facts import FACT_TYPES
+from evergreen.segments.definitions import DISTANCE_FACT
+from evergreen.segments.rfm import RFM_FACTS
 
 Direction = Literal["entered", "exited"]
 JsonObject = dict[str, Any]
@@ -52,7 +55,11 @@ OP_GET_PROFILES = "get_profiles"
 OP_GET_PROFILE = "get_profile"
 OP_PROFILE_DELETION = "request_profile_deletion"
 
-EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY)
+FACT_PROPERTY_PREFIX = "evergreen_"
+"""A fact pushed as a property is named `evergreen_<fact>`, e.g. `evergreen_net_spent`."""
+FACT_PROPERTIES = tuple(f"{FACT_PROPERTY_PREFIX}{name}" for name in (*FACT_TYPES, *RFM_FACTS, DISTANCE_FACT))
+"""Every property a `klaviyo_properties` list can produce (erasure removes them all, whatever the list)."""
+EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY, *FACT_PROPERTIES)
 """Every profile property Evergreen writes: what an erasure unsets."""
 
 
@@ -164,6 +171,7 @@ def profile_attributes(change: SegmentChange) -> JsonObject:
     attributes["properties"] = {
         SEGMENTS_PROPERTY: sorted(set(change.segments)),
         VERSION_PROPERTY: change.version,
+        **{f"{FACT_PROPERTY_PREFIX}{name}": value for name, value in change.properties.items()},
     }
     return attributes
 

@@ -46,7 +46,7 @@ KNOWN_VALUES: Final[dict[str, frozenset[str]]] = {
 _DURATION = re.compile(r"^(\d{1,9})([smhdw])$")
 _SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LIST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_TOP_KEYS = ("version", "rfm", "origin", "segments")
+_TOP_KEYS = ("version", "rfm", "origin", "klaviyo_properties", "segments")
 _ORIGIN_KEYS = ("latitude", "longitude")
 _CIRCLE_KEYS = ("latitude", "longitude", "km")
 DISTANCE_FACT: Final = "distance_km"
@@ -111,6 +111,8 @@ class Spec:
     hash: str
     origin: tuple[float, float] | None = None
     """(latitude, longitude) that `distance_km` is measured from."""
+    klaviyo_properties: tuple[str, ...] = ()
+    """Facts pushed to Klaviyo as `evergreen_<fact>` profile properties, beside `evergreen_segments`."""
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -168,6 +170,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self.rfm_allowed = rfm_allowed
         self.origin_allowed = False
+        self.klaviyo_properties: tuple[str, ...] = ()
         self._constructor = SafeConstructor()
 
     # reporting
@@ -262,6 +265,9 @@ class _Reader:
             with contextlib.suppress(_Invalid):
                 origin = self.origin(top["origin"])
         self.origin_allowed = "origin" in top
+        if "klaviyo_properties" in top:
+            with contextlib.suppress(_Invalid):
+                self.klaviyo_properties = self.property_facts(top["klaviyo_properties"])
         if "segments" not in top:
             raise self.fail(root, "missing key 'segments' (a mapping of segment name to definition)")
         segments_node = top["segments"]
@@ -276,6 +282,20 @@ class _Reader:
             except _Invalid:
                 continue
         return tuple(segments), rfm, origin
+
+    def property_facts(self, node: Node) -> tuple[str, ...]:
+        items = self.sequence(node, "klaviyo_properties")
+        names: list[str] = []
+        for item in items:
+            name = self.string(item, "a fact name in klaviyo_properties")
+            try:
+                self.fact_kind(name, item)
+            except _Invalid:
+                continue
+            if name in names:
+                self.fail(item, f"{name!r} is listed twice in klaviyo_properties")
+            names.append(name)
+        return tuple(names)
 
     def origin(self, node: Node) -> tuple[float, float]:
         fields = self.mapping(node, "origin", _ORIGIN_KEYS)
@@ -589,7 +609,10 @@ def canonical_condition(condition: Condition) -> Any:
 
 
 def definitions_hash(
-    segments: tuple[SegmentSpec, ...], rfm: RfmThresholds | None, origin: tuple[float, float] | None = None
+    segments: tuple[SegmentSpec, ...],
+    rfm: RfmThresholds | None,
+    origin: tuple[float, float] | None = None,
+    klaviyo_properties: tuple[str, ...] = (),
 ) -> str:
     """sha256 (first 16 hex) of what decides membership; descriptions and `klaviyo_list_id` excluded.
 
@@ -610,6 +633,8 @@ def definitions_hash(
     }
     if origin is not None:  # absent from files without one, so their hash is unchanged
         content["origin"] = [_canonical_value(value) for value in origin]
+    if klaviyo_properties:  # what each profile sends: a new list re-evaluates (and so re-sends) everyone
+        content["klaviyo_properties"] = list(klaviyo_properties)
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]
 
@@ -634,7 +659,8 @@ def parse_spec(text: str, source: str = "<definitions>") -> Spec:
         segments, rfm, origin = (), None, None
     if reader.problems:
         raise DefinitionsError(sorted(reader.problems, key=lambda problem: (problem.line, problem.column)))
-    return Spec(source, segments, rfm, definitions_hash(segments, rfm, origin), origin)
+    properties = reader.klaviyo_properties
+    return Spec(source, segments, rfm, definitions_hash(segments, rfm, origin, properties), origin, properties)
 
 
 def read_spec(path: str | Path) -> Spec:

@@ -160,6 +160,24 @@ def _distance_getter(origin: tuple[float, float]) -> Getter:
     return distance_km
 
 
+def _fact_getter(name: str) -> Getter:
+    return lambda facts, now: facts.get(name)
+
+
+def _property_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, frozenset | set):
+        return sorted(str(item) for item in value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 # -- combinators -------------------------------------------------------------------------------
 
 
@@ -283,7 +301,19 @@ class _Compiler:
 class Definitions:
     """Compiled, immutable segment definitions. Build with `load_definitions` or `parse_definitions`."""
 
-    __slots__ = ("_clock_sources", "_predicates", "_roots", "_specs", "hash", "names", "origin", "rfm", "source")
+    __slots__ = (
+        "_clock_sources",
+        "_predicates",
+        "_property_getters",
+        "_roots",
+        "_specs",
+        "hash",
+        "klaviyo_properties",
+        "names",
+        "origin",
+        "rfm",
+        "source",
+    )
 
     def __init__(self, spec: Spec) -> None:
         self.source = spec.source
@@ -292,7 +322,11 @@ class Definitions:
         self.names: tuple[str, ...] = tuple(segment.name for segment in spec.segments)
         self._specs: dict[str, SegmentSpec] = {segment.name: segment for segment in spec.segments}
         self.origin = spec.origin
+        self.klaviyo_properties = spec.klaviyo_properties
         compiler = _Compiler(spec.rfm, spec.origin)
+        self._property_getters: tuple[tuple[str, Getter], ...] = tuple(
+            (name, compiler.getters.get(name) or _fact_getter(name)) for name in spec.klaviyo_properties
+        )
         roots: list[_Node] = []
         users: dict[tuple[str, timedelta], list[int]] = {}
         certain: set[tuple[str, timedelta]] = set()
@@ -320,6 +354,13 @@ class Definitions:
         )
         """Per timestamp fact: its offsets ascending; for each, the segments whose truth it can flip
         and whether one of them surely flips (a segment that is that time condition alone)."""
+
+    def property_values(self, facts: Facts, now: datetime) -> dict[str, Any]:
+        """The `klaviyo_properties` facts at `now` as JSON values (timestamps ISO 8601 UTC, money and distances
+        as numbers, sets as sorted lists, a missing fact as None); empty when the file lists none."""
+        if now.microsecond:
+            now = now.replace(microsecond=0)
+        return {name: _property_value(getter(facts, now)) for name, getter in self._property_getters}
 
     @property
     def klaviyo_list_ids(self) -> dict[str, str]:

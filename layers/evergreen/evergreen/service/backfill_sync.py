@@ -121,7 +121,7 @@ class BulkMembershipSync:
             for event_job in kr.plan_bulk_event_jobs(entries):
                 if self._send(kr.bulk_create_events(event_job), report):
                     report.bulk_event_jobs += 1
-        synced = [SyncMark(c.shop, c.profile_key, c.version) for i, c in enumerate(changes) if i not in failed]
+        synced = [SyncMark.of(c) for i, c in enumerate(changes) if i not in failed]
         self._store.mark_synced_many(synced)
         report.profiles += len(synced)
         report.failed = len(failed)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
+from evergreen.domain.segment_counts import is_engaged
 from evergreen.segments import Definitions, evaluate
 
 
@@ -37,7 +38,9 @@ def reevaluate(
     stays due at its old transition time so that a later unrestricted sweep applies them. A customer
     deleted in Shopify belongs to no segment and has no next transition.
     """
-    evaluation = evaluate(profile.facts(), definitions, now)
+    facts = profile.facts()
+    evaluation = evaluate(facts, definitions, now)
+    properties = definitions.property_values(facts, now)
     current = set(profile.membership)
     segments = frozenset() if profile.deleted else evaluation.segments
     target = set(segments)
@@ -56,10 +59,11 @@ def reevaluate(
             "next_transition_at": next_transition_at,
             "definitions_hash": definitions.hash if only is None else profile.definitions_hash,
             "version": version,
+            "klaviyo_properties": properties,
         }
     )
     change = None
-    if entered or exited:
+    if entered or exited or properties != profile.klaviyo_properties:
         change = SegmentChange(
             shop=profile.shop,
             profile_key=profile.key,
@@ -74,5 +78,8 @@ def reevaluate(
             first_name=profile.first_name,
             last_name=profile.last_name,
             klaviyo_profile_id=profile.klaviyo_profile_id,
+            properties=properties,
+            net_spent=facts["net_spent"],
+            engaged=is_engaged(facts, now),
         )
     return Reevaluation(updated, entered, exited, change)

@@ -247,10 +247,7 @@ class SegmentSync:
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
         self._store.mark_synced_many(
-            [
-                SyncMark(batch[p].shop, batch[p].profile_key, batch[p].version, outcome.klaviyo_profile_ids.get(p))
-                for p in newest.values()
-            ]
+            [SyncMark.of(batch[p], outcome.klaviyo_profile_ids.get(p)) for p in newest.values()]
         )
         return _charge_failures(outcome, report, indexes.__getitem__)
 

@@ -21,9 +21,11 @@ from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
+from evergreen.domain.segment_counts import SyncedSnapshot
 from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
+from evergreen.storage.segment_counts import SegmentCounts
 
 __all__ = ["DynamoProfileStore", "Page", "VersionConflict", "profile_from_item"]
 
@@ -85,6 +87,8 @@ class DynamoProfileStore:
         self._client = client
         self._table = table_name
         self._shards = shards
+        self.segment_counts = SegmentCounts(client, table_name)
+        """The per-segment totals kept beside the profiles (storage/segment_counts.py)."""
 
     # reads ---------------------------------------------------------------
     def load(self, shop: str, profile_key: str) -> Profile | None:
@@ -435,11 +439,26 @@ class DynamoProfileStore:
                 raise VersionConflict("the profile changed since it was read") from error
             raise
 
-    def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None:
+    def mark_synced(
+        self,
+        shop: str,
+        profile_key: str,
+        version: int,
+        klaviyo_profile_id: str | None = None,
+        snapshot: SyncedSnapshot | None = None,
+        changed_at: datetime | None = None,
+    ) -> None:
         """Record that `version` reached Klaviyo; clear the outbox entry unless a newer change waits.
 
-        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself.
+        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself. With a
+        `snapshot`, the segments' running totals move by it in the same write (storage/segment_counts.py).
         """
+        if snapshot is not None and changed_at is not None:
+            kid_key = klaviyo_pk(shop, klaviyo_profile_id) if klaviyo_profile_id else None
+            self.segment_counts.mark_counted(
+                shop, profile_key, version, snapshot, changed_at, klaviyo_profile_id, kid_key
+            )
+            return
         key = {"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}
         values: dict[str, Any] = {":v": _n(version)}
         sets = "SET synced_version = :v"
