@@ -73,6 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "publish the sweep's and backfill's console test events",
     ),
     "report": ("evergreen_cli.commands.report", "how each segment is doing: members, entries, exits (--png: a chart)"),
+    "audit": ("evergreen_cli.commands.audit", "compare what Klaviyo holds with the table (--repair mends drift)"),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})

@@ -214,6 +214,13 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
             [change(n, klaviyo_profile_id=f"01KP{n:022d}", phone=None if n % 3 else "+14155550123") for n in range(120)]
         )
     ),
+    "audit reads: profiles with their properties, a list's member ids": lambda: capture_built(
+        [
+            kr.profile_segments_lookup([f"evergreen-demo.myshopify.com/customer#{n}" for n in range(50)]),
+            kr.list_member_ids("Y6nRLr"),
+            kr.list_member_ids("Y6nRLr", "bmV4dA"),
+        ]
+    ),
     "flood with fact properties beside the segments": lambda: capture(
         lambda p: p.push([change(n, properties=FACT_PROPERTIES) for n in range(60)])
     ),

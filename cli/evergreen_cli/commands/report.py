@@ -114,14 +114,27 @@ def draw_png(reports: list[SegmentReport], since: date, path: Path, shop: str) -
     members.barh(names, [report.totals.members for report in reports], color="#2e7d32")
     members.invert_yaxis()
     members.set_title("Members now")
-    for report in reports:
-        if report.days:
-            days = [day.day for day in report.days]
-            flow.plot(days, [day.entered - day.exited for day in report.days], marker="o", label=report.segment)
-    flow.axhline(0, color="#999999", linewidth=0.8)
-    flow.set_title("Net entries per day (entered - exited)")
-    if any(report.days for report in reports):
-        flow.legend(fontsize=8, ncol=2)
+    palette = plt.get_cmap("tab20")
+    colours = [palette(index % 20) for index in range(len(reports))]
+    above: dict[Any, int] = {}
+    below: dict[Any, int] = {}
+    for index, report in enumerate(reports):
+        if not report.days:
+            continue
+        days = [day.day for day in report.days]
+        entered = [day.entered for day in report.days]
+        exited = [-day.exited for day in report.days]
+        colour = colours[index % len(colours)]
+        flow.bar(days, entered, bottom=[above.get(d, 0) for d in days], color=colour, label=report.segment)
+        flow.bar(days, exited, bottom=[below.get(d, 0) for d in days], color=colour, alpha=0.55)
+        for day, up, down in zip(days, entered, exited, strict=True):
+            above[day] = above.get(day, 0) + up
+            below[day] = below.get(day, 0) + down
+    flow.axhline(0, color="#555555", linewidth=0.8)
+    flow.set_yscale("symlog", linthresh=10)
+    flow.set_title("Entries (up) and exits (down) per day")
+    if above:
+        flow.legend(fontsize=7, ncol=2)
     flow.tick_params(axis="x", rotation=30)
     engaged.barh(names, [100 * (report.totals.engaged_share or 0) for report in reports], color="#1565c0")
     engaged.invert_yaxis()

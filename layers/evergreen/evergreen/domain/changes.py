@@ -42,6 +42,8 @@ class SegmentChange(BaseModel):
     """The profile's net spent at this version, for the segments' running totals."""
     engaged: bool = False
     """Whether the profile was engaged at this version (`segment_counts.is_engaged`), for the totals."""
+    reconcile_lists: bool = False
+    """Set every mapped list from this snapshot, not only those of `entered`/`exited` (an audit's repair)."""
     properties: dict[str, Any] = {}
     """The definitions' `klaviyo_properties` facts at this version (a full snapshot, like `segments`)."""
     transition_at: datetime | None = None

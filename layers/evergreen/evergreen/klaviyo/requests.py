@@ -54,6 +54,7 @@ OP_LIST_REMOVE = "remove_profiles_from_list"
 OP_GET_PROFILES = "get_profiles"
 OP_GET_PROFILE = "get_profile"
 OP_PROFILE_DELETION = "request_profile_deletion"
+OP_LIST_MEMBER_IDS = "get_profile_ids_for_list"
 
 FACT_PROPERTY_PREFIX = "evergreen_"
 """A fact pushed as a property is named `evergreen_<fact>`, e.g. `evergreen_net_spent`."""
@@ -82,6 +83,7 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_GET_PROFILES: RateLimit(75, 750),
     OP_GET_PROFILE: RateLimit(75, 750),
     OP_PROFILE_DELETION: RateLimit(3, 60),
+    OP_LIST_MEMBER_IDS: RateLimit(75, 750),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -248,6 +250,29 @@ def profile_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
             "page[size]": "100",
         },
         operation=OP_GET_PROFILES,
+    )
+
+
+def profile_segments_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
+    """GET /api/profiles filtered on external ids, with their properties: what `evergreen audit` compares."""
+    request = profile_lookup(external_ids)
+    return KlaviyoRequest(
+        method=request.method,
+        path=request.path,
+        query={**request.query, "fields[profile]": "external_id,properties"},
+        operation=request.operation,
+    )
+
+
+def list_member_ids(list_id: str, cursor: str | None = None) -> KlaviyoRequest:
+    """GET /api/lists/{id}/relationships/profiles: one page (100) of a list's member profile ids."""
+    if not list_id or "/" in list_id:
+        raise ValueError("invalid Klaviyo list id")
+    query = {"page[size]": "100"}
+    if cursor:
+        query["page[cursor]"] = cursor
+    return KlaviyoRequest(
+        method="GET", path=f"/api/lists/{list_id}/relationships/profiles", query=query, operation=OP_LIST_MEMBER_IDS
     )
 
 

@@ -25,6 +25,27 @@ class Reevaluation:
         return self.change is not None
 
 
+def snapshot_change(profile: Profile, version: int, now: datetime) -> SegmentChange:
+    """The profile's stored membership and facts as one change at `version`, entering and leaving nothing."""
+    facts = profile.facts()
+    return SegmentChange(
+        shop=profile.shop,
+        profile_key=profile.key,
+        version=version,
+        changed_at=now,
+        segments=sorted(profile.membership),
+        customer_id=profile.customer_id,
+        email=profile.email,
+        phone=profile.phone,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        klaviyo_profile_id=profile.klaviyo_profile_id,
+        properties=profile.klaviyo_properties,
+        net_spent=facts["net_spent"],
+        engaged=is_engaged(facts, now),
+    )
+
+
 def reevaluate(
     profile: Profile,
     definitions: Definitions,

@@ -115,6 +115,8 @@ class SyncReport:
     """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
     transition_lateness_ms: list[float] = field(default_factory=list)
     """For each pushed change that time alone made: from its exact instant to Klaviyo's answer."""
+    shops: set[str] = field(default_factory=set)
+    """Shops whose changes reached Klaviyo (their segment totals may have moved)."""
 
 
 class SegmentSync:
@@ -239,6 +241,7 @@ class SegmentSync:
             if position in outcome.failed:
                 continue
             report.pushed += 1
+            report.shops.add(change.shop)
             report.lag_seconds.append((now - change.changed_at).total_seconds())
             if change.received_at is not None:
                 report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
