@@ -1,8 +1,9 @@
 """Draw `evergreen report --png` for a seeded store, as the README shows it (docs/images/segment-report.png).
 
 A synthetic shop of 120 customers (as `./evergreen seed-shop` makes them; a third live around the shop in Ottawa)
-is backfilled from the Shopify sandbox into in-process moto and synced to the Klaviyo sandbox; then 30 days pass,
-one sweep and one sync a day, so segments fill and drain by time alone; then the report is drawn. Usage:
+is backfilled from the Shopify sandbox (its email engagement from the Klaviyo sandbox) into in-process moto and
+synced to the Klaviyo sandbox; then 20 days pass, one sweep and one sync a day, so segments fill and drain by time
+alone; then the report is drawn. Usage:
 
     uv run python scripts/draw_seeded_report.py docs/images/segment-report.png
 """
@@ -37,7 +38,7 @@ from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox
 from evergreen_cli.sandboxes.synthetic_shop import DEFAULT_SHOP, synthetic_engagement, synthetic_store
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-DAYS = 30
+DAYS = 20
 EXTRA_SEGMENTS = """
   local:
     description: Ships within 25 km of the shop in Ottawa.

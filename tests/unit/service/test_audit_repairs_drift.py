@@ -3,11 +3,9 @@ lost, a profile deleted in Klaviyo) and `--repair` mends it through the normal s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from evergreen.clock import FixedClock
@@ -20,9 +18,9 @@ from evergreen.service.sync import SegmentSync
 from evergreen.settings import Settings
 from evergreen.storage.shop_profiles import DynamoShopProfiles
 from evergreen.wiring import Edges
-from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer
 
-from .conftest import SHOP, START, World
+from .conftest import SHOP, START, World, edges_with_segments
 
 SEGMENTS = """\
 segments:
@@ -39,21 +37,7 @@ segments:
 
 @pytest.fixture
 def edges(settings: Settings, clock: FixedClock, tmp_path: Path) -> Edges:
-    definitions = tmp_path / "segments.yaml"
-    definitions.write_text(SEGMENTS)
-    return Edges(settings.model_copy(update={"segments_file": str(definitions)}), clock)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox("127.0.0.1", 0, None)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def client(sandbox: SandboxServer) -> KlaviyoClient:
-    return KlaviyoClient(sandbox.url, "pk_test", http=httpx.Client(), sleep=lambda _: None, max_attempts=3)
+    return edges_with_segments(settings, clock, tmp_path, SEGMENTS)
 
 
 def sync_queue(world: World, edges: Edges, client: KlaviyoClient) -> None:
@@ -83,14 +67,17 @@ def audit(edges: Edges, client: KlaviyoClient) -> Audit:
     return Audit(profiles, KlaviyoHoldings(client), lists, edges.store, edges.publisher)
 
 
-def test_the_audit_finds_injected_drift_and_repair_mends_it(world: World, edges: Edges, sandbox, client) -> None:
+def test_the_audit_finds_injected_drift_and_repair_mends_it(
+    world: World, edges: Edges, klaviyo_sandbox: SandboxServer, klaviyo_client: KlaviyoClient
+) -> None:
+    client = klaviyo_client
     for customer, orders in ((1, 1), (2, 2), (3, 2), (4, 1)):
         buy(world, customer, orders)
     sync_queue(world, edges, client)
     clean = audit(edges, client).run(SHOP, None, world.clock.now())
     assert (clean.checked, clean.drift) == (4, [])
 
-    state = sandbox.state
+    state = klaviyo_sandbox.state
     with state.lock:
         by_external = {stored["external_id"]: kid for kid, stored in state.profiles.items()}
         state.profiles[by_external[f"{SHOP}/customer#1"]]["properties"]["evergreen_segments"] = ["vip"]
@@ -113,7 +100,10 @@ def test_the_audit_finds_injected_drift_and_repair_mends_it(world: World, edges:
     assert (after.checked, after.in_flight, after.drift) == (4, 0, [])
 
 
-def test_a_sample_audits_that_many_and_a_change_in_flight_is_not_drift(world: World, edges: Edges, client) -> None:
+def test_a_sample_audits_that_many_and_a_change_in_flight_is_not_drift(
+    world: World, edges: Edges, klaviyo_client: KlaviyoClient
+) -> None:
+    client = klaviyo_client
     for customer in range(1, 6):
         buy(world, customer, 1)
     sync_queue(world, edges, client)

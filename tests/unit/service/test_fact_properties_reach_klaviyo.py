@@ -3,12 +3,9 @@ in the same upserts, and only when one of them changed. Real ingest on in-proces
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from evergreen.clock import FixedClock
@@ -18,9 +15,9 @@ from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sync import SegmentSync
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
-from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer
 
-from .conftest import START, World
+from .conftest import START, World, edges_with_segments
 
 SEGMENTS = """\
 klaviyo_properties: [net_spent, orders_count, last_order_at, rfm_score, expected_next_order_at, country_code]
@@ -37,16 +34,7 @@ segments:
 
 @pytest.fixture
 def edges(settings: Settings, clock: FixedClock, tmp_path: Path) -> Edges:
-    definitions = tmp_path / "segments.yaml"
-    definitions.write_text(SEGMENTS)
-    return Edges(settings.model_copy(update={"segments_file": str(definitions)}), clock)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox("127.0.0.1", 0, None)
-    yield server
-    server.stop()
+    return edges_with_segments(settings, clock, tmp_path, SEGMENTS)
 
 
 def order(world: World, number: int, days_ago: int, total: str = "40.00") -> None:
@@ -69,7 +57,9 @@ def changes(world: World) -> list[SegmentChange]:
     return [SegmentChange.model_validate(body) for body in world.queued()]
 
 
-def test_listed_facts_are_sent_when_they_change_and_only_then(world: World, edges: Edges, sandbox: Any) -> None:
+def test_listed_facts_are_sent_when_they_change_and_only_then(
+    world: World, edges: Edges, klaviyo_sandbox: SandboxServer, klaviyo_client: KlaviyoClient
+) -> None:
     order(world, 101, days_ago=20)
     (first,) = changes(world)
     assert first.entered == [] and first.properties == {
@@ -91,11 +81,10 @@ def test_listed_facts_are_sent_when_they_change_and_only_then(world: World, edge
     assert second.entered == ["repeat"]
     assert (second.properties["net_spent"], second.properties["orders_count"]) == (100.0, 2)
 
-    client = KlaviyoClient(sandbox.url, "pk_test", http=httpx.Client(), sleep=lambda _: None, max_attempts=3)
-    report = SegmentSync(edges.store, lambda shop: KlaviyoPusher(client, {}), world.clock).sync([second])
+    report = SegmentSync(edges.store, lambda shop: KlaviyoPusher(klaviyo_client, {}), world.clock).sync([second])
 
     assert report.failed == set()
-    (upsert,) = [request for request in sandbox.requests() if request["path"] == "/api/profile-import"]
+    (upsert,) = [request for request in klaviyo_sandbox.requests() if request["path"] == "/api/profile-import"]
     properties = upsert["json"]["data"]["attributes"]["properties"]
     assert properties["evergreen_segments"] == ["repeat"]
     assert (properties["evergreen_net_spent"], properties["evergreen_orders_count"]) == (100.0, 2)

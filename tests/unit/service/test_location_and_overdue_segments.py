@@ -24,7 +24,7 @@ from evergreen.service.transitions import DueTransition, TransitionOutcome
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 
-from .conftest import START, World
+from .conftest import START, World, edges_with_segments
 
 SHOP_AT = (45.4215, -75.6972)
 """The shop, in Ottawa."""
@@ -60,10 +60,8 @@ segments:
 
 @pytest.fixture
 def edges(settings: Settings, clock: FixedClock, tmp_path: Path) -> Edges:
-    definitions = tmp_path / "segments.yaml"
-    definitions.write_text(SEGMENTS)
     url = boto3.client("sqs").create_queue(QueueName="transitions")["QueueUrl"]
-    return Edges(settings.model_copy(update={"segments_file": str(definitions), "transitions_queue_url": url}), clock)
+    return edges_with_segments(settings, clock, tmp_path, SEGMENTS, transitions_queue_url=url)
 
 
 def address(country: str, province: str, city: str, postal: str, at: tuple[float, float] | None) -> dict[str, Any]:

@@ -4,12 +4,10 @@ spread over shards so one busy segment is no hot key. Real ingest and sync on in
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from evergreen.domain.changes import SegmentChange
@@ -19,22 +17,13 @@ from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sync import SegmentSync
 from evergreen.storage.segment_counts import COUNT_SHARDS, SegmentCounts, counts_pk
 from evergreen.wiring import Edges
-from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 from .conftest import SHOP, START, World
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = start_sandbox("127.0.0.1", 0, None)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sync(edges: Edges, sandbox: SandboxServer, clock: Any) -> SegmentSync:
-    client = KlaviyoClient(sandbox.url, "pk_test", http=httpx.Client(), sleep=lambda _: None, max_attempts=3)
-    return SegmentSync(edges.store, lambda shop: KlaviyoPusher(client, {}), clock)
+def sync(edges: Edges, klaviyo_client: KlaviyoClient, clock: Any) -> SegmentSync:
+    return SegmentSync(edges.store, lambda shop: KlaviyoPusher(klaviyo_client, {}), clock)
 
 
 def order(world: World, customer: int, number: int, days_ago: int, total: str, cancelled: bool = False) -> None:

@@ -13,7 +13,7 @@ from evergreen.clock import FixedClock
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
 
-from .conftest import START, World
+from .conftest import START, World, edges_with_segments
 
 CUSTOMER = 706405506930370084
 SEGMENTS = """\
@@ -29,9 +29,7 @@ segments:
 
 @pytest.fixture
 def edges(settings: Settings, clock: FixedClock, tmp_path: Path) -> Edges:
-    definitions = tmp_path / "segments.yaml"
-    definitions.write_text(SEGMENTS)
-    return Edges(settings.model_copy(update={"segments_file": str(definitions)}), clock)
+    return edges_with_segments(settings, clock, tmp_path, SEGMENTS)
 
 
 def notice(segment: int = 3) -> dict[str, Any]:

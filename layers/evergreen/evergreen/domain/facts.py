@@ -8,6 +8,7 @@ bounded aggregates (`domain/orders.py`), kept exact per order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from datetime import datetime
@@ -87,12 +88,13 @@ def expected_next_order_at(order_times: list[datetime], orders_count: int) -> da
     once there are `MIN_ORDERS_FOR_PREDICTION` orders; `order_times` is newest first."""
     if orders_count < MIN_ORDERS_FOR_PREDICTION or len(order_times) < MIN_ORDERS_FOR_PREDICTION:
         return None
-    gaps = sorted(newer - older for newer, older in itertools.pairwise(order_times))
+    gaps = sorted([newer - older for newer, older in itertools.pairwise(order_times)])
     middle = len(gaps) // 2
     median = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
     return order_times[0] + median
 
 
+@functools.lru_cache(maxsize=65_536)
 def ab_bucket(shop: str, profile_key: str) -> int:
     """A stable pseudo-random bucket, 0-99, from the shop and the profile's key (SHA-256, so uniform)."""
     digest = hashlib.sha256(f"{shop}\n{profile_key}".encode()).digest()
@@ -134,7 +136,9 @@ def profile_facts(profile: Profile) -> dict[str, Any]:
         "city": address.city if address else None,
         "postal_code": address.postal_code if address else None,
         "coordinates": address.coordinates if address else None,
-        "expected_next_order_at": expected_next_order_at([at for at, _ in stats.latest], stats.count),
+        "expected_next_order_at": None
+        if stats.count < MIN_ORDERS_FOR_PREDICTION
+        else expected_next_order_at([at for at, _ in stats.latest], stats.count),
         "ab_bucket": ab_bucket(profile.shop, profile.key),
         "vendors_bought": stats.vendors.smallest(),
         "product_ids_bought": stats.product_ids.smallest(),

@@ -7,6 +7,7 @@ adapter applies the difference in the same transaction as the mark, so a version
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,7 @@ ENGAGED_WITHIN = timedelta(days=30)
 """A member counts as engaged when `last_engaged_at` (email open or click, SMS click) is this recent."""
 
 
-def is_engaged(facts: dict[str, Any], now: datetime) -> bool:
+def is_engaged(facts: Mapping[str, Any], now: datetime) -> bool:
     """Engaged as the report counts it: an open or click within `ENGAGED_WITHIN` of `now`."""
     last = facts.get("last_engaged_at")
     return last is not None and last > now - ENGAGED_WITHIN
@@ -31,32 +32,19 @@ class SyncedSnapshot:
     engaged: bool = False
 
 
-@dataclass(frozen=True)
-class SegmentDelta:
-    """What one profile's new snapshot changes in one segment's totals."""
-
-    members: int = 0
-    net_spent: Decimal = Decimal(0)
-    engaged: int = 0
-
-    @property
-    def empty(self) -> bool:
-        return self.members == 0 and self.net_spent == 0 and self.engaged == 0
-
-
-def _share(snapshot: SyncedSnapshot | None, segment: str) -> SegmentDelta:
+def _share(snapshot: SyncedSnapshot | None, segment: str) -> SegmentTotals:
     if snapshot is None or segment not in snapshot.segments:
-        return SegmentDelta()
-    return SegmentDelta(1, snapshot.net_spent, int(snapshot.engaged))
+        return SegmentTotals()
+    return SegmentTotals(1, snapshot.net_spent, int(snapshot.engaged))
 
 
-def segment_deltas(old: SyncedSnapshot | None, new: SyncedSnapshot) -> dict[str, SegmentDelta]:
+def segment_deltas(old: SyncedSnapshot | None, new: SyncedSnapshot) -> dict[str, SegmentTotals]:
     """Per segment touched, the totals' change from `old` (None: never synced) to `new`; unchanged ones left out."""
     touched = new.segments | (old.segments if old else frozenset())
-    deltas: dict[str, SegmentDelta] = {}
+    deltas: dict[str, SegmentTotals] = {}
     for segment in sorted(touched):
         before, after = _share(old, segment), _share(new, segment)
-        delta = SegmentDelta(
+        delta = SegmentTotals(
             after.members - before.members, after.net_spent - before.net_spent, after.engaged - before.engaged
         )
         if not delta.empty:
@@ -66,11 +54,16 @@ def segment_deltas(old: SyncedSnapshot | None, new: SyncedSnapshot) -> dict[str,
 
 @dataclass(frozen=True)
 class SegmentTotals:
-    """One segment's running totals: members now, their net spent and how many were engaged when last synced."""
+    """One segment's running totals (members now, their net spent, how many were engaged when last synced), or
+    what one profile's new snapshot changes in them."""
 
     members: int = 0
     net_spent: Decimal = Decimal(0)
     engaged: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return self.members == 0 and self.net_spent == 0 and self.engaged == 0
 
     @property
     def average_net_spent(self) -> Decimal | None:

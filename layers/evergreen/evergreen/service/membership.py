@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
@@ -25,9 +27,11 @@ class Reevaluation:
         return self.change is not None
 
 
-def snapshot_change(profile: Profile, version: int, now: datetime) -> SegmentChange:
+def snapshot_change(
+    profile: Profile, version: int, now: datetime, facts: Mapping[str, Any] | None = None
+) -> SegmentChange:
     """The profile's stored membership and facts as one change at `version`, entering and leaving nothing."""
-    facts = profile.facts()
+    facts = profile.facts() if facts is None else facts
     return SegmentChange(
         shop=profile.shop,
         profile_key=profile.key,
@@ -85,22 +89,7 @@ def reevaluate(
     )
     change = None
     if entered or exited or properties != profile.klaviyo_properties:
-        change = SegmentChange(
-            shop=profile.shop,
-            profile_key=profile.key,
-            version=version,
-            changed_at=now,
-            segments=sorted(membership),
-            entered=list(entered),
-            exited=list(exited),
-            customer_id=profile.customer_id,
-            email=profile.email,
-            phone=profile.phone,
-            first_name=profile.first_name,
-            last_name=profile.last_name,
-            klaviyo_profile_id=profile.klaviyo_profile_id,
-            properties=properties,
-            net_spent=facts["net_spent"],
-            engaged=is_engaged(facts, now),
+        change = snapshot_change(updated, version, now, facts).model_copy(
+            update={"entered": list(entered), "exited": list(exited)}
         )
     return Reevaluation(updated, entered, exited, change)

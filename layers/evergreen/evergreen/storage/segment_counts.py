@@ -161,7 +161,7 @@ class SegmentCounts:
             "ExpressionAttributeValues": values,
         }
 
-    def _add_total(self, shop: str, segment: str, shard: int, members: int, delta: Any) -> dict[str, Any]:
+    def _add_total(self, shop: str, segment: str, shard: int, members: int, delta: SegmentTotals) -> dict[str, Any]:
         return {
             "TableName": self._table,
             "Key": {"pk": _s(counts_pk(shop)), "sk": _s(f"{segment}#{shard:02d}")},
