@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SHOPIFY_API_VERSION = "2025-10"
-"""The Shopify Admin API version whose webhook payloads Evergreen models."""
+SHOPIFY_API_VERSION = "2026-10"
+"""The one Shopify API version pin: Admin calls, webhook subscriptions and the app TOML use it, and a webhook
+delivered at another version moves ShopifyApiVersionMismatch. Moving it: docs/extending.md, "Moving to a new
+API version". Its support window: `evergreen.api_versions`."""
 KLAVIYO_REVISION = "2026-07-15"
-"""The Klaviyo API revision sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
+"""The one Klaviyo revision pin, sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
 
 
 class Settings(BaseModel):
@@ -50,6 +52,14 @@ class Settings(BaseModel):
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
     transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
+    engagement_poll_overlap_seconds: int = Field(900, alias="ENGAGEMENT_POLL_OVERLAP_SECONDS", ge=0, le=86_400)
+    """How much of its previous window each engagement poll reads again (late-indexed events, clock skew)."""
+    engagement_poll_max_window_seconds: int = Field(3600, alias="ENGAGEMENT_POLL_MAX_WINDOW_SECONDS", ge=60)
+    """The longest window one poll reads per account; a longer gap is caught up over several runs."""
+    engagement_poll_shops: str = Field("", alias="ENGAGEMENT_POLL_SHOPS")
+    """Comma-separated shops polled with the `"*"` Klaviyo account; shops named in the secret always are."""
+    engagement_poll_safety_ms: int = Field(20_000, alias="ENGAGEMENT_POLL_SAFETY_MS", ge=0)
+    """The poll stops this long before its Lambda timeout; the next run reads the unfinished window again."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
