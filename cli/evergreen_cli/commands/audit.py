@@ -11,6 +11,7 @@ from evergreen.service.audit import Audit, AuditReport
 from evergreen.settings import Settings
 from evergreen.storage.shop_profiles import DynamoShopProfiles
 from evergreen.wiring import Edges
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK
 from evergreen_cli.main import CliError, render_table
 from evergreen_cli.targets import use_target
@@ -19,7 +20,7 @@ SHOWN_DRIFT = 50
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--sample", type=int, metavar="N", help="audit N profiles drawn at random (default 200)")
     scope.add_argument("--all", action="store_true", help="audit every profile of the shop")

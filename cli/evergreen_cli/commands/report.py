@@ -17,13 +17,14 @@ from evergreen.domain.segment_counts import SegmentDay, SegmentTotals
 from evergreen.segments.definitions import parse_duration
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK
 from evergreen_cli.main import CliError, render_table
 from evergreen_cli.targets import use_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     parser.add_argument(
         "--since", default="30d", help="how far back entries and exits go, e.g. 30d or 2w (default 30d)"
     )

@@ -15,7 +15,7 @@ from evergreen.domain.segment_counts import SegmentTotals, SyncedSnapshot
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sync import SegmentSync
-from evergreen.storage.segment_counts import COUNT_SHARDS, SegmentCounts, counts_pk
+from evergreen.storage.segment_counts import COUNT_PREFIX, COUNT_SHARDS, SegmentCounts
 from evergreen.wiring import Edges
 
 from .conftest import SHOP, START, World
@@ -106,7 +106,9 @@ def test_one_busy_segment_is_spread_over_its_shards(edges: Edges) -> None:
         counts.mark_counted(SHOP, f"customer#{number}", 1, snapshot, START)
 
     items = edges.dynamodb.query(
-        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": counts_pk(SHOP)}}
+        TableName=table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :c)",
+        ExpressionAttributeValues={":p": {"S": f"shop#{SHOP}"}, ":c": {"S": COUNT_PREFIX}},
     )["Items"]
 
     assert len(items) == COUNT_SHARDS, "every shard took a share"

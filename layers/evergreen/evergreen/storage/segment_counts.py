@@ -1,8 +1,9 @@
 """Per-segment running totals in the profiles table, moved in the same transaction as a profile's sync mark.
 
-Items (none carries `profile`, so no profile read or scan ever sees them):
-- `pk = segcount#<shop>`, `sk = <segment>#<shard>`: `members`, `net_spent`, `engaged`;
-- `pk = segday#<shop>#<segment>`, `sk = <YYYY-MM-DD>#<shard>`: `entered`, `exited` that day (UTC).
+Items, in the shop's partition so that `shop/redact` deletes them with everything else of the shop (none carries
+`profile`, so no profile read or scan ever sees them):
+- `sk = segcount#<segment>#<shard>`: `members`, `net_spent`, `engaged`;
+- `sk = segday#<segment>#<YYYY-MM-DD>#<shard>`: `entered`, `exited` that day (UTC).
 
 Sharding: each transaction adds to one of `COUNT_SHARDS` items per segment, drawn at random, so a Black Friday
 flood into one segment spreads over that many items (no hot key); a total is the sum of its shards (one Query).
@@ -38,12 +39,8 @@ def _n(value: int | Decimal) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def counts_pk(shop: str) -> str:
-    return f"segcount#{shop}"
-
-
-def days_pk(shop: str, segment: str) -> str:
-    return f"segday#{shop}#{segment}"
+COUNT_PREFIX = "segcount#"
+DAY_PREFIX = "segday#"
 
 
 def _old_snapshot(item: dict[str, Any]) -> SyncedSnapshot | None:
@@ -164,7 +161,7 @@ class SegmentCounts:
     def _add_total(self, shop: str, segment: str, shard: int, members: int, delta: SegmentTotals) -> dict[str, Any]:
         return {
             "TableName": self._table,
-            "Key": {"pk": _s(counts_pk(shop)), "sk": _s(f"{segment}#{shard:02d}")},
+            "Key": {"pk": _s(keys.shop_pk(shop)), "sk": _s(f"{COUNT_PREFIX}{segment}#{shard:02d}")},
             "UpdateExpression": "ADD members :m, net_spent :n, engaged :e",
             "ExpressionAttributeValues": {":m": _n(members), ":n": _n(delta.net_spent), ":e": _n(delta.engaged)},
         }
@@ -173,7 +170,7 @@ class SegmentCounts:
         field = "entered" if members > 0 else "exited"
         return {
             "TableName": self._table,
-            "Key": {"pk": _s(days_pk(shop, segment)), "sk": _s(f"{day.isoformat()}#{shard:02d}")},
+            "Key": {"pk": _s(keys.shop_pk(shop)), "sk": _s(f"{DAY_PREFIX}{segment}#{day.isoformat()}#{shard:02d}")},
             "UpdateExpression": f"ADD {field} :one",
             "ExpressionAttributeValues": {":one": _n(abs(members))},
         }
@@ -181,8 +178,8 @@ class SegmentCounts:
     def totals(self, shop: str) -> dict[str, SegmentTotals]:
         """Every segment's totals for the shop (segments never entered are absent)."""
         summed: dict[str, list[Any]] = {}
-        for item in self._query(counts_pk(shop)):
-            segment = item["sk"]["S"].rsplit("#", 1)[0]
+        for item in self._query(shop, "begins_with(sk, :from)", {":from": _s(COUNT_PREFIX)}):
+            segment = item["sk"]["S"].removeprefix(COUNT_PREFIX).rsplit("#", 1)[0]
             total = summed.setdefault(segment, [0, Decimal(0), 0])
             total[0] += int(item.get("members", {"N": "0"})["N"])
             total[1] += Decimal(item.get("net_spent", {"N": "0"})["N"])
@@ -192,9 +189,10 @@ class SegmentCounts:
     def days(self, shop: str, segment: str, since: date) -> list[SegmentDay]:
         """Entries and exits per UTC day from `since`, oldest first (days with neither are absent)."""
         by_day: dict[str, list[int]] = {}
-        condition = {":since": _s(since.isoformat())}
-        for item in self._query(days_pk(shop, segment), "sk >= :since", condition):
-            day = item["sk"]["S"].rsplit("#", 1)[0]
+        prefix = f"{DAY_PREFIX}{segment}#"
+        bounds = {":from": _s(f"{prefix}{since.isoformat()}"), ":to": _s(f"{prefix}~")}
+        for item in self._query(shop, "sk BETWEEN :from AND :to", bounds):
+            day = item["sk"]["S"].removeprefix(prefix).rsplit("#", 1)[0]
             counts = by_day.setdefault(day, [0, 0])
             counts[0] += int(item.get("entered", {"N": "0"})["N"])
             counts[1] += int(item.get("exited", {"N": "0"})["N"])
@@ -203,11 +201,11 @@ class SegmentCounts:
             for day, (entered, exited) in sorted(by_day.items())
         ]
 
-    def _query(self, pk: str, sort: str = "", values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _query(self, shop: str, sort: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk" + (f" AND {sort}" if sort else ""),
-            "ExpressionAttributeValues": {":pk": _s(pk), **(values or {})},
+            "KeyConditionExpression": f"pk = :pk AND {sort}",
+            "ExpressionAttributeValues": {":pk": _s(keys.shop_pk(shop)), **values},
         }
         items: list[dict[str, Any]] = []
         while True:
