@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.domain.facts import profile_facts
+from evergreen.domain.location import Address
 from evergreen.domain.orders import OrderRecord, OrderStats, RefundRecord
 
 __all__ = ["Consent", "ConsentState", "Engagement", "OrderRecord", "OrderStats", "Profile", "RefundRecord"]
@@ -67,6 +68,13 @@ class TagHistory(_Model):
     """By case-folded tag (Shopify's tags are case-insensitive)."""
 
 
+class SegmentPresence(_Model):
+    """Whether the customer is in one Shopify customer segment, as of Shopify's newest notice about it."""
+
+    member: bool
+    at: datetime
+
+
 class Engagement(_Model):
     last_email_open_at: datetime | None = None
     last_email_click_at: datetime | None = None
@@ -94,6 +102,10 @@ class Profile(_Model):
     customer_tag_history: TagHistory = Field(default_factory=TagHistory)
     customer_created_at: datetime | None = None
     customer_updated_at: datetime | None = None
+    default_address: Address | None = None
+    """The customer's default address in Shopify (location facts fall back to it)."""
+    shopify_segments: dict[str, SegmentPresence] = Field(default_factory=dict)
+    """Shopify customer segments by segment id: the newest joined/left notice for each."""
     deleted: bool = False
 
     email_consent: Consent = Field(default_factory=Consent)
@@ -114,6 +126,8 @@ class Profile(_Model):
     version: int = 0
     next_transition_at: datetime | None = None
     definitions_hash: str | None = None
+    klaviyo_properties: dict[str, Any] = Field(default_factory=dict)
+    """The fact properties last sent to Klaviyo (the definitions' `klaviyo_properties`), to send only changes."""
 
     @property
     def key(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from evergreen.domain.events import EngagementRecorded
 from evergreen.service.ports import ParkedEngagement
 from evergreen.storage import keys
+from evergreen.storage.shop_items import listed_update, names_listed
 
 PARKED_DAYS = 30
 """How long an unresolved engagement waits for its profile to become known."""
@@ -154,25 +155,7 @@ class DynamoParkedEngagements:
 
     def _names_in_shop(self, shop: str) -> list[str]:
         """Every parked engagement's name in the shop, from the `by_shop` index's shards."""
-        names: list[str] = []
-        for partition in keys.shop_pks(shop):
-            start: dict[str, Any] | None = None
-            while True:
-                kwargs: dict[str, Any] = {
-                    "TableName": self._table,
-                    "IndexName": "by_shop",
-                    "KeyConditionExpression": "shop_pk = :s AND begins_with(#owner, :p)",
-                    "ExpressionAttributeNames": {"#owner": "owner"},
-                    "ExpressionAttributeValues": {":s": _s(partition), ":p": _s(PARKED_PREFIX)},
-                }
-                if start:
-                    kwargs["ExclusiveStartKey"] = start
-                response = self._client.query(**kwargs)
-                names += [keys.ref_of(item)[1] for item in response.get("Items", [])]
-                start = response.get("LastEvaluatedKey")
-                if not start:
-                    break
-        return names
+        return names_listed(self._client, self._table, shop, PARKED_PREFIX)
 
     def _drop_oldest(self, shop: str, names: list[str], keep: int) -> int:
         """Delete all but the `keep` newest of these parked items; returns how many went."""
@@ -191,16 +174,16 @@ class DynamoParkedEngagements:
         """Add `change` to the shop's parked counter (or one Klaviyo id's); returns the new count. The counter is
         listed in `by_shop`, so shop/redact deletes it too."""
         name = _count_name(klaviyo_id)
-        listing = keys.listing(shop, name)
-        update = "ADD parked :n SET shop_pk = :sp, #owner = :o" + (", expires_at = :e" if expires is not None else "")
-        values: dict[str, Any] = {":n": {"N": str(change)}, ":sp": listing["shop_pk"], ":o": listing["owner"]}
+        listed, names, values = listed_update(shop, name)
+        update = f"ADD parked :n SET {listed}" + (", expires_at = :e" if expires is not None else "")
+        values = {**values, ":n": {"N": str(change)}}
         if expires is not None:
             values[":e"] = expires
         response = self._client.update_item(
             TableName=self._table,
             Key=keys.item_key(shop, name),
             UpdateExpression=update,
-            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="UPDATED_NEW",
         )

@@ -25,10 +25,13 @@ from botocore.exceptions import ClientError
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.erasure import ErasureGuard, Tombstone
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
+from evergreen.domain.segment_counts import SyncedSnapshot
 from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import order_from_item, order_put
 from evergreen.storage.packed import packed, unpacked
+from evergreen.storage.segment_counts import SegmentCounts
+from evergreen.storage.shop_items import get_many
 from evergreen.storage.tombstones import (
     condition_checks,
     erased_at_of,
@@ -106,26 +109,6 @@ def profile_from_item(item: Item) -> Profile:
     return profile
 
 
-def get_many(
-    client: Any, table: str, refs: Sequence[tuple[str, str]], projection: str | None
-) -> Iterator[tuple[tuple[str, str], Item]]:
-    """((shop, name), item) of each stored ref, read consistently 100 keys per request."""
-    unique = list(dict.fromkeys(refs))
-    for offset in range(0, len(unique), 100):
-        wanted: dict[str, Any] = {
-            "Keys": [keys.item_key(shop, name) for shop, name in unique[offset : offset + 100]],
-            "ConsistentRead": True,
-        }
-        if projection is not None:
-            wanted["ProjectionExpression"] = projection
-        request: dict[str, Any] = {table: wanted}
-        while request:
-            response = client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                yield keys.ref_of(item), item
-            request = response.get("UnprocessedKeys") or {}
-
-
 def profiles_named(client: Any, table: str, entries: Sequence[Item]) -> list[Profile]:
     """The profiles a keys-only index page names, read consistently, in the page's order (gone: skipped)."""
     refs = [keys.ref_of(entry) for entry in entries]
@@ -140,6 +123,8 @@ class DynamoProfileStore:
         self._client = client
         self._table = table_name
         self._shards = shards
+        self.segment_counts = SegmentCounts(client, table_name)
+        """The per-segment totals kept beside the profiles (storage/segment_counts.py)."""
 
     # reads ---------------------------------------------------------------
     def load(self, shop: str, profile_key: str) -> Profile | None:
@@ -565,11 +550,26 @@ class DynamoProfileStore:
                 raise VersionConflict("the profile changed since it was read") from error
             raise
 
-    def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None:
+    def mark_synced(
+        self,
+        shop: str,
+        profile_key: str,
+        version: int,
+        klaviyo_profile_id: str | None = None,
+        snapshot: SyncedSnapshot | None = None,
+        changed_at: datetime | None = None,
+    ) -> None:
         """Record that `version` reached Klaviyo; clear the outbox entry unless a newer change waits.
 
-        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself.
+        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself. With a
+        `snapshot`, the segments' running totals move by it in the same write (storage/segment_counts.py).
         """
+        if snapshot is not None and changed_at is not None:
+            kid_key = klaviyo_pk(shop, klaviyo_profile_id) if klaviyo_profile_id else None
+            self.segment_counts.mark_counted(
+                shop, profile_key, version, snapshot, changed_at, klaviyo_profile_id, kid_key
+            )
+            return
         key = keys.profile_key(shop, profile_key)
         values: dict[str, Any] = {":v": _n(version)}
         sets = "SET synced_version = :v"
