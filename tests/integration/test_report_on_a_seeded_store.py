@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from evergreen.storage.packed import unpacked
 from evergreen_cli.commands.report import draw_png, segment_reports
 from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 from tests.integration.backfill_harness import NOW, SHOP, Harness, make_harness
@@ -33,7 +34,7 @@ def profiles(harness: Harness) -> list[dict]:
         page = client.scan(**kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
-            return [json.loads(item["profile"]["S"]) for item in items]
+            return [json.loads(unpacked(item["profile"])) for item in items]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
