@@ -91,3 +91,13 @@ def record_count(metrics: Metrics, name: str, dimension: str, value: str, count:
     namespace = metrics.namespace or NAMESPACE_DEFAULT
     with single_metric(name=name, unit=MetricUnit.Count, value=count, namespace=namespace) as metric:
         metric.add_dimension(dimension, value)
+
+
+WEBHOOK_UNAVAILABLE = "WebhookUnavailable"
+"""Counted on every 503 a webhook handler answers (storage failing, races exhausted): the sender retries, so
+Lambda's `Errors` stays at 0 and only this metric (and its alarm, `WebhookUnavailableAlarm`) shows it."""
+
+
+def record_unavailable(metrics: Metrics) -> None:
+    """One 503 answered, under the function's shared dimensions only (the alarm watches exactly those)."""
+    metrics.add_metric(name=WEBHOOK_UNAVAILABLE, unit=MetricUnit.Count, value=1)

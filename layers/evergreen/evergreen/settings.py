@@ -50,6 +50,9 @@ class Settings(BaseModel):
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
     transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
+    answer_within_seconds: float = Field(0, alias="ANSWER_WITHIN_SECONDS", ge=0)
+    """A sender waits this long for the answer (Shopify: 5 s): AWS calls fail fast and a write that keeps losing
+    races gives up early enough to answer 503 in time. 0: no sender waits (the sweep, sync, backfill)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

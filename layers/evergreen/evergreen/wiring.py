@@ -26,7 +26,7 @@ from botocore.config import Config
 from evergreen.clock import Clock, SystemClock
 from evergreen.segments import Definitions, default_definitions, load_definitions
 from evergreen.service.list_moves import ListMover
-from evergreen.service.profile_writer import ProfileWriter
+from evergreen.service.profile_writer import ProfileWriter, RetryPolicy
 from evergreen.service.sweep import StalenessSweep
 from evergreen.service.transitions import ExactTransitions, TransitionScheduler
 from evergreen.settings import Settings
@@ -49,6 +49,12 @@ if TYPE_CHECKING:
     from evergreen.service.sync_drain import DrainingSync
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+ANSWERING_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=0.5, read_timeout=1)
+"""Where a sender waits for the answer (`ANSWER_WITHIN_SECONDS`): one retry, short timeouts. DynamoDB and SQS
+answer in milliseconds; a call that hangs is better answered 503 (the sender retries) than past its deadline."""
+WRITE_SHARE_OF_ANSWER = 0.5
+"""The share of the answer deadline a write may spend retrying lost races; the rest covers a cold start, the
+secret's first read and the last attempt's own calls (docs/architecture.md, "Answering within 5 s")."""
 
 
 def definitions_for(settings: Settings) -> Definitions:
@@ -72,21 +78,26 @@ class Edges:
         return definitions_for(self.settings)
 
     @cached_property
+    def aws_config(self) -> Config:
+        """Short timeouts and one retry where a sender waits for the answer; patient ones elsewhere."""
+        return ANSWERING_AWS_CONFIG if self.settings.answer_within_seconds else AWS_CONFIG
+
+    @cached_property
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", config=AWS_CONFIG)
+        return boto3.client("dynamodb", config=self.aws_config)
 
     @cached_property
     def sqs(self) -> Any:
-        return boto3.client("sqs", config=AWS_CONFIG)
+        return boto3.client("sqs", config=self.aws_config)
 
     @cached_property
     def s3(self) -> Any:
-        return boto3.client("s3", config=AWS_CONFIG)
+        return boto3.client("s3", config=self.aws_config)
 
     @cached_property
     def lambda_client(self) -> Any:
         """The backfill's, to continue in a new invocation of itself."""
-        return boto3.client("lambda", config=AWS_CONFIG)
+        return boto3.client("lambda", config=self.aws_config)
 
     @cached_property
     def store(self) -> DynamoProfileStore:
@@ -107,7 +118,7 @@ class Edges:
 
     @cached_property
     def secrets(self) -> ShopSecrets:
-        provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+        provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=self.aws_config))
         return ShopSecrets(
             provider,
             self.settings.shopify_secrets_id,
@@ -117,8 +128,10 @@ class Edges:
 
     @cached_property
     def writer(self) -> ProfileWriter:
+        within = self.settings.answer_within_seconds
+        retry = RetryPolicy(budget_seconds=within * WRITE_SHARE_OF_ANSWER) if within else None
         return ProfileWriter(
-            self.store, self.publisher, self.definitions, self.clock, handoff=self.transition_scheduler
+            self.store, self.publisher, self.definitions, self.clock, retry=retry, handoff=self.transition_scheduler
         )
 
     @cached_property
