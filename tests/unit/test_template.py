@@ -12,6 +12,7 @@ from evergreen_cli.local_stack.template import functions, http_routes, resources
 
 FUNCTIONS = {
     "ShopifyWebhookFunction": "functions/shopify_webhook",
+    "ShopifyEventBridgeFunction": "functions/shopify_eventbridge",
     "KlaviyoWebhookFunction": "functions/klaviyo_webhook",
     "StalenessSweepFunction": "functions/staleness_sweep",
     "SegmentSyncFunction": "functions/segment_sync",
