@@ -50,6 +50,8 @@ class Settings(BaseModel):
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
     transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
+    klaviyo_concurrent_calls: int = Field(10, alias="KLAVIYO_CONCURRENT_CALLS", ge=1, le=64)
+    """Klaviyo calls one SegmentSync process makes at once in a trickle (per-change imports, events, lists)."""
     answer_within_seconds: float = Field(0, alias="ANSWER_WITHIN_SECONDS", ge=0)
     """A sender waits this long for the answer (Shopify: 5 s): AWS calls fail fast and a write that keeps losing
     races gives up early enough to answer 503 in time. 0: no sender waits (the sweep, sync, backfill)."""

@@ -41,7 +41,7 @@ from evergreen.storage.secrets import ShopSecrets
 if TYPE_CHECKING:
     import httpx
 
-    from evergreen.klaviyo.client import KlaviyoClient
+    from evergreen.klaviyo.client import ConcurrentCalls, KlaviyoClient
     from evergreen.klaviyo.pusher import KlaviyoPusher
     from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
     from evergreen.service.shopify_webhooks import ShopifyWebhooks
@@ -250,6 +250,13 @@ class Edges:
 
         return httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0))
 
+    @cached_property
+    def klaviyo_calls(self) -> ConcurrentCalls:
+        """The thread pool SegmentSync's per-change Klaviyo calls run on at once."""
+        from evergreen.klaviyo.client import ConcurrentCalls  # noqa: PLC0415 - only the functions that call Klaviyo
+
+        return ConcurrentCalls(self.settings.klaviyo_concurrent_calls)
+
     def pusher_for_shop(self, shop: str) -> KlaviyoPusher | None:
         """The shop's Klaviyo pusher (its client created on first use, then reused), or None without an API key."""
         from evergreen.klaviyo.client import KlaviyoClient  # noqa: PLC0415 - only the functions that call Klaviyo
@@ -261,7 +268,9 @@ class Edges:
             )
 
         client = self._klaviyo_client(shop, create)
-        return KlaviyoPusher(client, self.definitions.klaviyo_list_ids) if client is not None else None
+        if client is None:
+            return None
+        return KlaviyoPusher(client, self.definitions.klaviyo_list_ids, fanout=self.klaviyo_calls)
 
     def klaviyo_throttled(self) -> int:
         """429s Klaviyo answered so far, over every client of this process."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -129,7 +131,10 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Burst and steady token buckets per operation; `acquire` sleeps until both allow a call."""
+    """Burst and steady token buckets per operation; `acquire` sleeps until both allow a call.
+
+    Thread-safe: the pusher's concurrent calls take their tokens from the same buckets.
+    """
 
     def __init__(
         self,
@@ -144,6 +149,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
+        self._lock = threading.Lock()
         self.waited_s = 0.0
         """Total time spent waiting for tokens (for metrics)."""
 
@@ -158,17 +164,18 @@ class RateLimiter:
         return self._buckets[operation]
 
     def acquire(self, operation: str) -> None:
-        buckets = self._buckets_for(operation)
         while True:
-            now = self._clock()
-            for bucket in buckets:
-                bucket.refill(now)
-            wait = max(bucket.wait_for_token() for bucket in buckets)
-            if wait <= 0:
+            with self._lock:
+                buckets = self._buckets_for(operation)
+                now = self._clock()
                 for bucket in buckets:
-                    bucket.tokens -= 1
-                return
-            self.waited_s += wait
+                    bucket.refill(now)
+                wait = max(bucket.wait_for_token() for bucket in buckets)
+                if wait <= 0:
+                    for bucket in buckets:
+                        bucket.tokens -= 1
+                    return
+                self.waited_s += wait
             self._sleep(wait)
 
 
@@ -218,6 +225,7 @@ class KlaviyoClient:
         """429 answers seen (each attempt counts), for the "Klaviyo 429s" metric."""
         self.retried_count = 0
         """Retries made for any reason."""
+        self._counts = threading.Lock()
 
     def close(self) -> None:
         if self._owns_http:
@@ -233,7 +241,8 @@ class KlaviyoClient:
         return float(min(self._backoff_cap_s, self._backoff_base_s * (2 ** (attempt - 1))))
 
     def _wait(self, base_s: float) -> None:
-        self.retried_count += 1
+        with self._counts:
+            self.retried_count += 1
         self._sleep(base_s + max(0.0, self._jitter(base_s)))
 
     def send(self, request: KlaviyoRequest) -> httpx.Response:
@@ -262,7 +271,8 @@ class KlaviyoClient:
             if 200 <= status < 300:
                 return response
             if status == 429:
-                self.throttled_count += 1
+                with self._counts:
+                    self.throttled_count += 1
                 retry_after = retry_after_seconds(response)
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
                 if last or wait > self._max_retry_after_s:
@@ -296,3 +306,18 @@ class KlaviyoClient:
             return None
         data = body.get("data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else None
+
+
+class ConcurrentCalls:
+    """The pusher's `Fanout` over one thread pool per process: at most `workers` Klaviyo calls in flight.
+
+    The calls share the client's rate limiter (thread-safe) and its pooled HTTP connections.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="klaviyo-call")
+
+    def __call__[T, R](self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        return list(self._pool.map(work, items))
