@@ -15,7 +15,8 @@ Control endpoints (not Klaviyo's):
   until the client gives up, or closed unanswered after hang_ms (default 60 s), to exercise timeouts;
 - POST /_sandbox/latency {"p50_ms": 200, "p99_ms": 1000, "seed": 1}: every API request is answered after a delay
   drawn from a log-normal distribution with that median and 99th percentile (as a real Klaviyo call over the
-  internet takes), each request on its own thread, so concurrent calls overlap; {"p50_ms": 0} turns it off;
+  internet takes; the record's `latency_ms`), each request on its own thread, so concurrent calls overlap;
+  {"p50_ms": 0} turns it off;
 - GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions,
   and the system webhooks (secrets shown as their length only);
 - POST /_sandbox/webhooks-api {"status": 403}: the Webhooks API answers that status (403: the key lacks
@@ -406,6 +407,8 @@ class _Handler(BaseHTTPRequestHandler):
             record["status"] = None if fault is not None and fault.hang else status
             released = state.released
             modelled_ms = state.latency.draw_ms(state.rng) if path.startswith("/api/") else 0.0
+            if modelled_ms:
+                record["latency_ms"] = round(modelled_ms, 1)
         delay_ms = (fault.delay_ms if fault is not None else 0.0) + modelled_ms
         if delay_ms and released.wait(delay_ms / 1000):
             self.close_connection = True
