@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from evergreen.service.shopify_webhooks import ShopifyWebhooks
     from evergreen.service.sync import SegmentSync
     from evergreen.service.sync_drain import DrainingSync
+    from evergreen.storage.rate_budget import DynamoRateBudget
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
 ANSWERING_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=0.5, read_timeout=1)
@@ -264,13 +265,27 @@ class Edges:
 
         def create(api_key: str) -> KlaviyoClient:
             return KlaviyoClient(
-                self.settings.klaviyo_base_url, api_key, self.settings.klaviyo_revision, self.klaviyo_http
+                self.settings.klaviyo_base_url,
+                api_key,
+                self.settings.klaviyo_revision,
+                self.klaviyo_http,
+                shared_budget=self.klaviyo_budget(shop, api_key),
             )
 
         client = self._klaviyo_client(shop, create)
         if client is None:
             return None
         return KlaviyoPusher(client, self.definitions.klaviyo_list_ids, fanout=self.klaviyo_calls)
+
+    def klaviyo_budget(self, shop: str, api_key: str) -> DynamoRateBudget | None:
+        """The shop's Klaviyo account's rate budget, shared with every other container (None when turned off)."""
+        if not self.settings.klaviyo_shared_budget:
+            return None
+        from evergreen.storage.rate_budget import DynamoRateBudget, account_key  # noqa: PLC0415
+
+        account = self.secrets.klaviyo_account(shop)
+        key = account_key(account.account_id if account is not None else None, api_key)
+        return DynamoRateBudget(self.dynamodb, self.settings.profiles_table, key, lambda: self.clock.now().timestamp())
 
     def klaviyo_throttled(self) -> int:
         """429s Klaviyo answered so far, over every client of this process."""

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -179,6 +179,14 @@ class RateLimiter:
             self._sleep(wait)
 
 
+class SharedBudget(Protocol):
+    """The account's rate budget shared by every container (storage/rate_budget.py keeps it in DynamoDB)."""
+
+    def take(self, operation: str, limit: RateLimit) -> float:
+        """Take one call's token: 0.0 when taken, else the seconds to wait before asking again."""
+        ...
+
+
 def default_jitter(base_s: float) -> float:
     """Up to a quarter of the base delay extra, so many containers do not retry in lock-step."""
     return random.uniform(0, base_s * 0.25)
@@ -202,7 +210,10 @@ class KlaviyoClient:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 8.0,
         max_retry_after_s: float = 30.0,
+        shared_budget: SharedBudget | None = None,
     ) -> None:
+        """`shared_budget`: besides this process's own buckets, every call takes a token from the account's
+        budget shared with the other containers, so together they stay inside Klaviyo's per-account limits."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._base_url = base_url.rstrip("/")
@@ -221,11 +232,15 @@ class KlaviyoClient:
         self._backoff_cap_s = backoff_cap_s
         self._max_retry_after_s = max_retry_after_s
         self.limiter = RateLimiter(rate_limits, clock=clock, sleep=sleep)
+        self._rate_limits = rate_limits
+        self._shared = shared_budget
         self.throttled_count = 0
         """429 answers seen (each attempt counts), for the "Klaviyo 429s" metric."""
         self.retried_count = 0
         """Retries made for any reason."""
         self._counts = threading.Lock()
+        self.shared_waited_s = 0.0
+        """Time spent waiting for the account's shared budget."""
 
     def close(self) -> None:
         if self._owns_http:
@@ -256,6 +271,7 @@ class KlaviyoClient:
         for attempt in range(1, self._max_attempts + 1):
             last = attempt == self._max_attempts
             self.limiter.acquire(operation)
+            self._take_shared(operation)
             try:
                 response = self._http.request(
                     request.method, url, params=dict(request.query), headers=headers, content=content
@@ -288,6 +304,16 @@ class KlaviyoClient:
                 continue
             raise KlaviyoRejected(operation=operation, status=status, errors=error_infos(response))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take_shared(self, operation: str) -> None:
+        """Wait for the account's shared budget to grant this call (nothing to do without one)."""
+        if self._shared is None:
+            return
+        limit = self._rate_limits.get(operation, UNKNOWN_ENDPOINT_LIMIT)
+        while (wait := self._shared.take(operation, limit)) > 0:
+            with self._counts:
+                self.shared_waited_s += wait
+            self._sleep(wait)
 
     def get_profile(self, klaviyo_profile_id: str) -> dict[str, Any] | None:
         """The JSON:API profile resource (`id`, `attributes.external_id/email/phone_number`), or None on 404.
