@@ -30,9 +30,9 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -86,8 +86,7 @@ def run() -> dict[str, object]:
     }
 
 
-@dataclass
-class Burst:
+class Burst(NamedTuple):
     latencies: list[float]
     answered: list[float]
     sent: int
