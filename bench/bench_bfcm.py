@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -67,8 +68,8 @@ def first_answers(sandbox: object) -> dict[str, float]:
 
 
 def run() -> dict[str, object]:
-    measured = burst(KLAVIYO_P50_MS, KLAVIYO_P99_MS)
-    floor = burst(0.0, 0.0)
+    measured = burst_apart(KLAVIYO_P50_MS, KLAVIYO_P99_MS)
+    floor = burst_apart(0.0, 0.0)
     return {
         "freshness.bfcm_event_to_klaviyo_ms_p50": round(statistics.median(measured.latencies), 1),
         "freshness.bfcm_event_to_klaviyo_ms_p99": round(_percentile(measured.latencies, 0.99), 1),
@@ -92,6 +93,18 @@ class Burst(NamedTuple):
     sent: int
     failed: int
     requests: int
+
+
+def burst_apart(p50_ms: float, p99_ms: float) -> Burst:
+    """`burst` in a process of its own: a second local stack in one process does not get its changes synced."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--burst", str(p50_ms), str(p99_ms)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    return Burst(*json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def burst(p50_ms: float, p99_ms: float) -> Burst:
@@ -160,4 +173,7 @@ def burst(p50_ms: float, p99_ms: float) -> Burst:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    if sys.argv[1:2] == ["--burst"]:
+        print(json.dumps(burst(float(sys.argv[2]), float(sys.argv[3]))))
+    else:
+        print(json.dumps(run(), indent=2))
