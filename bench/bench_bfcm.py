@@ -4,12 +4,11 @@ freshness.bfcm_event_to_klaviyo_ms_p50 / _p99   orders/create webhooks for new c
                                                 SECONDS, applied by INGEST_CONTAINERS ShopifyWebhooks use cases
                                                 (one per Lambda container, each with its own clients, as the
                                                 deployed function scales out; the local HTTP API runs one
-                                                invocation at a time, which no burst on AWS does); SegmentSync runs
-                                                as many containers at once as the event source's
-                                                MaximumConcurrency (2) allows, and pushes to the Klaviyo sandbox,
-                                                whose answers take a log-normal p50 200 ms / p99 1 s. From the
-                                                webhook's arrival to Klaviyo's answer to the first request carrying
-                                                that customer's profile.
+                                                invocation at a time, which no burst on AWS does); the local stack's
+                                                SegmentSync (one poller, as one of the deployed function's two)
+                                                pushes to the Klaviyo sandbox, whose answers take a log-normal
+                                                p50 200 ms / p99 1 s. From the webhook's arrival to Klaviyo's
+                                                answer to the first request carrying that customer's profile.
 freshness.bfcm_floor_ms_p50 / _p99              the same burst with Klaviyo answering at once: the local stack's own
                                                 share (moto answers far slower than DynamoDB and SQS)
 freshness.bfcm_delivered / _sent                profiles that reached Klaviyo / webhooks sent
@@ -34,12 +33,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_freshness import SandboxWatch, _options, _percentile, _profiles_in, _quiet
-from evergreen_cli.local_stack.template import sqs_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = "bench-bfcm.myshopify.com"
@@ -97,23 +95,6 @@ class Burst(NamedTuple):
     requests: int
 
 
-def sync_concurrency(template: dict[str, Any]) -> int:
-    """The SegmentChanges event source's MaximumConcurrency: SegmentSync invocations at once on AWS."""
-    event = template["Resources"]["SegmentSyncFunction"]["Properties"]["Events"]["SegmentChanges"]["Properties"]
-    return int(event.get("ScalingConfig", {}).get("MaximumConcurrency", 1))
-
-
-def second_sync(stack: Any, stopping: threading.Event) -> None:
-    """Another SegmentSync container beside the stack's own poller, as the deployed event source runs up to
-    MaximumConcurrency of them: its own handler module (clients, pusher) and the same event-source imitation."""
-    from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime  # noqa: PLC0415
-
-    runtime = LambdaRuntime(stack.resources)
-    (source,) = [source for source in sqs_sources(stack.template) if source.function == "SegmentSyncFunction"]
-    while not stopping.is_set():
-        stack._deliver_batch(runtime, stack.resources, source.queue, source.function, source.batch_size, 1)
-
-
 def burst_apart(p50_ms: float, p99_ms: float) -> Burst:
     """`burst` in a process of its own: a second local stack in one process does not get its changes synced."""
     done = subprocess.run(
@@ -146,9 +127,6 @@ def burst(p50_ms: float, p99_ms: float) -> Burst:
         stack.sandbox.set_latency(p50_ms, p99_ms, seed=20261127)
         watch = SandboxWatch(stack.sandbox)
         os.environ.pop("ANSWER_WITHIN_SECONDS", None)
-        stopping = threading.Event()
-        for _ in range(sync_concurrency(stack.template) - 1):
-            threading.Thread(target=second_sync, args=(stack, stopping), daemon=True).start()
 
         def container() -> Edges:
             if not hasattr(local, "edges"):
@@ -187,7 +165,6 @@ def burst(p50_ms: float, p99_ms: float) -> Burst:
         while time.monotonic() < deadline and len(watch.first.keys() & posted.keys()) < len(posted):
             time.sleep(0.5)
             watch.poll()
-        stopping.set()
         answers = first_answers(stack.sandbox)
         requests = len([r for r in stack.sandbox.requests() if str(r.get("path", "")).startswith("/api/")])
     latencies = [(answers[key] - at) * 1000 for key, at in posted.items() if key in answers]
