@@ -2,9 +2,10 @@
 
 freshness.bfcm_event_to_klaviyo_ms_p50 / _p99   orders/create webhooks for new customers at RATE_PER_SECOND for
                                                 SECONDS, applied by INGEST_CONTAINERS ShopifyWebhooks use cases
-                                                (one per Lambda container, each with its own clients, as the
-                                                deployed function scales out; the local HTTP API runs one
-                                                invocation at a time, which no burst on AWS does); the local stack's
+                                                in a process of their own (one per Lambda container, each with
+                                                its own clients, as the deployed function scales out; the
+                                                local HTTP API runs one invocation at a time, which no burst on
+                                                AWS does); the local stack's
                                                 SegmentSync (one poller, as one of the deployed function's two)
                                                 pushes to the Klaviyo sandbox, whose answers take a log-normal
                                                 p50 200 ms / p99 1 s. From the webhook's arrival to Klaviyo's
@@ -137,58 +138,25 @@ def burst_apart(p50_ms: float, p99_ms: float) -> Burst:
 
 def burst(p50_ms: float, p99_ms: float) -> Burst:
     """One burst on a fresh local stack whose Klaviyo sandbox answers with that latency (0: at once)."""
-    from evergreen.service.shopify_webhooks import ShopifyDelivery  # noqa: PLC0415
-    from evergreen.shopify.hmac import sign_shopify_body  # noqa: PLC0415
-    from evergreen.wiring import Edges  # noqa: PLC0415
-    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
     from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
-    template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
     webhooks = int(RATE_PER_SECOND * SECONDS)
-    posted: dict[str, float] = {}
-    statuses: list[int] = []
-    answered: list[float] = []
-    lock = threading.Lock()
-    local = threading.local()
     with moto_apart() as moto, _quiet(), LocalStack(_options(moto_endpoint=moto)) as stack:
         assert stack.sandbox is not None
         stack.sandbox.set_latency(p50_ms, p99_ms, seed=20261127)
         watch = SandboxWatch(stack.sandbox)
         os.environ.pop("ANSWER_WITHIN_SECONDS", None)
-
-        def container() -> Edges:
-            if not hasattr(local, "edges"):
-                local.edges = Edges.from_env()
-            edges: Edges = local.edges
-            return edges
-
-        def send(number: int) -> None:
-            customer_id = 820_000_000_000_000_000 + number
-            body = dict(template, id=customer_id + 1, customer=dict(template["customer"], id=customer_id))
-            raw = json.dumps(body).encode()
-            delivery = ShopifyDelivery(
-                shop=SHOP,
-                topic="orders/create",
-                hmac=sign_shopify_body(raw, DEFAULT_LOCAL_SHOPIFY_SECRET),
-                body=raw,
-                event_id=str(uuid.uuid4()),
-            )
-            started = time.time()
-            with lock:
-                posted[f"{SHOP}/customer#{customer_id}"] = started
-            try:
-                status = container().shopify_webhooks.receive(delivery).status
-            except Exception:  # the handler answers 503 for any of these
-                status = 503
-            with lock:
-                statuses.append(status)
-                answered.append((time.time() - started) * 1000)
-
-        begin = time.monotonic()
-        with ThreadPoolExecutor(max_workers=INGEST_CONTAINERS) as pool:
-            for number in range(webhooks):
-                time.sleep(max(0.0, begin + number / RATE_PER_SECOND - time.monotonic()))
-                pool.submit(send, number)
+        # The ingest containers run in a process of their own (Lambda containers are other machines), with the
+        # stack's environment, so they never wait for this process's interpreter lock, nor it for theirs.
+        done = subprocess.run(
+            [sys.executable, __file__, "--ingest", str(webhooks)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+            env=dict(os.environ),
+        )
+        posted, statuses, answered = json.loads(done.stdout.strip().splitlines()[-1])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(watch.first.keys() & posted.keys()) < len(posted):
             time.sleep(0.5)
@@ -200,8 +168,61 @@ def burst(p50_ms: float, p99_ms: float) -> Burst:
     return Burst(latencies, answered, len(posted), failed, requests)
 
 
+def ingest(webhooks: int) -> tuple[dict[str, float], list[int], list[float]]:
+    """Send `webhooks` orders/create at RATE_PER_SECOND through INGEST_CONTAINERS ShopifyWebhooks use cases (each
+    with its own clients, as a Lambda container); (when each was sent by profile, statuses, answer times in ms)."""
+    from evergreen.service.shopify_webhooks import ShopifyDelivery  # noqa: PLC0415
+    from evergreen.shopify.hmac import sign_shopify_body  # noqa: PLC0415
+    from evergreen.wiring import Edges  # noqa: PLC0415
+    from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
+
+    template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
+    posted: dict[str, float] = {}
+    statuses: list[int] = []
+    answered: list[float] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def container() -> Edges:
+        if not hasattr(local, "edges"):
+            local.edges = Edges.from_env()
+        edges: Edges = local.edges
+        return edges
+
+    def send(number: int) -> None:
+        customer_id = 820_000_000_000_000_000 + number
+        body = dict(template, id=customer_id + 1, customer=dict(template["customer"], id=customer_id))
+        raw = json.dumps(body).encode()
+        delivery = ShopifyDelivery(
+            shop=SHOP,
+            topic="orders/create",
+            hmac=sign_shopify_body(raw, DEFAULT_LOCAL_SHOPIFY_SECRET),
+            body=raw,
+            event_id=str(uuid.uuid4()),
+        )
+        started = time.time()
+        with lock:
+            posted[f"{SHOP}/customer#{customer_id}"] = started
+        try:
+            status = container().shopify_webhooks.receive(delivery).status
+        except Exception:  # the handler answers 503 for any of these
+            status = 503
+        with lock:
+            statuses.append(status)
+            answered.append((time.time() - started) * 1000)
+
+    begin = time.monotonic()
+    with _quiet(), ThreadPoolExecutor(max_workers=INGEST_CONTAINERS) as pool:
+        for number in range(webhooks):
+            time.sleep(max(0.0, begin + number / RATE_PER_SECOND - time.monotonic()))
+            pool.submit(send, number)
+    return posted, statuses, answered
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--burst"]:
         print(json.dumps(burst(float(sys.argv[2]), float(sys.argv[3]))))
+    elif sys.argv[1:2] == ["--ingest"]:
+        print(json.dumps(ingest(int(sys.argv[2]))))
     else:
         print(json.dumps(run(), indent=2))
