@@ -345,3 +345,23 @@ def test_the_shopify_webhook_answers_within_shopifys_5_seconds(template: dict[st
     function = _props(template, "ShopifyWebhookFunction")
     answer_within = float(function["Environment"]["Variables"]["ANSWER_WITHIN_SECONDS"])
     assert answer_within < 5 and function["Timeout"] <= 5
+
+
+def test_shopify_events_from_eventbridge_are_queued_for_the_same_ingest_and_what_is_dropped_alarms(
+    template: dict[str, Any],
+) -> None:
+    (source,) = [source for source in sqs_sources(template) if source.function == "ShopifyEventBridgeFunction"]
+    assert source.queue == "ShopifyEventsQueue" and source.report_batch_item_failures
+    rule = _props(template, "ShopifyEventsRule")
+    assert rule["EventPattern"] == {
+        "source": [{"prefix": "aws.partner/shopify.com/"}],
+        "detail-type": ["shopifyWebhook"],
+    }
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ShopifyEventsQueue", "Arn"]}
+    bus = template["Resources"]["ShopifyPartnerEventBus"]
+    assert bus["Condition"] == "HasShopifyEventSource"
+    assert bus["Properties"]["EventSourceName"] == bus["Properties"]["Name"] == {"Ref": "ShopifyEventSourceName"}
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert alarms["ShopifyEventsRefusedAlarm"]["Properties"]["MetricName"] == "EventBridgeEventsRefused"
+    dlq = alarms["ShopifyEventsDLQAlarm"]["Properties"]["Dimensions"]
+    assert dlq == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ShopifyEventsDLQ", "QueueName"]}}]
