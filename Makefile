@@ -59,14 +59,20 @@ ifneq ($(NEEDS_TOOLCHAIN),)
   export PATH := $(patsubst %/,%,$(dir $(EVERGREEN_PYTHON))):$(PATH)
 endif
 
-.PHONY: help run test check sync lint fmt typecheck pytest validate cfn-lint build bench deploy deploy-guided delete events requirements clean
+.PHONY: check-aws help run test check sync lint fmt typecheck pytest contracts validate cfn-lint build bench deploy deploy-guided delete events requirements clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run:  ## start the local stack (Ctrl-C stops it)
+# `make run SHOPIFY_PORT=3201` (likewise HOST, PORT, MOTO_PORT, KLAVIYO_PORT) passes --shopify-port 3201;
+# ARGS="--no-sweep" passes any other flag. Only what is given on make's command line counts.
+run_flag = $(if $(filter command line,$(origin $(1))), --$(2) $($(1)))
+RUN_FLAGS = $(call run_flag,HOST,host)$(call run_flag,PORT,port)$(call run_flag,MOTO_PORT,moto-port)$\
+  $(call run_flag,KLAVIYO_PORT,klaviyo-port)$(call run_flag,SHOPIFY_PORT,shopify-port)$(if $(ARGS), $(ARGS))
+
+run: contracts  ## start the local stack (Ctrl-C stops it; SHOPIFY_PORT=3201 etc. move its ports, ARGS= other flags)
 	uv sync
-	uv run evergreen run
+	EVERGREEN_MAKE_TARGET=run uv run evergreen run$(RUN_FLAGS)
 
 test:  ## everything CI checks, with its duration
 	@started=$$(date +%s); status=0; \
@@ -74,7 +80,13 @@ test:  ## everything CI checks, with its duration
 	echo "make test: $$(( $$(date +%s) - started )) s$$( [ $$status -eq 0 ] || echo ", FAILED (exit $$status)" )"; \
 	exit $$status
 
-check: sync lint typecheck validate cfn-lint build pytest
+# The checks before the tests overlap each other (mypy and cfn-lint compute while SAM reads and writes), each
+# one's output kept together; then the tests, in parallel workers (PYTEST_WORKERS).
+CHECK_JOBS ?= 3
+
+check: sync
+	$(MAKE) --jobs=$(CHECK_JOBS) --output-sync=target lint typecheck validate cfn-lint build
+	$(MAKE) pytest
 
 sync:
 	uv sync --frozen
@@ -91,8 +103,15 @@ fmt:  ## format and auto-fix
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
 	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
-pytest:  ## all tests
-	uv run pytest
+# Workers for the tests (pytest-xdist), one per core by default: much of the suite waits on local servers, and
+# each test file stays on one worker (its module's stack is started once, its moto server is the worker's own).
+PYTEST_WORKERS ?= auto
+
+pytest: contracts  ## all tests (PYTEST_WORKERS=auto: one worker per core; PYTEST_WORKERS=0 runs them in this process)
+	uv run pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+contracts:  ## Shopify's published webhook examples and Admin GraphQL schema, pinned npm packages, into .contracts/
+	uv run python -m evergreen_cli.sandboxes.shopify_contracts
 
 validate:  ## sam validate --lint
 	$(SAM) validate --lint --region $(VALIDATE_REGION)
@@ -112,19 +131,23 @@ bench:  ## run bench/bench_*.py into bench/results.json
 STACK ?= evergreen
 AWS_TARGET = --stack $(STACK)$(if $(REGION), --region $(REGION))
 
-deploy: build  ## sam deploy (STACK=evergreen, REGION=your AWS CLI's, PARAMS="AlarmEmail=you@example.com"), then console events
+check-aws:  ## the AWS region and credentials deploy needs (REGION=), checked before the build
+	EVERGREEN_MAKE_TARGET=$(or $(firstword $(filter deploy deploy-guided delete,$(MAKECMDGOALS))),check-aws) \
+	  uv run evergreen check-aws$(if $(REGION), --region $(REGION))
+
+deploy: check-aws build  ## sam deploy (STACK=evergreen, REGION=your AWS CLI's, PARAMS="AlarmEmail=you@example.com"), then console events
 	$(SAM) deploy --stack-name $(STACK)$(if $(REGION), --region $(REGION))$(if $(PARAMS), --parameter-overrides $(PARAMS))
 	uv run evergreen console-events --aws $(AWS_TARGET)
 	@echo "deployed: set the secrets (README, Deploying), then run ./evergreen doctor --aws $(AWS_TARGET)"
 
-deploy-guided: build  ## the same, answering SAM's questions one by one (saved to samconfig.toml)
+deploy-guided: check-aws build  ## the same, answering SAM's questions one by one (saved to samconfig.toml)
 	@echo "SAM asks twice '<Shopify|Klaviyo>WebhookFunction has no authentication. Is this okay? [y/N]'."
 	@echo "Answer y (Enter means no and stops the deploy): Shopify and Klaviyo cannot send AWS credentials;"
 	@echo "every webhook is authenticated by its HMAC signature, and a bad or missing one gets 401."
 	$(SAM) deploy --guided --stack-name $(STACK)
 	uv run evergreen console-events --aws $(AWS_TARGET)
 
-delete:  ## sam delete the stack (keeps the profiles table and the exports bucket: README, Uninstall)
+delete: check-aws  ## sam delete the stack (keeps the profiles table and the exports bucket: README, Uninstall)
 	$(SAM) delete --stack-name $(STACK)$(if $(REGION), --region $(REGION))
 
 events:  ## regenerate events/api and events/sqs (signed with the local default secret)
@@ -135,5 +158,5 @@ requirements:  ## layers/evergreen/requirements.txt (and the tracing layer's) fr
 	$(UV_EXPORT) $(RUNTIME_PRUNE) | grep -vxF -f $(LAYER_REQUIREMENTS) > $(TRACING_REQUIREMENTS)
 
 clean:  ## remove build output and caches
-	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis .local-stack .contracts
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

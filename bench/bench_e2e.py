@@ -25,12 +25,12 @@ def run() -> dict[str, object]:
     from evergreen.domain.profile import customer_profile_key  # noqa: PLC0415
     from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
     from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
-    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports  # noqa: PLC0415
 
     logging.getLogger().setLevel(logging.WARNING)
     template = json.loads((ROOT / "events" / "shopify" / "orders_create.json").read_text())
-    options = LocalStackOptions(
-        port=0, moto_port=0, klaviyo_port=0, sweep_every=None, use_sandbox=True, environ={}, state_file=None
+    options = options_on_free_ports(
+        sweep_every=None, engagement_poll_every=None, use_sandbox=True, environ={}, state_file=None
     )
     latencies: list[float] = []
     responses: list[float] = []

@@ -2,14 +2,20 @@
 instant a time-based change arrives. Plus the hot-customer 5xx ratio on moto server.
 
 freshness.event_to_klaviyo_ms_p50 / _p99    500 signed orders/create webhooks at 10/s (one customer each): from the
-                                            webhook POST to the sandbox's record of that customer's profile import
+                                            webhook POST to Klaviyo having imported that customer's profile: the
+                                            sandbox's record of a profile-import, or the completion of the bulk job
+                                            that carried it (the sandbox's jobs take freshness.sandbox_job_seconds)
+freshness.event_to_klaviyo_accepted_ms_p99  the same, to Klaviyo's acceptance (a bulk job's 202), as before issue 24
+freshness.event_to_klaviyo_via_bulk_jobs    how many of them went in a bulk job (the rest: profile-import)
 freshness.event_to_klaviyo_floor_ms_p50     the floor in the same run: the webhook POST's own answer
+freshness.burst_event_to_klaviyo_ms_p99     300 webhooks sent at once (32 at a time): a backlog the sync drains into
+  / _accepted_ms_p99 / _via_bulk_jobs       bulk jobs; the same figures
 freshness.transition_lateness_s_p99 / _max  240 profiles whose segment flips at known instants over ~2.5 minutes
                                             (a definitions file with a 3-minute window), one scheduled sweep at the
                                             start with the deployed default interval (5 min, so the sweep itself
-                                            never applies them): from the instant to the sandbox's record
+                                            never applies them): from the instant to the sandbox's import
 freshness.transition_applied_s_p99          from the instant to the profile's write (membership entered_at)
-freshness.transition_lateness_floor_s_p50   the floor in the same run: from that write to the sandbox's record
+freshness.transition_lateness_floor_s_p50   the floor in the same run: from that write to the sandbox's import
 ingest.hot_customer_5xx_ratio               20 Lambda containers deliver 10 orders each for one customer at once,
                                             through the real handler on moto server (the local HTTP API runs one
                                             invocation per function at a time, so it cannot race)
@@ -49,6 +55,9 @@ LAST_TRANSITION_S = 150
 SWEEP_INTERVAL_S = 300.0
 HOT_CONTAINERS = 20
 HOT_ORDERS_EACH = 10
+SANDBOX_JOB_SECONDS = 2.0
+"""How long the sandbox's bulk import jobs take from acceptance to completion (Klaviyo's vary with its load)."""
+BURST_WEBHOOKS = 300
 SHORT_DEFINITIONS = """\
 version: 1
 segments:
@@ -80,13 +89,16 @@ def _profiles_in(node: Any) -> Iterator[tuple[str, list[str]]]:
 
 
 class SandboxWatch:
-    """The first time the sandbox recorded each profile (optionally: with a given segment)."""
+    """The first time the sandbox recorded each profile (optionally: with a given segment), and the first time it
+    imported it: at once for a profile-import, when its job completed for a bulk import job."""
 
     def __init__(self, sandbox: Any, segment: str | None = None) -> None:
         self._sandbox = sandbox
         self._segment = segment
         self._seen = 0
         self.first: dict[str, float] = {}
+        self.imported: dict[str, float] = {}
+        self.via_jobs: set[str] = set()
 
     def poll(self) -> None:
         recorded = self._sandbox.requests()
@@ -97,7 +109,20 @@ class SandboxWatch:
             for external_id, segments in _profiles_in(request.get("json")):
                 if self._segment is None or self._segment in segments:
                     self.first.setdefault(external_id, at)
+                    if request["path"] == "/api/profile-import":
+                        self.imported.setdefault(external_id, at)
         self._seen = len(recorded)
+        with self._sandbox.state.lock:
+            self._sandbox.state.advance_jobs()
+            jobs = [job for job in self._sandbox.state.jobs.values() if job.ended and not job.cancel]
+        for job in jobs:
+            done = job.created_at.timestamp() + job.seconds
+            for attributes, _ in job.profiles:
+                external_id = attributes.get("external_id")
+                segments = (attributes.get("properties") or {}).get("evergreen_segments") or []
+                if isinstance(external_id, str) and (self._segment is None or self._segment in segments):
+                    self.via_jobs.add(external_id)
+                    self.imported[external_id] = min(done, self.imported.get(external_id, done))
 
 
 def _quiet() -> contextlib.AbstractContextManager[Any]:
@@ -107,21 +132,30 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
 
 
 def _options(**overrides: Any) -> Any:
-    from evergreen_cli.local_stack.stack import LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import options_on_free_ports  # noqa: PLC0415
 
     settings: dict[str, Any] = {
-        "port": 0,
-        "moto_port": 0,
-        "klaviyo_port": 0,
         "sweep_every": None,
+        "engagement_poll_every": None,
         "use_sandbox": True,
         "environ": {},
         "state_file": None,
     }
-    return LocalStackOptions(**{**settings, **overrides})
+    return options_on_free_ports(**{**settings, **overrides})
 
 
 def event_to_klaviyo() -> dict[str, float]:
+    steady = _event_to_klaviyo(WEBHOOKS, RATE_PER_SECOND, first_customer=810_000_000_000_000_000)
+    burst = _event_to_klaviyo(BURST_WEBHOOKS, None, first_customer=820_000_000_000_000_000)
+    return {
+        **{f"freshness.{name}": value for name, value in steady.items()},
+        **{f"freshness.burst_{name}": value for name, value in burst.items()},
+        "freshness.sandbox_job_seconds": SANDBOX_JOB_SECONDS,
+    }
+
+
+def _event_to_klaviyo(count: int, rate_per_s: float | None, first_customer: int) -> dict[str, float]:
+    """`count` webhooks at `rate_per_s` (None: all at once, 32 at a time), one customer each."""
     from evergreen_cli.commands.send_webhook import shopify_headers  # noqa: PLC0415
     from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_SHOPIFY_SECRET  # noqa: PLC0415
     from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
@@ -132,10 +166,12 @@ def event_to_klaviyo() -> dict[str, float]:
     statuses: list[int] = []
     lock = threading.Lock()
     with _quiet(), LocalStack(_options()) as stack, httpx.Client(timeout=30) as http:
+        assert stack.sandbox is not None
+        stack.sandbox.jobs(seconds=SANDBOX_JOB_SECONDS)
         watch = SandboxWatch(stack.sandbox)
 
         def send(number: int) -> None:
-            customer_id = 810_000_000_000_000_000 + number
+            customer_id = first_customer + number
             body = dict(template, id=customer_id + 1, customer=dict(template["customer"], id=customer_id))
             raw = json.dumps(body).encode()
             headers = shopify_headers(raw, "orders/create", SHOP, DEFAULT_LOCAL_SHOPIFY_SECRET)
@@ -149,21 +185,26 @@ def event_to_klaviyo() -> dict[str, float]:
 
         begin = time.monotonic()
         with ThreadPoolExecutor(max_workers=32) as pool:
-            for number in range(WEBHOOKS):
-                time.sleep(max(0.0, begin + number / RATE_PER_SECOND - time.monotonic()))
+            for number in range(count):
+                if rate_per_s is not None:
+                    time.sleep(max(0.0, begin + number / rate_per_s - time.monotonic()))
                 pool.submit(send, number)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(watch.first.keys() & posted.keys()) < len(posted):
+        deadline = time.monotonic() + 60 + 2 * SANDBOX_JOB_SECONDS
+        while time.monotonic() < deadline and len(watch.imported.keys() & posted.keys()) < len(posted):
             time.sleep(0.25)
             watch.poll()
-    latencies = [(watch.first[key] - at) * 1000 for key, at in posted.items() if key in watch.first]
+    latencies = [(watch.imported[key] - at) * 1000 for key, at in posted.items() if key in watch.imported]
+    accepted = [(watch.first[key] - at) * 1000 for key, at in posted.items() if key in watch.first]
     return {
-        "freshness.event_to_klaviyo_ms_p50": round(statistics.median(latencies), 1),
-        "freshness.event_to_klaviyo_ms_p99": round(_percentile(latencies, 0.99), 1),
-        "freshness.event_to_klaviyo_floor_ms_p50": round(statistics.median(answers), 1),
-        "freshness.event_to_klaviyo_delivered": len(latencies),
-        "freshness.event_to_klaviyo_sent": len(posted),
-        "freshness.event_to_klaviyo_webhook_5xx": sum(1 for status in statuses if status >= 500),
+        "event_to_klaviyo_ms_p50": round(statistics.median(latencies), 1),
+        "event_to_klaviyo_ms_p99": round(_percentile(latencies, 0.99), 1),
+        "event_to_klaviyo_accepted_ms_p50": round(statistics.median(accepted), 1),
+        "event_to_klaviyo_accepted_ms_p99": round(_percentile(accepted, 0.99), 1),
+        "event_to_klaviyo_via_bulk_jobs": len(watch.via_jobs & posted.keys()),
+        "event_to_klaviyo_floor_ms_p50": round(statistics.median(answers), 1),
+        "event_to_klaviyo_delivered": len(latencies),
+        "event_to_klaviyo_sent": len(posted),
+        "event_to_klaviyo_webhook_5xx": sum(1 for status in statuses if status >= 500),
     }
 
 
@@ -208,7 +249,7 @@ def transition_lateness() -> dict[str, float]:
                 report = stack.run_sweep()  # the scheduled run at the start of an interval
                 watch = SandboxWatch(stack.sandbox, segment="stale")
                 deadline = time.time() + LAST_TRANSITION_S + 30
-                while time.time() < deadline and len(watch.first.keys() & due.keys()) < len(due):
+                while time.time() < deadline and len(watch.imported.keys() & due.keys()) < len(due):
                     time.sleep(0.25)
                     watch.poll()
                 applied = {}
@@ -221,9 +262,9 @@ def transition_lateness() -> dict[str, float]:
                 os.environ.pop("SEGMENTS_FILE", None)
             else:
                 os.environ["SEGMENTS_FILE"] = previous
-    lateness = [watch.first[key] - at for key, at in due.items() if key in watch.first]
+    lateness = [watch.imported[key] - at for key, at in due.items() if key in watch.imported]
     applied_lateness = [applied[key] - at for key, at in due.items() if key in applied]
-    sync_leg = [watch.first[key] - applied[key] for key in applied.keys() & watch.first.keys()]
+    sync_leg = [watch.imported[key] - applied[key] for key in applied.keys() & watch.imported.keys()]
     return {
         "freshness.transition_lateness_s_p99": round(_percentile(lateness, 0.99), 2),
         "freshness.transition_lateness_s_max": round(max(lateness), 2),

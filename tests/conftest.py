@@ -2,6 +2,7 @@
 
 - `repo_root`, `shared_dir` (skips when ../shared is absent), `template` (template.yaml, long-form intrinsics);
 - `free_port()` -> an unused TCP port on 127.0.0.1;
+- every test's CLI state file (EVERGREEN_LOCAL_STATE) is its own, never the checkout's `.local-stack/env.json`;
 - `aws_credentials`: dummy credentials and region in the environment (explicit, not autouse);
 - `moto_server`: one moto server per session, its endpoint URL (http://127.0.0.1:<port>);
 - `local_resources`: the template's table, queues, secrets and bucket provisioned on `moto_server` under a
@@ -21,7 +22,7 @@ import pytest
 
 if TYPE_CHECKING:  # imported inside the fixtures, so a broken module fails only the tests that use it
     from evergreen_cli.local_stack.resources import LocalResources
-    from evergreen_cli.local_stack.stack import LocalStack
+    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,13 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def no_local_stack_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's state file is the test's own (absent unless the test writes it), never the checkout's
+    .local-stack/env.json: tests run beside `make run` and beside each other."""
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(tmp_path_factory.mktemp("state") / "env.json"))
 
 
 @pytest.fixture(scope="session")
@@ -95,18 +103,26 @@ def local_stack(moto_server: str) -> Iterator[LocalStack]:
     One per test module; its functions' environment is in os.environ while it runs. Call `local_stack.drain()`
     to deliver every queued segment change to SegmentSync now, `local_stack.run_sweep()` to sweep.
     """
-    from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+    from evergreen_cli.local_stack.stack import LocalStack  # noqa: PLC0415
 
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
+    stack = LocalStack(local_stack_options(moto_server, "e2e")).start()
+    yield stack
+    stack.stop()
+
+
+def local_stack_options(moto_server: str, prefix: str, *, poll: bool = True) -> LocalStackOptions:
+    """A local stack on free ports over `moto_server`, with the Klaviyo sandbox, no sweep or engagement-poll timer
+    and no state file; with `poll=False` no poller runs either (the test hands queued messages over itself:
+    `LocalStack.drain`)."""
+    from evergreen_cli.local_stack.stack import options_on_free_ports  # noqa: PLC0415
+
+    return options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
-        prefix=f"e2e{uuid.uuid4().hex[:10]}",
+        engagement_poll_every=None,
+        poll=poll,
+        prefix=f"{prefix}{uuid.uuid4().hex[:10]}",
         use_sandbox=True,
         environ={},
         state_file=None,
     )
-    stack = LocalStack(options).start()
-    yield stack
-    stack.stop()

@@ -9,12 +9,14 @@ Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import os
+import re
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -72,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evergreen_cli.commands.console_events",
         "publish the sweep's and backfill's console test events",
     ),
+    "check-aws": (
+        "evergreen_cli.commands.check_aws",
+        "check the AWS region and credentials (make deploy runs it first)",
+    ),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})
@@ -90,11 +96,26 @@ class CliError(Exception):
         self.code = code
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean orders/create?` for the choice closest to a mistyped `word`, else ""."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line naming the command's --help."""
+    """argparse, but a usage mistake is one line naming the command's --help (and the closest command or flag)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see `{self.prog} --help`)\n")
+
+    def _suggestion(self, message: str) -> str:
+        if choice := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+            return did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
+        if unknown := re.match(r"unrecognized arguments: (.*)", message):
+            flags = [option for option in self._option_string_actions if option.startswith("--")]
+            words = [word.split("=", 1)[0] for word in unknown[1].split() if word.startswith("--")]
+            return next((hint for word in words if (hint := did_you_mean(word, flags))), "")
+        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,8 +201,17 @@ def _address_in_use(args: argparse.Namespace | None) -> str:
     flag, port = busy[0]
     return (
         f"port {port} is in use (is `make run` already running?): stop what holds it (`lsof -i :{port}`) "
-        f"or pass {flag} <another port>"
+        f"or {pass_flag(flag, '<another port>')}"
     )
+
+
+def pass_flag(flag: str, value: str) -> str:
+    """How to give `flag` as the user started the command: through make (the Makefile sets EVERGREEN_MAKE_TARGET)
+    a variable on make's command line, e.g. "run `make run SHOPIFY_PORT=<another port>`", else "pass --flag value"."""
+    target = os.environ.get("EVERGREEN_MAKE_TARGET")
+    if target:
+        return f"run `make {target} {flag.removeprefix('--').replace('-', '_').upper()}={value}`"
+    return f"pass {flag} {value}"
 
 
 def _client_error(error: Any, args: argparse.Namespace | None) -> str | None:

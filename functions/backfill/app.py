@@ -78,8 +78,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                     workers=WORKERS,
                 )
                 report = backfill.run(request.shop, request.since_instant)
+            if admin.deprecations:
+                value = sum(admin.deprecations.values())
+                metrics.add_metric(name="ShopifyApiDeprecations", unit=MetricUnit.Count, value=value)
             metrics.add_metric(name="BackfillRecordsApplied", unit=MetricUnit.Count, value=report.counts.applied)
             result |= report.counts.model_dump()
+            if report.orders_from is not None:  # no read_all_orders: Shopify served only recent orders
+                result["orders_read_from"] = report.orders_from.isoformat()
             if not report.finished:
                 logger.info("Backfill continues in a new invocation", extra=report.counts.model_dump())
                 return continue_later(request, context) or {**result, "finished": False, "continued": True}

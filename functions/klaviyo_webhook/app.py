@@ -47,5 +47,9 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
     unresolved = outcomes.get("parked", 0) + outcomes.get("unidentified", 0)
     if unresolved:
         metrics.add_metric(name="KlaviyoEngagementUnresolved", unit=MetricUnit.Count, value=unresolved)
+    if outcomes.get("parked_dropped", 0):
+        metrics.add_metric(name="ParkedEngagementsDropped", unit=MetricUnit.Count, value=outcomes["parked_dropped"])
+    if outcomes.get("erased", 0):
+        metrics.add_metric(name="ErasedDeliveriesIgnored", unit=MetricUnit.Count, value=outcomes["erased"])
     record_transitions(metrics, answer.entered, answer.exited)
     return json_response(answer.status, answer.body)

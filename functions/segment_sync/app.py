@@ -80,8 +80,13 @@ def _record_metrics(outcome: DrainOutcome, throttled: int) -> None:
     metrics.add_metric(name="Klaviyo429s", unit=MetricUnit.Count, value=throttled)
     if report.lag_seconds:
         metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=max(report.lag_seconds))
+    metrics.add_metric(name="KlaviyoProfilesRefused", unit=MetricUnit.Count, value=report.profiles_refused)
+    metrics.add_metric(name="PhonesLeftOut", unit=MetricUnit.Count, value=report.phones_left_out)
+    metrics.add_metric(name="KlaviyoJobsUnfinished", unit=MetricUnit.Count, value=report.jobs_unfinished)
     for latency_ms in report.event_to_klaviyo_ms:  # one value each, for p50/p99 (Powertools flushes at 100)
         metrics.add_metric(name="EventToKlaviyoMs", unit=MetricUnit.Milliseconds, value=latency_ms)
+    for accepted_ms in report.event_to_klaviyo_accepted_ms:
+        metrics.add_metric(name="EventToKlaviyoAcceptedMs", unit=MetricUnit.Milliseconds, value=accepted_ms)
     for lateness_ms in report.transition_lateness_ms:
         metrics.add_metric(name="TransitionLatenessMs", unit=MetricUnit.Milliseconds, value=lateness_ms)
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2,
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
-from evergreen.observability import make_tracer, record_transitions, record_unavailable
+from evergreen.observability import make_tracer, record_api_version, record_transitions, record_unavailable
 from evergreen.service.shopify_webhooks import ShopifyDelivery, UnreadableHeaders, read_headers
 from evergreen.wiring import Edges
 
@@ -48,7 +48,9 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
     except (BadRequestBody, UnreadableHeaders) as error:
         logger.warning("Refused a request that cannot be read", extra={"reason": str(error)})
         return json_response(400, {"error": "bad request", "reason": str(error)})
-    logger.append_keys(shop=delivery.shop, topic=delivery.topic, webhook_id=delivery.webhook_id)
+    logger.append_keys(
+        shop=delivery.shop, topic=delivery.topic, webhook_id=delivery.webhook_id, api_version=delivery.api_version
+    )
     try:
         answer = webhooks.receive(delivery)
     except Exception as error:
@@ -64,9 +66,13 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
     if answer.notes.get("destructive"):
         metrics.add_metric(name="DestructiveOperations", unit=MetricUnit.Count, value=1)
+    if answer.outcome == "erased":
+        metrics.add_metric(name="ErasedDeliveriesIgnored", unit=MetricUnit.Count, value=1)
     if answer.status == 401:
         metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
         logger.warning("Rejected webhook with a bad or missing signature")
+    if answer.status != 401 and record_api_version(metrics, delivery.api_version):
+        logger.warning("Webhook delivered at an API version other than the pin")
     record_transitions(metrics, answer.entered, answer.exited)
     logger.info("Webhook handled", extra={"status": answer.status, "outcome": answer.outcome})
     return json_response(answer.status, answer.body)

@@ -1,4 +1,4 @@
-"""The four handlers accept the events AWS's own tooling generates (`sam local generate-event`).
+"""The handlers accept the events AWS's own tooling generates (`sam local generate-event`).
 
 The events are committed under tests/contract/aws_events/ with the command that made each (README there).
 Each is fed as generated (a clear answer, never a crash) and then adapted only where Evergreen needs real
@@ -22,6 +22,7 @@ import pytest
 from moto import mock_aws
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
+from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_cli.local_stack.inprocess import create_resources
 from evergreen_cli.local_stack.lambda_runtime import LambdaContext
@@ -35,7 +36,7 @@ EVENTS = Path(__file__).resolve().parent / "aws_events"
 SHOP = "aws-events.myshopify.com"
 SHOPIFY_SECRET = "aws-events-shopify-secret"
 KLAVIYO_SECRET = "aws-events-klaviyo-secret"
-FUNCTIONS = ("shopify_webhook", "klaviyo_webhook", "segment_sync", "staleness_sweep")
+FUNCTIONS = ("shopify_webhook", "klaviyo_webhook", "segment_sync", "staleness_sweep", "engagement_poll")
 
 
 def generated(name: str) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def shopify_delivery(body: bytes, topic: str) -> dict[str, Any]:
         "x-shopify-shop-domain": SHOP,
         "x-shopify-hmac-sha256": sign_shopify_body(body, SHOPIFY_SECRET),
         "x-shopify-webhook-id": f"aws-events-{hashlib.sha256(body).hexdigest()[:12]}",
-        "x-shopify-api-version": "2025-10",
+        "x-shopify-api-version": SHOPIFY_API_VERSION,
     }
     return event
 
@@ -157,3 +158,12 @@ def test_the_generated_scheduled_event_runs_the_due_sweep(handlers, context):
 
     assert answer["mode"] == "due"
     assert answer["complete"] is True
+
+
+def test_the_generated_scheduled_event_polls_every_klaviyo_account(handlers, context, capsys):
+    answer = handlers["engagement_poll"].lambda_handler(generated("scheduled_event.json"), context)
+
+    (account,) = answer["accounts"]
+    assert account["shop"] == SHOP and account["completed"] and account["failure"] is None
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("EngagementPollLagSeconds" in document for document in emf), "the lag metric is emitted"

@@ -57,7 +57,7 @@ def change(number: int, **overrides: Any) -> SegmentChange:
         "exited": ["lapsed", "at_risk"],
         "customer_id": str(8_100_000_000 + number),
         "email": f"shopper{number}@example.com",
-        "phone": "+447700900123",
+        "phone": "+447911123456",
         "first_name": "Grace",
         "last_name": "Hopper",
     }
@@ -88,6 +88,19 @@ class CapturingKlaviyo:
             return httpx.Response(200, json={"data": data})
         if path.startswith("/api/lists/"):
             return httpx.Response(204)
+        if request.method == "GET" and path.endswith("/import-errors"):
+            pointer = "/data/attributes/profiles/data/0/attributes/email"
+            refused = {
+                "type": "import-error",
+                "id": "E1",
+                "attributes": {"code": "invalid", "source": {"pointer": pointer}},
+            }
+            return httpx.Response(200, json={"data": [refused], "links": {"self": str(request.url)}})
+        if request.method == "GET" and path.startswith("/api/profile-bulk-import-jobs/"):
+            attributes = {"status": "complete", "total_count": 1, "failed_count": 1}
+            return httpx.Response(
+                200, json={"data": {"type": "profile-bulk-import-job", "id": "J1", "attributes": attributes}}
+            )
         return httpx.Response(202, json={"data": {"type": "job", "id": "J1", "attributes": {}}})
 
 
@@ -218,6 +231,9 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
                 [kr.ProfileEvents(c, kr.segment_events(c)) for c in (change(n, exited=[]) for n in range(1_000))]
             ),
             kr.profile_lookup([change(n).external_id for n in range(kr.MAX_PROFILE_LOOKUP)]),
+            kr.get_profile_import_job("01JOB0000000000000000000001"),
+            kr.profile_import_errors("01JOB0000000000000000000001"),
+            kr.profile_import_errors("01JOB0000000000000000000001", cursor="bmV4dA"),
         ]
     ),
 }

@@ -3,7 +3,7 @@ and the rate limits the history client honours are the spec's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -47,6 +47,7 @@ def test_history_requests_conform_to_klaviyos_spec(spec: KlaviyoSpec) -> None:
         kh.metrics_request("bmV4dA=="),
         kh.events_request("RESQ6t", since),
         kh.events_request("RESQ6t", since, cursor="bmV4dA==", page_size=50),
+        kh.events_request("RESQ6t", since, until=since + timedelta(minutes=20)),  # the engagement poll's window
     ]
     problems = {}
     for position, request in enumerate(on_the_wire(requests)):

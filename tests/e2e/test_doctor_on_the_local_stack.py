@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from evergreen.domain.profile import Profile
-from evergreen.settings import Settings
+from evergreen.settings import KLAVIYO_REVISION, SHOPIFY_API_VERSION, Settings
+from evergreen.storage.engagement_poll import DynamoPollCheckpoints
 from evergreen.wiring import Edges
+from evergreen_cli.commands.doctor import LOCAL_POLL_EVERY
 from evergreen_cli.local_stack.resources import SANDBOX_API_KEY
 from evergreen_cli.main import main
 
@@ -24,6 +27,7 @@ SHOP = "evergreen-demo.myshopify.com"
 def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The doctor's command line for this stack (its state file, its HTTP API URL)."""
     environment = {**local_stack.runtime.environment(), "SHOPIFY_ADMIN_BASE_URL": local_stack.shopify_sandbox.url}
+    environment[LOCAL_POLL_EVERY] = "30"  # `make run` polls Klaviyo's Events API on a timer
     state = tmp_path / "env.json"
     state.write_text(json.dumps(environment))
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
@@ -41,11 +45,12 @@ def doctor(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     klaviyo = ["register-webhooks", "--klaviyo", "--shop", SHOP, "--url", local_stack.klaviyo_webhook_url]
     assert main(klaviyo) == 0, "and its Klaviyo account sends engagement webhooks here"
     local_stack.run_sweep()  # what `make run`'s sweep timer does as soon as the stack is up
+    local_stack.run_engagement_poll()  # and its engagement poll timer
     yield ["doctor", "--url", local_stack.shopify_webhook_url]
 
 
 def lines(out: str) -> dict[str, str]:
-    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?"}
+    return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗?!"}
 
 
 def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
@@ -69,6 +74,12 @@ def test_a_healthy_local_stack_passes_every_check(local_stack, doctor, capsys):
     hook = checks["Klaviyo webhook"]
     assert hook.startswith(f"✓ Klaviyo webhook: 'Evergreen {SHOP}' enabled, 7 topics, sending to"), hook
     assert checks["alarms"] == "? alarms: not checked: no CloudWatch locally"
+    versions = checks["API versions"]
+    assert versions[2:].startswith(f"API versions: Shopify {SHOPIFY_API_VERSION} (supported until "), versions
+    assert f"Klaviyo revision {KLAVIYO_REVISION} (stable until " in versions and ", retired " in versions
+    engagement = checks["Klaviyo engagement"]
+    assert engagement.startswith(f"✓ Klaviyo engagement: {SHOP}: both, poll last completed "), engagement
+    assert engagement.endswith(" s behind"), engagement
 
 
 def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_stack, doctor, capsys):
@@ -82,8 +93,8 @@ def test_a_message_in_the_dead_letter_queue_fails_with_the_redrive_fix(local_sta
 
     out = capsys.readouterr().out
     assert lines(out)["dead-letter queue"].startswith("✗ dead-letter queue: 1 segment change(s)")
-    assert "fix: fix the cause (SegmentSyncFunction's logs), then `evergreen redrive`" in out
-    assert "1 of 13 checks failed" in out
+    assert "fix: fix the cause (SegmentSyncFunction's logs" in out and "then `evergreen redrive`" in out
+    assert "1 of 15 checks failed" in out
 
 
 def test_a_placeholder_secret_fails_and_says_how_to_set_it(local_stack, doctor, capsys):
@@ -198,7 +209,46 @@ def test_a_key_that_may_not_read_webhooks_says_what_to_check_in_klaviyo_and_fail
     finally:
         local_stack.sandbox.webhooks_api(None)
 
-    line = lines(capsys.readouterr().out)["Klaviyo webhook"]
+    checks = lines(capsys.readouterr().out)
+    line = checks["Klaviyo webhook"]
+    assert checks["Klaviyo engagement"].startswith(f"✓ Klaviyo engagement: {SHOP}: poll, "), "the poll covers it"
     assert line.startswith("? Klaviyo webhook: ") and f"({status})" in line, line
     assert "Settings > Webhooks" in line and f"'Evergreen {SHOP}'" in line
     assert f"{local_stack.klaviyo_webhook_url}?shop={SHOP}" in line and "opened_email" in line
+
+
+def test_an_account_the_poll_cannot_read_fails_with_what_klaviyo_said_and_the_fix(local_stack, doctor, capsys):
+    local_stack.sandbox.webhooks_api(403)
+    local_stack.sandbox.deny_scopes(SANDBOX_API_KEY, ["events:read", "metrics:read"])
+    try:
+        local_stack.run_engagement_poll()
+        resources = local_stack.resources
+        checkpoints = DynamoPollCheckpoints(resources.client("dynamodb"), resources.table_name)
+        stuck = checkpoints.load(SHOP)
+        assert stuck is not None and stuck.failure == "klaviyo 403 get_metrics"
+        key = {"pk": {"S": f"poll#{SHOP}"}, "sk": {"S": "engagement"}}
+        resources.client("dynamodb").delete_item(TableName=resources.table_name, Key=key)  # as if an hour ago
+        checkpoints.save(SHOP, replace(stuck, covered_until=stuck.covered_until - timedelta(hours=1)))
+        assert main(doctor) == 1
+    finally:
+        local_stack.sandbox.webhooks_api(None)
+        local_stack.sandbox.deny_scopes(SANDBOX_API_KEY, [])
+
+    out = capsys.readouterr().out
+    line = lines(out)["Klaviyo engagement"]
+    assert line.startswith(f"✗ Klaviyo engagement: {SHOP}: poll, poll last completed "), line
+    assert "(last failure: klaviyo 403 get_metrics)" in line
+    assert "fix: give the shop's Klaviyo key the scopes events:read and metrics:read" in out
+
+
+def test_a_terminal_without_the_stacks_custom_secret_is_warned_that_send_webhook_gets_401(
+    local_stack, doctor, capsys, monkeypatch
+):
+    monkeypatch.setenv("EVERGREEN_LOCAL_SHOPIFY_SECRET", "what-this-terminal-was-told")
+
+    assert main(doctor) == 0, "a warning fails nothing"
+
+    out = capsys.readouterr().out
+    check = lines(out)["Shopify webhook secret"]
+    assert check.startswith("!") and "EVERGREEN_LOCAL_SHOPIFY_SECRET" in check and "401" in check
+    assert "what-this-terminal-was-told" not in out and "evergreen-local-shopify-secret" not in out

@@ -98,3 +98,34 @@ def test_the_same_webhook_with_a_wrong_signature_gets_401_and_writes_nothing(loc
 
     assert response.status_code == 401
     assert table_items(local_stack) == before
+
+
+def test_the_test_stack_listens_on_none_of_the_ports_make_run_uses(local_stack):
+    from evergreen_cli.local_stack.stack import (  # noqa: PLC0415
+        DEFAULT_KLAVIYO_PORT,
+        DEFAULT_MOTO_PORT,
+        DEFAULT_PORT,
+        DEFAULT_SHOPIFY_PORT,
+    )
+
+    defaults = {DEFAULT_PORT, DEFAULT_MOTO_PORT, DEFAULT_KLAVIYO_PORT, DEFAULT_SHOPIFY_PORT}
+    urls = [local_stack.api_url, local_stack.klaviyo_url, local_stack.moto_endpoint, local_stack.shopify_sandbox.url]
+    assert {httpx.URL(url).port for url in urls}.isdisjoint(defaults)
+
+
+def test_a_secret_other_than_the_stacks_gets_401_and_says_which_secret_to_set(
+    local_stack, tmp_path, monkeypatch, capsys
+):
+    from evergreen_cli.main import main  # noqa: PLC0415
+
+    state = tmp_path / "env.json"
+    state.write_text(json.dumps({**local_stack.runtime.environment(), "EVERGREEN_API_URL": local_stack.api_url}))
+    monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
+    monkeypatch.setenv("EVERGREEN_LOCAL_SHOPIFY_SECRET", "what-this-terminal-was-told")
+
+    code = main(["send-webhook", str(ROOT / "events" / "shopify" / "orders_create.json")])
+
+    out, err = capsys.readouterr()
+    assert code == 1 and out.splitlines()[-1].startswith("401")
+    assert "the running stack holds another" in err and "EVERGREEN_LOCAL_SHOPIFY_SECRET" in err
+    assert "what-this-terminal-was-told" not in err, "a secret is never printed"

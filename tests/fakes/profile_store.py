@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.erasure import ErasureGuard, Tombstone
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
-from evergreen.service.ports import OrderItem, Snapshot, VersionConflict
+from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, VersionConflict
 
 ITEM_SIZE_LIMIT = 400 * 1024
 """DynamoDB's maximum item size, names and values included."""
@@ -58,6 +59,7 @@ class InMemoryProfileStore:
 
     profiles: dict[tuple[str, str], _ProfileItem] = field(default_factory=dict)
     orders: dict[tuple[str, str], _OrderItem] = field(default_factory=dict)
+    tombstones: dict[tuple[str, Tombstone], datetime] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
 
     # reads ---------------------------------------------------------------
@@ -66,12 +68,36 @@ class InMemoryProfileStore:
         return self._profile(shop, profile_key)
 
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
         self.requests["BatchGetItem"] += 1
         guest = self._profile(shop, guest_key) if guest_key is not None and guest_key != profile_key else None
         order = self._order(shop, order_id) if order_id is not None else None
-        return Snapshot(self._profile(shop, profile_key), order, guest)
+        return Snapshot(self._profile(shop, profile_key), order, guest, self._erased(shop, tombstones))
+
+    def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
+        self.requests["BatchGetItem"] += 1
+        return self._erased(shop, tombstones)
+
+    def record_erasure(self, shop: str, tombstones: Sequence[Tombstone], at: datetime) -> None:
+        self.requests["BatchWriteItem"] += (len(tombstones) + 24) // 25
+        for tombstone in tombstones:
+            self.tombstones[(shop, tombstone)] = at
+
+    def list_members_now(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ListMemberNow]:
+        """Every stored profile counts as synced (the fake keeps no synced version)."""
+        self.requests["BatchGetItem"] += (len(refs) + 99) // 100
+        found = {ref: self._profile(*ref) for ref in refs}
+        return {
+            ref: ListMemberNow(frozenset(profile.membership), profile.klaviyo_profile_id, True)
+            for ref, profile in found.items()
+            if profile is not None
+        }
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None:
         self.requests["GetItem"] += 1
@@ -118,12 +144,15 @@ class InMemoryProfileStore:
         now: datetime,
         order: OrderItem | None = None,
         guest: Profile | None = None,
+        guard: ErasureGuard | None = None,
     ) -> None:
         self.requests["TransactWriteItems" if order is not None or guest is not None else "UpdateItem"] += 1
         key = (profile.shop, profile.key)
         current = self.profiles.get(key)
         if (current.version if current else 0) != expected_version:
             raise VersionConflict("the profile changed since it was read")
+        if guard is not None and guard.blocked_by(self._erased(profile.shop, guard.tombstones)):
+            raise VersionConflict("a tombstone stops this write")
         if order is not None:
             self._check_order(order)
         if guest is not None:
@@ -142,9 +171,11 @@ class InMemoryProfileStore:
         if guest is not None:
             del self.profiles[(guest.shop, guest.key)]
 
-    def park_refund(self, item: OrderItem, now: datetime) -> None:
+    def park_refund(self, item: OrderItem, now: datetime, guard: ErasureGuard | None = None) -> None:
         self.requests["PutItem"] += 1
         self._check_order(item)
+        if guard is not None and guard.blocked_by(self._erased(item.shop, guard.tombstones)):
+            raise VersionConflict("a tombstone stops this write")
         self.orders[(item.shop, item.order_id)] = self._order_item(item)
 
     def delete(self, shop: str, profile_keys: Sequence[str]) -> int:
@@ -165,6 +196,9 @@ class InMemoryProfileStore:
         return self.profiles[(shop, profile_key)].size
 
     # helpers -------------------------------------------------------------
+    def _erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
+        return {t: self.tombstones[(shop, t)] for t in tombstones if (shop, t) in self.tombstones}
+
     def _profile(self, shop: str, key: str | None) -> Profile | None:
         item = self.profiles.get((shop, key)) if key is not None else None
         return item.profile if item else None

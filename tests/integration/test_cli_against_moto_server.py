@@ -53,7 +53,7 @@ def test_explain_says_when_there_is_no_such_profile(running_stack, capsys):
 
 
 def test_a_dry_run_sweep_from_the_cli_reports_and_writes_nothing(running_stack, capsys):
-    code = main(["sweep", "--dry-run"])
+    code = main(["sweep", "--dry-run", "--json"])
 
     out, err = capsys.readouterr()
     report = json.loads(out)
@@ -76,7 +76,7 @@ def test_at_a_terminal_the_sweep_says_it_is_sweeping_then_erases_that_and_prints
     monkeypatch.setattr(sys, "stdout", stdout)
     monkeypatch.setattr(sys, "stderr", stderr)
 
-    assert main(["sweep", "--dry-run"]) == 0
+    assert main(["sweep", "--dry-run", "--json"]) == 0
 
     assert "sweeping the local stack" in stderr.getvalue()
     assert stderr.getvalue().endswith("\x1b[2K"), "erased before the report is printed"

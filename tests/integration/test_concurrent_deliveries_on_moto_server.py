@@ -86,7 +86,7 @@ def test_a_sweep_racing_webhooks_on_the_same_profiles_loses_no_update(containers
     store = DynamoProfileStore(local_resources.client("dynamodb"), local_resources.table_name, 8)
     now = datetime.now(UTC)
     evaluated_at = now - timedelta(days=2)
-    numbers = range(30)
+    numbers = range(1, 31)  # Shopify ids are positive
     for number in numbers:  # lapsed flipped a day ago; the sweep has not run since
         profile = customer_with_order(
             SHOP,

@@ -200,6 +200,18 @@ def test_a_content_length_that_is_not_a_number_gets_400_and_reaches_no_handler(
     assert recorder.events == []
 
 
+@pytest.mark.parametrize("lengths", [("2", "2"), ("2", "5")], ids=["same", "different"])
+def test_two_content_length_headers_get_400_and_reach_no_handler_as_on_api_gateway(
+    impatient_api: HttpApiServer, recorder: Recorder, lengths: tuple[str, str]
+) -> None:
+    first, second = lengths
+    raw = f"{REQUEST_HEAD}Content-Length: {first}\r\nContent-Length: {second}\r\n\r\n{{}}".encode()
+    response = _exchange(impatient_api, raw, half_close=True)
+    assert _status(response) == 400
+    assert b"more than one Content-Length" in response
+    assert recorder.events == []
+
+
 def test_a_body_shorter_than_its_content_length_gets_400_and_reaches_no_handler(
     impatient_api: HttpApiServer, recorder: Recorder
 ) -> None:

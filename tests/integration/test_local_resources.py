@@ -12,7 +12,7 @@ from evergreen_cli.local_stack.resources import (
     LocalResources,
     provision,
 )
-from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack, options_on_free_ports
 
 
 def _index_keys(indexes: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
@@ -118,10 +118,10 @@ def test_functions_see_the_template_environment_resolved_to_the_local_resources(
 
 
 def test_the_poller_deletes_what_sync_handled_and_redelivers_what_it_reported_failed(moto_server: str) -> None:
-    options = LocalStackOptions(
-        port=0,
+    options = options_on_free_ports(
         moto_endpoint=moto_server,
         sweep_every=None,
+        engagement_poll_every=None,
         poll=False,
         use_sandbox=False,
         environ={},

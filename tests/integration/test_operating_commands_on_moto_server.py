@@ -51,12 +51,25 @@ def test_a_dry_run_sweep_at_a_later_instant_shows_who_would_turn_lapsed_and_writ
     before = table(running_stack)
     capsys.readouterr()
 
-    assert main(["sweep", "--dry-run", "--now", "+30d"]) == 0
+    assert main(["sweep", "--dry-run", "--now", "+30d", "--json"]) == 0
 
     report = json.loads(capsys.readouterr().out)
     assert report["entered"].get("lapsed") == 1 and report["exited"].get("at_risk") == 1
     assert report["written"] == 0 and "as_of" in report
     assert table(running_stack) == before
+
+
+def test_a_dry_run_sweep_at_a_later_instant_prints_a_table_of_who_enters_and_leaves_each_segment(running_stack, capsys):
+    add_customer(running_stack, "1", days_ago=170, total="60.00")  # at_risk; lapsed at 180 days
+    capsys.readouterr()
+
+    assert main(["sweep", "--dry-run", "--now", "+30d"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("as of ") and lines[1].split() == ["segment", "would", "enter", "would", "leave"]
+    assert ["at_risk", "0", "1"] in [line.split() for line in lines]
+    assert ["lapsed", "1", "0"] in [line.split() for line in lines]
+    assert "dry run: nothing written" in lines[-1] and "{" not in "".join(lines)
 
 
 def test_now_without_dry_run_is_refused(running_stack, capsys):

@@ -1,6 +1,7 @@
 """`evergreen register-webhooks --klaviyo` against the Klaviyo sandbox (requests checked against Klaviyo's
 OpenAPI spec): it creates the shop's system webhook once, leaves it alone after, repairs it when it drifts,
-and prints the steps for Klaviyo's UI where the account may not use the Webhooks API."""
+and, where the account may not use the Webhooks API, says the engagement poll covers it (exit 0) beside the steps
+for Klaviyo's UI."""
 
 from __future__ import annotations
 
@@ -95,13 +96,25 @@ def test_a_dry_run_creates_nothing(sandbox, capsys):
 
 
 @pytest.mark.parametrize("status", [403, 404])
-def test_an_account_without_the_webhooks_api_gets_the_steps_for_klaviyos_ui(sandbox, capsys, status):
+def test_an_account_without_the_webhooks_api_is_covered_by_the_poll_and_gets_the_steps_for_klaviyos_ui(
+    sandbox, capsys, status
+):
     sandbox.webhooks_api(status)
 
-    assert register() == EXIT_USE_THE_UI
+    assert register() == 0
 
     out = capsys.readouterr().out
+    assert f"the engagement poll covers {SHOP}" in out and "Klaviyo CDP" in out
     assert "Settings > Webhooks" in out and EXPECTED_URL in out
     assert all(topic in out for topic in UI_TOPICS)
     assert LocalSecrets().klaviyo_webhook_secret not in out, "the secret is named, never printed"
     assert sandbox.webhooks == []
+
+
+def test_a_key_klaviyo_rejects_gets_the_steps_and_exit_code_4_since_the_poll_cannot_read_either(sandbox, capsys):
+    sandbox.fail_next(401)
+
+    assert register() == EXIT_USE_THE_UI
+
+    out = capsys.readouterr().out
+    assert "rejected the API key (401)" in out and "poll covers" not in out

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evergreen.settings import SHOPIFY_API_VERSION
+from evergreen.api_versions import klaviyo_window, shopify_support_ends
+from evergreen.settings import KLAVIYO_REVISION, SHOPIFY_API_VERSION
 from evergreen.shopify import SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, topic_enum
 from evergreen.shopify.bulk import GraphQLError
@@ -33,7 +34,9 @@ def sandbox(local_resources, shopify_sandbox, tmp_path: Path, monkeypatch: pytes
     state.write_text(json.dumps(environment))
     monkeypatch.setenv("EVERGREEN_LOCAL_STATE", str(state))
     shopify_sandbox.set_subscriptions([])
-    shopify_sandbox.set_app(scopes=["read_customers", "read_orders"], webhook_api_version=SHOPIFY_API_VERSION)
+    shopify_sandbox.set_app(
+        scopes=["read_customers", "read_orders", "read_all_orders"], webhook_api_version=SHOPIFY_API_VERSION
+    )
     shopify_sandbox.state.faults.clear()
     return shopify_sandbox
 
@@ -156,7 +159,7 @@ def doctor_lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     name = ""
     for line in capsys.readouterr().out.splitlines():
-        if line[:1] in "✓✗?":
+        if line[:1] in "✓✗?!":
             name = line[2:].split(":")[0]
             found[name] = line
         elif line.startswith("    fix:") and name:
@@ -199,6 +202,15 @@ def test_doctor_names_a_missing_scope(sandbox, capsys):
     assert line.startswith("✗") and "lacks read_orders" in line
 
 
+def test_doctor_says_what_a_token_without_read_all_orders_misses(sandbox, capsys):
+    sandbox.set_app(scopes=["read_customers", "read_orders"])
+
+    assert doctor() == 1
+
+    line = doctor_lines(capsys)["Shopify Admin token"]
+    assert line.startswith("✗") and "lacks read_all_orders" in line and "last 60 days of orders" in line
+
+
 def test_doctor_reports_a_revoked_token(sandbox, capsys):
     sandbox.fail_next("revoked")
 
@@ -208,15 +220,38 @@ def test_doctor_reports_a_revoked_token(sandbox, capsys):
     assert line.startswith("✗") and "401" in line
 
 
-def test_doctor_reports_subscriptions_delivered_at_another_api_version(sandbox, capsys):
-    sandbox.set_app(webhook_api_version="2024-01")
+def test_doctor_warns_of_subscriptions_delivered_at_an_older_api_version_and_names_the_fix(sandbox, capsys):
+    sandbox.set_app(webhook_api_version="2025-10")
     main(["register-webhooks", "--shop", SHOP, "--url", LOCAL_URL])
     capsys.readouterr()
 
-    assert doctor() == 1
+    doctor()
 
     line = doctor_lines(capsys)["Shopify subscriptions"]
-    assert line.startswith("✗") and "2024-01" in line and "shopify-app-toml" in line
+    assert line.startswith("! ") and "2025-10" in line and SHOPIFY_API_VERSION in line
+    assert "evergreen shopify-app-toml" in line and "fix:" in line
+
+
+def test_register_webhooks_shows_the_version_each_subscription_is_delivered_at(sandbox, capsys):
+    sandbox.set_app(webhook_api_version="2025-10")
+
+    main(["register-webhooks", "--shop", SHOP, "--url", LOCAL_URL])
+
+    out = capsys.readouterr().out
+    header, *rows = out.splitlines()[: len(NEEDED) + 1]
+    assert header.split() == ["result", "topic", "version", "address"]
+    assert all(row.split()[2] == "2025-10" for row in rows), rows
+    assert "delivered at API version 2025-10" in out
+
+
+def test_doctor_prints_both_pins_with_the_day_their_support_ends(sandbox, capsys):
+    doctor()
+
+    line = doctor_lines(capsys)["API versions"]
+    assert f"Shopify {SHOPIFY_API_VERSION} (supported until {shopify_support_ends(SHOPIFY_API_VERSION)}" in line
+    window = klaviyo_window(KLAVIYO_REVISION)
+    assert f"Klaviyo revision {KLAVIYO_REVISION} (stable until {window.stable_until}" in line
+    assert f"retired {window.retired_on}" in line
 
 
 def test_doctor_skips_the_subscriptions_check_for_subscriptions_shipped_in_the_app_toml(sandbox, capsys):

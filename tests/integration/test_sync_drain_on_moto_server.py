@@ -3,7 +3,6 @@ the backlog over HTTP and pushes it to the Klaviyo sandbox in one bulk job."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +15,8 @@ from evergreen.segments import default_definitions
 from evergreen.service.membership import reevaluate
 from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsChangePublisher
-from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
+from evergreen_cli.local_stack.stack import LocalStack
+from tests.conftest import local_stack_options
 
 SHOP = "drain-on-moto.myshopify.com"
 BACKLOG = 300
@@ -25,18 +25,7 @@ BACKLOG = 300
 @pytest.fixture
 def stack(moto_server: str) -> Iterator[LocalStack]:
     """The local stack with its poller off, so the whole backlog is queued before the first batch is handed over."""
-    options = LocalStackOptions(
-        port=0,
-        klaviyo_port=0,
-        moto_endpoint=moto_server,
-        sweep_every=None,
-        poll=False,
-        prefix=f"drain{uuid.uuid4().hex[:10]}",
-        use_sandbox=True,
-        environ={},
-        state_file=None,
-    )
-    with LocalStack(options) as started:
+    with LocalStack(local_stack_options(moto_server, "drain", poll=False)) as started:
         yield started
 
 

@@ -18,6 +18,7 @@ FUNCTIONS = {
     "SegmentSyncFunction": "functions/segment_sync",
     "BackfillFunction": "functions/backfill",
     "TransitionFunction": "functions/transition",
+    "EngagementPollFunction": "functions/engagement_poll",
 }
 
 
@@ -154,8 +155,7 @@ def test_a_message_is_not_redelivered_while_sync_may_still_be_working_on_it(temp
 
 
 def test_the_sweep_runs_on_a_schedule_and_has_a_stable_name_for_the_console(template: dict[str, Any]) -> None:
-    (schedule,) = schedules(template)
-    assert schedule.function == "StalenessSweepFunction"
+    (schedule,) = [source for source in schedules(template) if source.function == "StalenessSweepFunction"]
     assert schedule.schedule == {"Ref": "SweepSchedule"}
     assert template["Parameters"]["SweepSchedule"]["Default"] == "rate(5 minutes)"
     assert _props(template, "StalenessSweepFunction")["FunctionName"] == {

@@ -3,10 +3,11 @@
 The same checks run against the local stack and a deployed one: its outputs, its secrets, Klaviyo's
 answer to the key, Shopify's answer to each shop's Admin token (its scopes) and the shop's webhook
 subscriptions (every topic here, JSON, the pinned API version), each shop's Klaviyo system webhook (as
-`register-webhooks --klaviyo` would find it), a signed self-test through the Shopify webhook route, the
-dead-letter queue, the sweep (its last complete run within two sweep intervals, nothing overdue), sync lag
-and the segment definitions. Exit code 0 only when every check passes. Checks that cannot look say "not
-checked" (and what to check by hand) and do not fail the run.
+`register-webhooks --klaviyo` would find it), which path brings each Klaviyo account's engagement (webhook, poll
+or both) with when the poll last completed and how far behind it is, a signed self-test through the Shopify
+webhook route, the dead-letter queue, the sweep (its last complete run within two sweep intervals, nothing
+overdue), sync lag and the segment definitions. Exit code 0 only when every check passes. Checks that cannot
+look say "not checked" (and what to check by hand) and do not fail the run.
 """
 
 from __future__ import annotations
@@ -16,22 +17,26 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 
+from evergreen.api_versions import PinStatus, klaviyo_pin_status, klaviyo_window, shopify_pin_status
 from evergreen.segments import DEFAULT_DEFINITIONS_PATH, DefinitionsError, load_definitions
+from evergreen.service.backfill_model import ALL_ORDERS_SCOPE, RECENT_ORDERS_DAYS
 from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify.admin import REQUIRED_SCOPES, WebhookAdmin
 from evergreen.shopify.bulk import AdminError, TokenRevoked
 from evergreen.storage.profiles import PROGRESS_KEY
 from evergreen.wiring import Edges
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs, stack_parameters
 from evergreen_cli.commands.redrive import queues_of, waiting_in
 from evergreen_cli.commands.register_klaviyo_webhook import (
@@ -44,6 +49,7 @@ from evergreen_cli.commands.register_klaviyo_webhook import (
 )
 from evergreen_cli.commands.register_webhooks import VERSION_FIX, needed_topics, plan, version_mismatches
 from evergreen_cli.commands.send_webhook import DEFAULT_BASE_URL, shopify_headers
+from evergreen_cli.local_stack.resources import LocalSecrets
 from evergreen_cli.main import CliError, command, friendly_message
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
 from evergreen_cli.targets import local_api_url, use_target
@@ -129,7 +135,7 @@ def schedule_interval(expression: str) -> timedelta | None:
     return None
 
 
-PASS, FAIL, SKIP = "✓", "✗", "?"
+PASS, FAIL, SKIP, WARN = "✓", "✗", "?", "!"
 
 
 @dataclass(frozen=True)
@@ -139,15 +145,26 @@ class Result:
     """True passed, False failed, None not checked."""
     detail: str = ""
     fix: str = ""
+    warned: bool = False
+    """Passed, but something needs doing soon (`fix` says what)."""
 
     def line(self) -> str:
-        mark = PASS if self.ok else (SKIP if self.ok is None else FAIL)
+        mark = WARN if self.ok and self.warned else PASS if self.ok else (SKIP if self.ok is None else FAIL)
         text = f"{mark} {self.name}" + (f": {self.detail}" if self.detail else "")
-        return text + (f"\n    fix: {self.fix}" if self.ok is False and self.fix else "")
+        shown = self.ok is False or self.warned
+        return text + (f"\n    fix: {self.fix}" if shown and self.fix else "")
 
 
 class Failed(Exception):
     """A check failed: `str()` says what, `fix` says what to do."""
+
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(detail)
+        self.fix = fix
+
+
+class Warned(Exception):
+    """A check passed but warns: `str()` says what, `fix` what to do before it becomes a failure."""
 
     def __init__(self, detail: str, fix: str = "") -> None:
         super().__init__(detail)
@@ -175,6 +192,7 @@ class Target:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
     parameters: dict[str, str] = field(default_factory=dict)
     """The deployed stack's template parameters (SweepSchedule)."""
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
     @property
     def where(self) -> str:
@@ -240,7 +258,20 @@ def check_shopify_secret(target: Target) -> str:
     bad = sorted(shop for shop, value in secrets.items() if is_placeholder(value))
     if bad:
         raise Failed(f"placeholder value for {', '.join(bad)}", fix)
+    if not target.aws:
+        _signs_like_this_terminal(secrets.get("*"), LocalSecrets.from_env().shopify_webhook_secret, "SHOPIFY")
     return f"set for {', '.join(sorted(secrets))}"
+
+
+def _signs_like_this_terminal(held: object, mine: str, which: str) -> None:
+    """Locally, `send-webhook` from this terminal signs with EVERGREEN_LOCAL_<which>_SECRET (or the default): when
+    the running stack holds another, every delivery sent from here gets 401. Never prints either secret."""
+    if isinstance(held, str) and held and held != mine:
+        variable = f"EVERGREEN_LOCAL_{which}_SECRET"
+        raise Warned(
+            f"the stack holds another secret than this terminal's {variable}: `send-webhook` from here gets 401",
+            f"set {variable} here as in the terminal that ran `make run` (or unset it in both)",
+        )
 
 
 def check_klaviyo_secret(target: Target) -> str:
@@ -257,6 +288,9 @@ def check_klaviyo_secret(target: Target) -> str:
             raise Failed(f"{shop} needs both api_key and webhook_secret", fix)
         if is_placeholder(entry.get("api_key")) or is_placeholder(entry.get("webhook_secret")):
             raise Failed(f"placeholder value for {shop}", fix)
+    if not target.aws:
+        held = (secrets.get("*") or {}).get("webhook_secret")
+        _signs_like_this_terminal(held, LocalSecrets.from_env().klaviyo_webhook_secret, "KLAVIYO")
     return f"set for {', '.join(sorted(secrets))}"
 
 
@@ -341,11 +375,32 @@ def check_dlq(target: Target) -> str:
     queues = queues_of(sqs, target.settings().segment_changes_queue_url)
     waiting = waiting_in(sqs, queues.dlq_url)
     if waiting:
+        reasons = dead_letter_reasons(sqs, queues.dlq_url)
+        why = "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
         raise Failed(
-            f"{waiting} segment change(s) failed to reach Klaviyo",
-            f"fix the cause (SegmentSyncFunction's logs), then {command('redrive' + target.flag)}",
+            f"{waiting} segment change(s) failed to reach Klaviyo" + (f" (sampled: {why})" if why else ""),
+            "fix the cause (SegmentSyncFunction's logs; a profile Klaviyo refused, such as `invalid (email)`, needs "
+            f"its data fixed in Shopify), then {command('redrive' + target.flag)}",
         )
     return "empty"
+
+
+DLQ_SAMPLE = 10
+"""Dead-lettered changes doctor reads the reason of (one receive, SQS's most)."""
+
+
+def dead_letter_reasons(sqs: Any, dlq_url: str) -> Counter[str]:
+    """Why dead-lettered changes failed (the `reason` sync gave each, e.g. Klaviyo's code and field), from a sample.
+
+    The peek hides nothing: the messages are received with a visibility timeout of 0.
+    """
+    received = sqs.receive_message(
+        QueueUrl=dlq_url, MaxNumberOfMessages=DLQ_SAMPLE, VisibilityTimeout=0, MessageAttributeNames=["reason"]
+    ).get("Messages", [])
+    return Counter(
+        str(message.get("MessageAttributes", {}).get("reason", {}).get("StringValue") or "no reason recorded")
+        for message in received
+    )
 
 
 def _edges(target: Target) -> Edges:
@@ -355,13 +410,21 @@ def _edges(target: Target) -> Edges:
 def sweep_interval(target: Target) -> tuple[timedelta | None, str]:
     """How often the target sweeps, and how to say so: locally the stack's timer (None: --no-sweep); on AWS the
     stack's SweepSchedule parameter (template.yaml's default when the stack does not report it)."""
+    return _timer(target, LOCAL_SWEEP_EVERY, "no sweep timer (--no-sweep)", "SweepSchedule", DEFAULT_SWEEP_SCHEDULE)
+
+
+def _timer(
+    target: Target, local_every: str, local_off: str, parameter: str, default: str
+) -> tuple[timedelta | None, str]:
+    """A scheduled function's period and how to say so: locally its timer's seconds in the stack's state (None
+    without one), on AWS the stack's schedule parameter (`default` when the stack does not report it)."""
     if not target.aws:
-        seconds = target.environment.get(LOCAL_SWEEP_EVERY)
+        seconds = target.environment.get(local_every)
         if not seconds:
-            return None, "no sweep timer (--no-sweep)"
+            return None, local_off
         every = timedelta(seconds=float(seconds))
         return every, f"every {duration(every)}"
-    schedule = target.parameters.get("SweepSchedule") or DEFAULT_SWEEP_SCHEDULE
+    schedule = target.parameters.get(parameter) or default
     interval = schedule_interval(schedule)
     if interval is None:
         return UNKNOWN_SCHEDULE_INTERVAL, f"{schedule}, taken as once a day"
@@ -545,15 +608,23 @@ def check_shopify_token(target: Target) -> str:
                 f"{shop}'s token lacks {', '.join(missing)}",
                 "add the scopes to the app's configuration, have the merchant approve them, and store the new token",
             )
+        if ALL_ORDERS_SCOPE not in granted:
+            raise Failed(
+                f"{shop}'s token lacks {ALL_ORDERS_SCOPE}: Shopify serves a backfill only the last "
+                f"{RECENT_ORDERS_DAYS} days of orders, so lapsed, at_risk and lifetime totals miss older orders",
+                f"request {ALL_ORDERS_SCOPE} for the app (Partner Dashboard, API access), add it to the app's scopes, "
+                "have the merchant approve it, and store the new token",
+            )
         answers.append(shop)
-    return f"accepted for {', '.join(answers)} with {', '.join(REQUIRED_SCOPES)}"
+    return f"accepted for {', '.join(answers)} with {', '.join((*REQUIRED_SCOPES, ALL_ORDERS_SCOPE))}"
 
 
 def check_shopify_subscriptions(target: Target) -> str:
     """Each shop's subscriptions are every topic Evergreen needs, here, in JSON, at the pinned version."""
     if target.app_toml:
         raise NotChecked("not checked: --app-toml (the Admin API does not list shopify.app.toml's subscriptions)")
-    done = []
+    done: list[str] = []
+    late: list[str] = []
     for shop in _admin_shops(target):
         try:
             existing = _webhook_admin(target, shop).webhook_subscriptions()
@@ -580,11 +651,41 @@ def check_shopify_subscriptions(target: Target) -> str:
             )
         versions = version_mismatches(existing)
         if versions:
-            raise Failed(
-                f"{shop}: delivered at API version {', '.join(versions)}, not {SHOPIFY_API_VERSION}", VERSION_FIX
-            )
+            late.append(f"{shop} at {', '.join(versions)}")
         done.append(shop)
-    return f"{len(needed_topics())} topics at this URL, API version {SHOPIFY_API_VERSION}, for {', '.join(done)}"
+    summary = f"{len(needed_topics())} topics at this URL, for {', '.join(done)}"
+    if late:
+        raise Warned(f"{summary}; delivered at API version {'; '.join(late)}, not {SHOPIFY_API_VERSION}", VERSION_FIX)
+    return f"{summary}, API version {SHOPIFY_API_VERSION}"
+
+
+def _pin_line(what: str, status: PinStatus, ends_as: str) -> str:
+    left = "ended" if status.expired else f"{status.days_left} days left"
+    return f"{what} {status.pin} ({ends_as} {status.ends.isoformat()}, {left})"
+
+
+def check_api_versions(target: Target) -> str:
+    """Both pins and how long their owners support them: Shopify's version (12 months from release) and
+    Klaviyo's revision (stable one year, retired after two). Warns inside the last three months."""
+    shopify = shopify_pin_status(SHOPIFY_API_VERSION, target.today)
+    revision = target.settings().klaviyo_revision
+    klaviyo = klaviyo_pin_status(revision, target.today)
+    retired = klaviyo_window(revision).retired_on
+    detail = (
+        f"{_pin_line('Shopify', shopify, 'supported until')}; "
+        f"{_pin_line('Klaviyo revision', klaviyo, 'stable until')}, retired {retired.isoformat()}"
+    )
+    due = [
+        name for name, status in (("Shopify", shopify), ("Klaviyo", klaviyo)) if status.expired or status.ending_soon
+    ]
+    if due:
+        raise Warned(
+            detail,
+            f"move the {' and '.join(due)} pin to the latest stable version: docs/extending.md, "
+            '"Moving to a new API version" (one change in layers/evergreen/evergreen/settings.py), then '
+            f"{command('shopify-app-toml')} and redeploy",
+        )
+    return detail
 
 
 def _klaviyo_shops(target: Target) -> list[str]:
@@ -640,6 +741,92 @@ def _check_in_the_ui(shop: str, url: str, status: int) -> str:
     )
 
 
+DEFAULT_POLL_SCHEDULE = "rate(5 minutes)"
+"""template.yaml's EngagementPollSchedule default, for a stack that does not report the parameter."""
+LOCAL_POLL_EVERY = "EVERGREEN_ENGAGEMENT_POLL_EVERY_SECONDS"
+"""In the local stack's state (stack.ENGAGEMENT_POLL_EVERY_STATE): seconds between its engagement polls."""
+POLL_INTERVALS_LATE = 3
+"""An account's engagement may be this many poll intervals (plus the poll's overlap) behind before it fails."""
+
+
+def poll_interval(target: Target) -> tuple[timedelta | None, str]:
+    """How often the target polls Klaviyo for engagement (None: the poll is off), and how to say so."""
+    if target.aws and target.parameters.get("EngagementPollState", "ENABLED") == "DISABLED":
+        return None, "off (EngagementPollState=DISABLED)"
+    off = "off (--engagement-poll-every 0)"
+    return _timer(target, LOCAL_POLL_EVERY, off, "EngagementPollSchedule", DEFAULT_POLL_SCHEDULE)
+
+
+def _has_webhook(target: Target, shop: str) -> bool:
+    """Whether the shop's Klaviyo system webhook is in place (readable and right)."""
+    try:
+        api = KlaviyoWebhooks(klaviyo_target(target.settings(), shop, target.klaviyo_url), target.http)
+        return review(api, shop).action == "keep"
+    except (WebhooksUnavailable, CliError):
+        return False
+
+
+def check_engagement(target: Target) -> str:
+    """Per Klaviyo account: which path brings its engagement (webhook, poll or both), when the poll last completed
+    and how far behind it is."""
+    from evergreen.storage.engagement_poll import DynamoPollCheckpoints  # noqa: PLC0415 - this check's only
+
+    edges = _edges(target)
+    now = edges.clock.now()
+    interval, schedule = poll_interval(target)
+    shops = list(target.shops) or edges.engagement_poll.shops()
+    if not shops:
+        raise NotChecked('no shop is named in the Klaviyo secret (the "*" account names none): name each shop')
+    checkpoints = DynamoPollCheckpoints(edges.dynamodb, edges.settings.profiles_table)
+    seen: list[str] = []
+    problems: list[tuple[str, str]] = []
+    overlap = timedelta(seconds=edges.settings.engagement_poll_overlap_seconds)
+    for shop in shops:
+        webhook = _has_webhook(target, shop)
+        path = "both" if webhook and interval else "webhook" if webhook else "poll" if interval else "none"
+        if interval is None:
+            if not webhook:
+                problems.append(
+                    (
+                        f"{shop}: no Klaviyo webhook and the engagement poll is {schedule}",
+                        "turn the poll on (EngagementPollState=ENABLED)"
+                        if target.aws
+                        else "restart `make run` with the poll on",
+                    )
+                )
+            seen.append(f"{shop}: {path}")
+            continue
+        checkpoint = checkpoints.load(shop)
+        if checkpoint is None or checkpoint.completed_at is None:
+            why = f" (last failure: {checkpoint.failure})" if checkpoint is not None and checkpoint.failure else ""
+            problems.append((f"{shop}: the engagement poll has not completed yet{why}", _poll_fix(target, checkpoint)))
+            seen.append(f"{shop}: {path}, never completed")
+            continue
+        behind = now - checkpoint.covered_until
+        line = (
+            f"{shop}: {path}, poll last completed {duration(now - checkpoint.completed_at)} ago, "
+            f"{duration(behind)} behind"
+        )
+        seen.append(line)
+        if behind > POLL_INTERVALS_LATE * interval + overlap:
+            failure = f" (last failure: {checkpoint.failure})" if checkpoint.failure else ""
+            problems.append((f"{line}; it polls {schedule}{failure}", _poll_fix(target, checkpoint)))
+    if problems:
+        raise Failed("; ".join(problem for problem, _ in problems), "; ".join(dict.fromkeys(f for _, f in problems)))
+    return "; ".join(seen)
+
+
+def _poll_fix(target: Target, checkpoint: Any) -> str:
+    failure = getattr(checkpoint, "failure", None) or ""
+    if " 401 " in f" {failure} ":
+        return "Klaviyo rejects the shop's api_key: store a valid private key in the Klaviyo secret"
+    if " 403 " in f" {failure} ":
+        return "give the shop's Klaviyo key the scopes events:read and metrics:read"
+    if target.aws:
+        return "wait one poll interval; if it stays, read EngagementPollFunction's logs (they name the shop)"
+    return "wait one poll interval; if it stays, read the `make run` log"
+
+
 CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("stack", check_outputs),
     ("Shopify webhook secret", check_shopify_secret),
@@ -648,7 +835,9 @@ CHECKS: tuple[tuple[str, Callable[[Target], str]], ...] = (
     ("webhook route", check_webhook_route),
     ("Shopify Admin token", check_shopify_token),
     ("Shopify subscriptions", check_shopify_subscriptions),
+    ("API versions", check_api_versions),
     ("Klaviyo webhook", check_klaviyo_webhook),
+    ("Klaviyo engagement", check_engagement),
     ("dead-letter queue", check_dlq),
     ("staleness sweep", check_sweep),
     ("sync lag", check_sync_lag),
@@ -665,6 +854,9 @@ def run_checks(target: Target) -> Iterator[Result]:
                 detail = check(target)
         except Failed as failure:
             yield Result(name, False, str(failure), failure.fix)
+            continue
+        except Warned as warning:
+            yield Result(name, True, str(warning), warning.fix, warned=True)
             continue
         except NotChecked as unchecked:
             yield Result(name, None, str(unchecked))
@@ -687,6 +879,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shop",
+        type=shop_domain,
         action="append",
         default=[],
         help="a shop whose Shopify token, subscriptions and Klaviyo webhook to check (repeatable; default: the shops "
@@ -739,5 +932,7 @@ def main(args: argparse.Namespace) -> int:
         print(result.line(), flush=True)
         results.append(result)
     failed = [result for result in results if result.ok is False]
-    print(f"{len(failed)} of {len(results)} checks failed" if failed else "all checks passed")
+    warned = sum(1 for result in results if result.warned)
+    warnings = f", {warned} with a warning" if warned else ""
+    print(f"{len(failed)} of {len(results)} checks failed{warnings}" if failed else f"all checks passed{warnings}")
     return 1 if failed else 0

@@ -11,13 +11,14 @@ from evergreen.segments import evaluate
 from evergreen.service.routing import profile_for
 from evergreen.settings import Settings
 from evergreen.wiring import Edges
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK
 from evergreen_cli.main import CliError, render_table
 from evergreen_cli.targets import use_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the customer's email (any case)")
     who.add_argument("--customer-id", help="the Shopify customer id")

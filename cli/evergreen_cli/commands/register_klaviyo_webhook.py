@@ -4,8 +4,10 @@ Through Klaviyo's Webhooks API (`GET /api/webhook-topics`, `GET/POST /api/webhoo
 /api/webhooks/{id}`) it creates, or brings up to date, one webhook named `Evergreen <shop>`: the stack's
 Klaviyo URL with `?shop=`, every engagement topic Evergreen handles that the account offers, and the
 shop's stored `webhook_secret`. Klaviyo reads back only the URL's origin and never the secret, so a webhook
-with the right name, topics and origin is left alone. Where the key or account may not use the API
-(401/403/404), it prints the steps for Klaviyo's UI instead.
+with the right name, topics and origin is left alone. Where the account may not use the API (403/404: system
+webhooks are for Klaviyo CDP customers and app partners), it says that the engagement poll covers the shop and
+exits 0, with the steps for Klaviyo's UI for a CDP account; a key Klaviyo rejects (401) gets those steps and
+exit code 4.
 """
 
 from __future__ import annotations
@@ -256,6 +258,18 @@ CDP accounts):
   6. Save, and check with {command("send-webhook --klaviyo")} locally or {command("doctor --aws")}."""
 
 
+def poll_covers(shop: str, status: int) -> str:
+    """What an account without system webhooks has instead: the engagement poll (on by default)."""
+    return (
+        f"This Klaviyo account may not use system webhooks ({status}): Klaviyo offers them only to Klaviyo CDP "
+        f"customers and app partners.\n"
+        f"Nothing to do: the engagement poll covers {shop}. Every 5 minutes (EngagementPollSchedule) it reads the "
+        "account's opens, clicks, bounces, spam complaints and unsubscribes from Klaviyo's Events API and applies "
+        f"them as a webhook would; {command('doctor')} shows when it last completed and how far behind it is.\n"
+        "Optional, on a Klaviyo CDP account only, for engagement within seconds:"
+    )
+
+
 def register_klaviyo(args: argparse.Namespace) -> int:
     target = target_of(args)
     api = KlaviyoWebhooks(target)
@@ -268,6 +282,11 @@ def register_klaviyo(args: argparse.Namespace) -> int:
                 elif found.action == "update" and found.webhook_id:
                     api.update(found.webhook_id, found.topics)
     except WebhooksUnavailable as unavailable:
+        if unavailable.status in (403, 404):
+            print(poll_covers(args.shop, unavailable.status))
+            print()
+            print(ui_steps(target, args.shop, list(UI_TOPICS), unavailable.status))
+            return 0
         print(ui_steps(target, args.shop, list(UI_TOPICS), unavailable.status))
         return EXIT_USE_THE_UI
     shown = {"create": "created", "update": "changed", "keep": "left alone"}[found.action]

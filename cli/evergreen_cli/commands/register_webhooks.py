@@ -25,6 +25,7 @@ from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enu
 from evergreen.shopify.bulk import AdminError
 from evergreen.shopify.eventbridge import PARTNER_SOURCE_ARN
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
 from evergreen_cli.main import CliError, command, render_table
 from evergreen_cli.sandboxes.shopify_admin import local_admin_token
@@ -133,9 +134,10 @@ def version_mismatches(existing: Iterable[WebhookSubscription], topics: Iterable
 
 
 VERSION_FIX = (
-    "Shopify serializes subscriptions at the app's webhook API version: set it to "
-    f"{SHOPIFY_API_VERSION} in the app's configuration (`api_version` under [webhooks]; "
-    f"{command('shopify-app-toml')} prints the section), then run this again"
+    "Shopify serializes every subscription of an app at the app's webhook API version (the Admin API cannot "
+    f"set it per subscription): set it to {SHOPIFY_API_VERSION} in the app's configuration (`api_version` under "
+    f"[webhooks]; {command('shopify-app-toml')} prints the section; `shopify app deploy`), then run "
+    f"{command('register-webhooks --shop <shop>')} again to see each subscription's version"
 )
 COMPLIANCE_NOTE = (
     f"compliance topics ({', '.join(sorted(COMPLIANCE_TOPICS))}) cannot be subscribed through the API: "
@@ -195,7 +197,7 @@ def admin_for(args: argparse.Namespace) -> WebhookAdmin:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, help="shop domain, e.g. my-store.myshopify.com")
+    parser.add_argument("--shop", type=shop_domain, required=True, help="shop domain, e.g. my-store.myshopify.com")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--aws", action="store_true", help="register the deployed stack's URL (its outputs)")
     where.add_argument("--url", help="register this webhook URL instead of the stack's")
@@ -212,10 +214,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def steps_table(steps: list[Step], dry_run: bool) -> str:
+def steps_table(steps: list[Step], dry_run: bool, subscriptions: Iterable[WebhookSubscription] = ()) -> str:
+    """One row per step, with the API version Shopify delivers that subscription at ("-" before it exists)."""
     shown = DRY_SHOWN if dry_run else SHOWN
-    rows = [[shown[step.action], step.topic, step.uri + (f"  (was {step.was})" if step.was else "")] for step in steps]
-    return render_table(rows, ["result", "topic", "address"])
+    versions = {(item.topic, item.uri): item.api_version or "-" for item in subscriptions}
+    rows = [
+        [
+            shown[step.action],
+            step.topic,
+            versions.get((step.topic, step.uri), "-"),
+            step.uri + (f"  (was {step.was})" if step.was else ""),
+        ]
+        for step in steps
+    ]
+    return render_table(rows, ["result", "topic", "version", "address"])
 
 
 def register_shopify(args: argparse.Namespace) -> int:
@@ -228,7 +240,7 @@ def register_shopify(args: argparse.Namespace) -> int:
             result = existing if args.dry_run else apply(admin, steps, existing, changing)
         except AdminError as error:
             raise CliError(str(error), int(getattr(error, "exit_code", 1))) from None
-    print(steps_table(steps, args.dry_run))
+    print(steps_table(steps, args.dry_run, result))
     counts = {action: sum(1 for step in steps if step.action == action) for action in SHOWN}
     verb = "would be " if args.dry_run else ""
     print(

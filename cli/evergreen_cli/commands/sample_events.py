@@ -1,4 +1,6 @@
-"""Writes events/api and events/sqs: ready-made Lambda events for `sam local invoke -e` and the console.
+"""Writes events/api and events/sqs: ready-made Lambda events for `sam local invoke -e` and the console, and
+events/shopify/documented: Shopify's documented example body of every topic Evergreen handles, at the pinned
+API version, made live (`shopify_contracts.LIVE_ADJUSTMENTS`), for `evergreen send-webhook`.
 
     uv run python -m evergreen_cli.commands.sample_events      (or: make events)
 
@@ -21,9 +23,11 @@ from evergreen.domain.profile import customer_profile_key
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.shopify.topics import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
 from evergreen_cli.local_stack.stack import sqs_record
+from evergreen_cli.sandboxes import shopify_contracts
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 SHOP = "evergreen-demo.myshopify.com"
@@ -111,6 +115,42 @@ def segment_changes_batch() -> dict[str, Any]:
     return {"Records": records}
 
 
+DOCUMENTED = EVENTS / "shopify" / "documented"
+"""Shopify's documented example body of every topic Evergreen handles, at the pinned API version, made live."""
+
+
+def documented_file(topic: str) -> str:
+    """`orders/create` -> `orders_create.json`, `customer.tags_added` -> `customer_tags_added.json`."""
+    return topic.replace("/", "_").replace(".", "_") + ".json"
+
+
+def documented_examples() -> dict[Path, Any]:
+    """events/shopify/documented/: Shopify's own bodies (`shopify_contracts.live_example`), with their source;
+    nothing when the pinned packages are not in the cache (`make contracts`)."""
+    if shopify_contracts.missing_reason() is not None:
+        return {}
+    versions = shopify_contracts.documented_versions_from(SHOPIFY_API_VERSION)
+    if not versions:
+        return {}
+    version = versions[0]  # the pin, or the newest documented version before it when the package lags
+    files: dict[Path, Any] = {}
+    for topic in (*SUBSCRIPTION_TOPICS, *sorted(COMPLIANCE_TOPICS)):
+        body = shopify_contracts.live_example(version, topic, SHOP)
+        if body is not None:
+            files[DOCUMENTED / documented_file(topic)] = body
+    pin = shopify_contracts.WEBHOOK_SCHEMAS
+    files[DOCUMENTED / "SOURCE.json"] = {
+        "source": f"npm {pin.spec} (MIT), metadatas/{version}/<topic>.json, the `response` example",
+        "integrity": pin.integrity,
+        "api_version": version,
+        "pinned_api_version": SHOPIFY_API_VERSION,
+        "shop": SHOP,
+        "adjusted": list(shopify_contracts.LIVE_ADJUSTMENTS),
+        "send": "./evergreen send-webhook events/shopify/documented/orders_create.json --topic orders/create",
+    }
+    return files
+
+
 def build() -> dict[Path, Any]:
     files: dict[Path, Any] = {}
     for number, (name, (topic, payload)) in enumerate(SHOPIFY_EVENTS.items(), start=1):
@@ -118,10 +158,14 @@ def build() -> dict[Path, Any]:
     for number, (name, payload) in enumerate(KLAVIYO_EVENTS.items(), start=1):
         files[EVENTS / "api" / name] = klaviyo_api_event(EVENTS / "klaviyo" / payload, number)
     files[EVENTS / "sqs" / "segment_changes.json"] = segment_changes_batch()
+    files |= documented_examples()
     return files
 
 
 def main() -> None:
+    missing = shopify_contracts.missing_reason()
+    if missing is not None:
+        print(f"events/shopify/documented kept as it is: {missing}")
     for path, content in build().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

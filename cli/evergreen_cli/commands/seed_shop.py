@@ -4,7 +4,6 @@ sandbox with those customers' email engagement history (opens, clicks, bounces, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from evergreen_cli.activity import working
+from evergreen_cli.arguments import shop_domain
 from evergreen_cli.sandboxes.synthetic_shop import DEFAULT_SHOP, synthetic_engagement, synthetic_store
 from evergreen_cli.targets import TargetUnavailable, local_environment
 
@@ -23,7 +23,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customers", type=int, default=100, help="how many customers (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same store (default 1)")
-    parser.add_argument("--shop", default=DEFAULT_SHOP, help=f"the shop's domain (default {DEFAULT_SHOP})")
+    parser.add_argument(
+        "--shop", type=shop_domain, default=DEFAULT_SHOP, help=f"the shop's domain (default {DEFAULT_SHOP})"
+    )
     parser.add_argument("--url", help="the Shopify sandbox (default: the running local stack's)")
     parser.add_argument(
         "--klaviyo-url", help="the Klaviyo sandbox for the engagement history (default: the running local stack's)"
@@ -31,10 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _local_setting(name: str, default: str) -> str:
+    """The running stack's setting: without a running stack there is nothing to seed (whatever else listens on
+    the default port is not its sandbox), so that is said and nothing is written."""
     try:
-        return local_environment().get(name) or default
+        environment = local_environment()
     except TargetUnavailable:
-        return os.environ.get(name) or default
+        raise TargetUnavailable(
+            "the local stack is not running: start it with `make run` in another terminal, then seed it "
+            "(or pass --url and --klaviyo-url for sandboxes started on their own)"
+        ) from None
+    return environment.get(name) or default
 
 
 def sandbox_url(explicit: str | None) -> str:
@@ -52,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         print("evergreen seed-shop: --customers must be 0 or more", file=sys.stderr)
         return 2
     url = sandbox_url(args.url)
+    klaviyo = klaviyo_sandbox_url(args.klaviyo_url)
     now = datetime.now(UTC)
     try:
         with working(f"loading a store of {args.customers} customers into the Shopify sandbox"):
@@ -71,7 +80,6 @@ def main(args: argparse.Namespace) -> int:
         f"{len(store['orders'])} orders ({guests} guest checkouts), "
         f"{len(store['abandonedCheckouts'])} abandoned checkouts"
     )
-    klaviyo = klaviyo_sandbox_url(args.klaviyo_url)
     if klaviyo is None:
         print("the stack uses the real Klaviyo: its own engagement history is what the backfill reads")
     else:

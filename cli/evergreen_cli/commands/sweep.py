@@ -21,7 +21,7 @@ from evergreen.settings import Settings
 from evergreen.wiring import Edges, definitions_for
 from evergreen_cli.activity import working
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
-from evergreen_cli.main import EXIT_USAGE, CliError
+from evergreen_cli.main import EXIT_USAGE, CliError, render_table
 from evergreen_cli.targets import use_target
 
 
@@ -56,6 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aws", action="store_true", help="sweep the deployed stack (default: the local stack)")
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")
     parser.add_argument("--region", help="AWS region")
+    parser.add_argument("--json", action="store_true", help="print the sweep's whole report as JSON (for scripts)")
 
 
 def request_of(args: argparse.Namespace) -> SweepRequest:
@@ -83,6 +84,28 @@ def check_segment_names(names: list[str] | None) -> None:
         raise CliError(f"no segment {', '.join(unknown)}: --segment takes one of {', '.join(known)}", EXIT_USAGE)
 
 
+def render_report(report: dict[str, Any]) -> str:
+    """Who enters and leaves which segment (or would, in a dry run), then what the sweep did."""
+    dry_run = bool(report.get("dry_run"))
+    entered: dict[str, int] = report.get("entered") or {}
+    exited: dict[str, int] = report.get("exited") or {}
+    lines = [f"as of {report['as_of']}:"] if "as_of" in report else []
+    if entered or exited:
+        header = ["segment", "would enter", "would leave"] if dry_run else ["segment", "entered", "left"]
+        rows = [[name, str(entered.get(name, 0)), str(exited.get(name, 0))] for name in sorted({*entered, *exited})]
+        lines.append(render_table(rows, header))
+    else:
+        lines.append(f"no profile {'would enter or leave' if dry_run else 'entered or left'} a segment")
+    did = f"{report.get('evaluated', 0)} of {report.get('due', 0)} due profiles evaluated"
+    if dry_run:
+        did += "; dry run: nothing written or sent"
+    else:
+        did += f", {report.get('written', 0)} written, {report.get('enqueued', 0)} changes queued for Klaviyo"
+    if not report.get("complete", True):
+        did += "; not finished in time: the next run goes on"
+    return "\n".join([*lines, did])
+
+
 def main(args: argparse.Namespace) -> int:
     request = request_of(args)
     if args.now is not None and not args.dry_run:
@@ -98,6 +121,6 @@ def main(args: argparse.Namespace) -> int:
         with working("sweeping the local stack"):
             report = run_locally(request, FixedClock(args.now) if args.now is not None else None)
         if args.now is not None:
-            report = {"as_of": args.now.isoformat(), **report}
-    print(json.dumps(report, indent=2))
+            report = {"as_of": args.now.isoformat(timespec="seconds"), **report}
+    print(json.dumps(report, indent=2) if args.json else render_report(report))
     return 0

@@ -192,8 +192,11 @@ class BadRequestBody(Exception):
         self.message = message
 
 
-def content_length(value: str | None) -> int:
-    """The body length a Content-Length header announces: absent is 0; anything but a decimal number is an error."""
+def content_length(value: str | None, *others: str) -> int:
+    """The body length a Content-Length header announces: absent is 0; anything but a decimal number is an error,
+    and so is a second Content-Length header (`others`), which API Gateway refuses too (request smuggling)."""
+    if others:
+        raise BadRequestBody(400, "Bad Request: more than one Content-Length header")
     if value is None or value.strip() == "":
         return 0
     text = value.strip()
@@ -332,7 +335,8 @@ class HttpApiServer:
             def _serve(self) -> None:
                 started = time.monotonic()
                 try:
-                    length = content_length(self.headers.get("Content-Length"))
+                    first, *others = self.headers.get_all("Content-Length") or [""]
+                    length = content_length(first, *others)
                     if length > MAX_PAYLOAD_BYTES:
                         raise BadRequestBody(413, "Request Entity Too Large")
                     body = read_body(self.rfile, length)

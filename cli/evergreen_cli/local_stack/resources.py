@@ -40,6 +40,10 @@ _CFN_QUEUE_ATTRIBUTES = (
 )
 
 
+LOCAL_POLL_SHOPS = "evergreen-demo.myshopify.com"
+"""The shops the local engagement poll reads Klaviyo for (the local Klaviyo secret has only the `"*"` account)."""
+
+
 @dataclass(frozen=True)
 class LocalSecrets:
     """The values the local secrets hold (never the deployed ones)."""
@@ -154,6 +158,7 @@ class LocalResources:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": environment.get("POWERTOOLS_METRICS_NAMESPACE", "Evergreen"),
                 "KLAVIYO_BASE_URL": self.klaviyo_base_url,
+                "ENGAGEMENT_POLL_SHOPS": LOCAL_POLL_SHOPS,
             }
         )
         environment.pop("AWS_SESSION_TOKEN", None)

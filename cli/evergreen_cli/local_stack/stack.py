@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,7 @@ from evergreen.segments import DefinitionsError, load_definitions
 from evergreen_cli.activity import working
 from evergreen_cli.local_stack.http_api import HttpApiServer
 from evergreen_cli.local_stack.lambda_runtime import LambdaRuntime
-from evergreen_cli.local_stack.resources import LocalResources, LocalSecrets, provision
+from evergreen_cli.local_stack.resources import LOCAL_POLL_SHOPS, LocalResources, LocalSecrets, provision
 from evergreen_cli.local_stack.template import (
     REPO_ROOT,
     TEMPLATE_PATH,
@@ -51,6 +51,11 @@ DEFAULT_KLAVIYO_PORT = 3100
 DEFAULT_SHOPIFY_PORT = 3200
 DEFAULT_SWEEP_EVERY = 60.0
 DEFAULT_RETRY_AFTER = 5
+DEFAULT_ENGAGEMENT_POLL_EVERY = 30.0
+ENGAGEMENT_POLL_FUNCTION = "EngagementPollFunction"
+"""Scheduled like the sweep, on its own timer (`engagement_poll_every`)."""
+ENGAGEMENT_POLL_EVERY_STATE = "EVERGREEN_ENGAGEMENT_POLL_EVERY_SECONDS"
+"""In the state file while the poll timer runs: its interval, which `doctor` judges the poll's lag by."""
 SWEEP_EVERY_STATE = "EVERGREEN_SWEEP_EVERY_SECONDS"
 """In the state file while the sweep timer runs: its interval, which `doctor` checks the last sweep against."""
 REAL_KLAVIYO_URL = "https://a.klaviyo.com"
@@ -73,6 +78,8 @@ class LocalStackOptions:
     """Seconds between scheduled sweeps; None disables the timer."""
     sweep_at_start: bool = True
     """With the timer on, sweep once as soon as the stack is up (False: the first sweep is one interval in)."""
+    engagement_poll_every: float | None = DEFAULT_ENGAGEMENT_POLL_EVERY
+    """Seconds between engagement polls of Klaviyo's Events API; None disables the timer."""
     poll: bool = True
     """Run the SQS poller thread (tests may instead call LocalStack.drain())."""
     retry_after: int | None = None
@@ -91,6 +98,13 @@ class LocalStackOptions:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     state_file: Path | None = None
     """Where to write the functions' environment while running (the CLI's other commands read it)."""
+
+
+def options_on_free_ports(**overrides: Any) -> LocalStackOptions:
+    """Options whose every port is 0 (any free one), for tests and benchmarks: they run beside `make run`,
+    which holds the default ports. `overrides` set any other field."""
+    ports = {item.name: 0 for item in fields(LocalStackOptions) if item.name.endswith("port")}
+    return LocalStackOptions(**(ports | overrides))
 
 
 def scheduled_event(rule_arn: str, region: str, account: str, now: datetime | None = None) -> dict[str, Any]:
@@ -248,10 +262,7 @@ class LocalStack:
             from evergreen_cli.sandboxes.shopify_admin import start_shopify_sandbox  # noqa: PLC0415
 
             on_step("starting the Shopify Admin sandbox")
-            try:
-                self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
-            except OSError:  # the port is taken (another stack, or tests on free ports): any free port
-                self.shopify_sandbox = start_shopify_sandbox(self.options.host, 0)
+            self.shopify_sandbox = start_shopify_sandbox(self.options.host, self.options.shopify_port)
             on_step("starting the HTTP API")
             self.runtime = LambdaRuntime(self.resources)
             self.runtime.apply_environment()
@@ -268,6 +279,8 @@ class LocalStack:
                     self._spawn(f"sqs-poller-{source.function}", lambda source=source: self._poll_forever(source))
             if self.sweeps_on_timer:
                 self._spawn("sweep-timer", self._sweep_forever)
+            if self.options.engagement_poll_every and self._engagement_poll_source() is not None:
+                self._spawn("engagement-poll-timer", self._poll_engagement_forever)
         except BaseException:
             self.stop()
             raise
@@ -312,6 +325,8 @@ class LocalStack:
             environment["SHOPIFY_ADMIN_BASE_URL"] = self.shopify_sandbox.url
         if self.sweeps_on_timer:
             environment[SWEEP_EVERY_STATE] = f"{self.options.sweep_every:g}"
+        if self.options.engagement_poll_every:
+            environment[ENGAGEMENT_POLL_EVERY_STATE] = f"{self.options.engagement_poll_every:g}"
         self.options.state_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         self._wrote_state = True
 
@@ -345,11 +360,36 @@ class LocalStack:
         runtime, resources = self._require(self.runtime), self._require(self.resources)
         result: Any = None
         for source in schedules(self.template):
+            if source.function == ENGAGEMENT_POLL_FUNCTION:
+                continue
             rule_arn = f"arn:aws:events:{resources.region}:123456789012:rule/{resources.prefix}-{source.function}"
             payload = event if event is not None else scheduled_event(rule_arn, resources.region, "123456789012")
             result = runtime.invoke(source.function, payload)
         self.sweeps_run += 1
         return result
+
+    def _engagement_poll_source(self) -> Any:
+        return next((s for s in schedules(self.template) if s.function == ENGAGEMENT_POLL_FUNCTION), None)
+
+    def run_engagement_poll(self) -> Any:
+        """Invoke the engagement poll once, with a scheduled event, as its EventBridge rule does."""
+        runtime, resources = self._require(self.runtime), self._require(self.resources)
+        rule_arn = f"arn:aws:events:{resources.region}:123456789012:rule/{resources.prefix}-{ENGAGEMENT_POLL_FUNCTION}"
+        return runtime.invoke(ENGAGEMENT_POLL_FUNCTION, scheduled_event(rule_arn, resources.region, "123456789012"))
+
+    def _poll_engagement_forever(self) -> None:
+        """An engagement poll as soon as the stack is up, then one every `engagement_poll_every` seconds, at a fixed
+        rate as EventBridge schedules it (a poll's own duration does not push the next one back)."""
+        every = float(self.options.engagement_poll_every or DEFAULT_ENGAGEMENT_POLL_EVERY)
+        due = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                LOG.info("scheduled engagement poll: %s", self.run_engagement_poll())
+            except Exception:
+                LOG.exception("scheduled engagement poll failed")
+            due += every
+            if self._stopping.wait(max(0.0, due - time.monotonic())):
+                return
 
     def poll_once(self, wait_seconds: int = 0, source: SqsSource | None = None) -> int:
         """Receive one batch from each SQS event source (or only `source`) and hand it to its function;
@@ -469,6 +509,8 @@ class LocalStack:
             else f"Klaviyo              {self.klaviyo_url}  (REAL: KLAVIYO_API_KEY is set)"
         )
         sweep = f"every {self.options.sweep_every:g} s" if self.options.sweep_every else "off (--no-sweep)"
+        every = self.options.engagement_poll_every
+        engagement = f"every {every:g} s" if every else "off (--engagement-poll-every 0)"
         lines = [
             "Evergreen local stack",
             f"  HTTP API             {self.api_url}",
@@ -481,6 +523,7 @@ class LocalStack:
             f"  SQS pollers          {'on' if self.options.poll else 'off'} -> "
             + ", ".join(source.function for source in sqs_sources(self.template)),
             f"  staleness sweep      {sweep}",
+            f"  engagement poll      {engagement}  (Klaviyo Events API, for {LOCAL_POLL_SHOPS})",
             "  local secrets        EVERGREEN_LOCAL_SHOPIFY_SECRET, EVERGREEN_LOCAL_KLAVIYO_SECRET (defaults in docs)",
             "",
             "In another terminal, send a signed sample webhook:",
@@ -544,6 +587,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-sweep", action="store_true", help="do not run the sweep on a timer")
     parser.add_argument(
+        "--engagement-poll-every",
+        type=float,
+        default=DEFAULT_ENGAGEMENT_POLL_EVERY,
+        metavar="SECONDS",
+        help=f"poll Klaviyo's Events API every SECONDS (default {DEFAULT_ENGAGEMENT_POLL_EVERY:g}, 0: off)",
+    )
+    parser.add_argument(
         "--retry-after",
         type=int,
         default=None,
@@ -589,6 +639,7 @@ def main(args: argparse.Namespace) -> int:
         klaviyo_port=args.klaviyo_port,
         shopify_port=args.shopify_port,
         sweep_every=None if args.no_sweep else args.sweep_every,
+        engagement_poll_every=args.engagement_poll_every or None,
         retry_after=args.retry_after,
         state_file=local_state_path(),
     )

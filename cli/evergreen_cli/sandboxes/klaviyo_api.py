@@ -1,7 +1,8 @@
 """A local stand-in for the Klaviyo API (127.0.0.1:3100 in the local stack).
 
 It answers as Klaviyo does for the calls sync makes (201/200 profile-import, 202 bulk jobs and events,
-204 list relationships, 200 profile lookups) and `doctor`'s key check (the lists that have members), keeps a
+204 list relationships, 200 profile lookups, bulk import jobs read back with their import errors) and `doctor`'s
+key check (the lists that have members), keeps a
 little state (profiles, list members, events de-duplicated by unique_id), and records every request, checked
 against Klaviyo's OpenAPI spec.
 
@@ -17,6 +18,9 @@ Control endpoints (not Klaviyo's):
   drawn from a log-normal distribution with that median and 99th percentile (as a real Klaviyo call over the
   internet takes; the record's `latency_ms`), each request on its own thread, so concurrent calls overlap;
   {"p50_ms": 0} turns it off;
+- POST /_sandbox/jobs {"seconds": 2.0, "cancel": N}: bulk profile import jobs take that long from acceptance to
+  their end (queued, processing, then complete; 0, the default, ends them at once), and the next N accepted jobs
+  end `cancelled` with nothing imported (see klaviyo_jobs.py);
 - GET /_sandbox/state: profiles, list members, accepted events and requested data-privacy deletions,
   and the system webhooks (secrets shown as their length only);
 - POST /_sandbox/webhooks-api {"status": 403}: the Webhooks API answers that status (403: the key lacks
@@ -24,6 +28,8 @@ Control endpoints (not Klaviyo's):
 - POST /_sandbox/key-scopes {"key": "sandbox-key", "denied": ["lists:read", "metrics:read"]}: that private key
   lacks those scopes, and a request that needs one (`required_scopes`) gets Klaviyo's 403 naming them. Denying
   `x:read` denies `x:write` too (Klaviyo grants read, or read and write); `"denied": []` grants every scope again.
+- POST /_sandbox/engagement [...]: replace the engagement history GET /api/events serves; POST /_sandbox/events
+  [...]: add to it (each answer lists the events' ids). See klaviyo_events.py for an entry's fields.
 
 The Webhooks API (GET /api/webhook-topics, GET/POST /api/webhooks, GET/PATCH /api/webhooks/{id}) keeps
 system webhooks; GET truncates `endpoint_url` to its origin, as Klaviyo does.
@@ -56,11 +62,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from evergreen_cli.sandboxes import klaviyo_events as history
 from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.klaviyo_jobs import BulkJob, invalid_fields, now_utc, refusal
 from evergreen_cli.sandboxes.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
 JSON_API = "application/vnd.api+json"
 _ONE_PROFILE = re.compile(r"^/api/profiles/(?P<profile_id>[A-Za-z0-9]+)/?$")
 _LIST_MEMBERS = re.compile(r"^/api/lists/(?P<list_id>[^/]+)/relationships/profiles/?$")
+_ONE_JOB = re.compile(r"^/api/profile-bulk-import-jobs/(?P<job_id>[A-Za-z0-9_-]+)(?P<errors>/import-errors)?/?$")
 _ONE_WEBHOOK = re.compile(r"^/api/webhooks/(?P<webhook_id>[A-Za-z0-9]+)/?$")
 WEBHOOK_TOPICS = (
     "event:klaviyo.opened_email",
@@ -218,8 +226,13 @@ class Latency:
 class SandboxState:
     """What the sandbox remembers. All access goes through `lock`."""
 
-    def __init__(self, spec: KlaviyoSpec | None, strict: bool) -> None:
+    def __init__(self, spec: KlaviyoSpec | None, strict: bool, job_seconds: float = 0.0) -> None:
         self.lock = threading.Lock()
+        self.jobs: dict[str, BulkJob] = {}
+        self.job_seconds = job_seconds
+        """How long a bulk profile import job takes from acceptance to its end."""
+        self.jobs_to_cancel = 0
+        """The next this many accepted bulk jobs end cancelled."""
         self.spec = spec
         self.strict = strict
         self.requests: list[dict[str, Any]] = []
@@ -235,6 +248,8 @@ class SandboxState:
         self.latency = Latency()
         """How long each API answer is held (POST /_sandbox/latency)."""
         self.rng = random.Random()
+        self.history: list[dict[str, Any]] = []
+        """Engagement events GET /api/events serves (POST /_sandbox/engagement and /_sandbox/events)."""
         self.released = threading.Event()
         """Set to end every hung request at once (clearing the sandbox, stopping it)."""
         self._ids = itertools.count(1)
@@ -251,6 +266,9 @@ class SandboxState:
             self.webhooks_api_status = None
             self.denied_scopes.clear()
             self.latency = Latency()
+            self.history.clear()
+            self.jobs.clear()
+            self.jobs_to_cancel = 0
         self.released.set()
         self.released = threading.Event()
 
@@ -267,6 +285,50 @@ class SandboxState:
         properties = self.profiles.get(profile_id, {}).get("properties", {})
         for key in keys:
             properties.pop(str(key), None)
+
+    def accept_job(self, profiles: list[Any], list_ids: list[str]) -> BulkJob:
+        """A bulk import job, accepted now: each profile is checked now and imported when the job completes."""
+        valid: list[tuple[Mapping[str, Any], str | None]] = []
+        errors: list[dict[str, Any]] = []
+        for position, profile in enumerate(profiles):
+            resource = profile if isinstance(profile, dict) else {}
+            attributes = resource.get("attributes") if isinstance(resource.get("attributes"), dict) else {}
+            refused = invalid_fields(attributes or {})
+            for field_name in refused:
+                pointer = f"/data/attributes/profiles/data/{position}/attributes/{field_name}"
+                errors.append(refusal(pointer, field_name, resource))
+            if not refused:
+                known = resource.get("id")
+                valid.append((attributes or {}, known if isinstance(known, str) else None))
+        job = BulkJob(
+            job_id=fake_profile_id(f"job:{self.next_id()}"),
+            accepted=time.monotonic(),
+            created_at=now_utc(),
+            seconds=self.job_seconds,
+            profiles=valid,
+            list_ids=list_ids,
+            total=len(profiles),
+            errors=errors,
+            cancel=self.jobs_to_cancel > 0,
+        )
+        self.jobs_to_cancel = max(0, self.jobs_to_cancel - 1)
+        self.jobs[job.job_id] = job
+        self.advance_jobs()
+        return job
+
+    def advance_jobs(self) -> None:
+        """Import what jobs that have completed by now carry (each once); a cancelled job imports nothing."""
+        now = time.monotonic()
+        for job in self.jobs.values():
+            if job.ended or job.status(now) in ("queued", "processing"):
+                continue
+            job.ended = True
+            if job.cancel:
+                continue
+            for attributes, known_id in job.profiles:
+                profile_id, _ = self.upsert_profile(attributes, known_id)
+                for list_id in job.list_ids:
+                    _add_member(self, list_id, profile_id)
 
     def delete_profile(self, profile_id: str) -> None:
         """Klaviyo's data-privacy deletion, done at once: the profile, its list memberships and events go."""
@@ -379,6 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.spec is not None and path.startswith("/api/"):
             errors = state.spec.validate(self.command, path, query=query, headers=headers, body=raw or None)
         with state.lock:
+            state.advance_jobs()
             fault = state.failures.pop(0) if state.failures and path.startswith("/api/") else None
             record: dict[str, Any] = {
                 "id": state.next_id(),
@@ -456,8 +519,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, {**fault.as_dict(), "count": count})
         elif path == "/_sandbox/latency" and self.command == "POST" and isinstance(body, dict):
             self._set_latency(state, body)
+        elif path == "/_sandbox/jobs" and self.command == "POST" and isinstance(body, dict):
+            self._reply(*_jobs_control(state, body))
         elif path == "/_sandbox/state" and self.command == "GET":
             with state.lock:
+                state.advance_jobs()
                 current = {
                     "profiles": state.profiles,
                     "lists": state.lists,
@@ -469,10 +535,12 @@ class _Handler(BaseHTTPRequestHandler):
                 }
                 encoded = json.loads(json.dumps(current))
             self._reply(HTTPStatus.OK, encoded)
-        elif path == "/_sandbox/engagement" and self.command == "POST" and isinstance(body, list):
+        elif path in ("/_sandbox/engagement", "/_sandbox/events") and self.command == "POST" and isinstance(body, list):
             with state.lock:
-                state.history = [entry for entry in body if isinstance(entry, dict)]  # type: ignore[attr-defined]
-            self._reply(HTTPStatus.OK, {"events": len(body)})
+                if path == "/_sandbox/engagement":
+                    state.history.clear()
+                added = history.add(state.history, [entry for entry in body if isinstance(entry, dict)])
+            self._reply(HTTPStatus.OK, {"events": len(added), "ids": added})
         elif path == "/_sandbox/webhooks-api" and self.command == "POST" and isinstance(body, dict):
             status = body.get("status")
             with state.lock:
@@ -526,6 +594,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/api/profile-import" and isinstance(data, dict):
             raw_attributes = data.get("attributes")
             attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
+            refused = invalid_fields(attributes)
+            if refused:
+                answer = _errors(400, "invalid", "Invalid input.", f"Invalid {refused[0].replace('_', ' ')}.")
+                answer["errors"][0]["source"] = {"pointer": f"/data/attributes/{refused[0]}"}
+                return 400, answer, {}
             known_id = data.get("id")
             profile_id, created = state.upsert_profile(attributes, known_id if isinstance(known_id, str) else None)
             state.unset_properties(profile_id, data.get("meta"))
@@ -542,39 +615,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "links": {"self": f"{self._base()}/api/profile-import"},
             }
             return (201 if created else 200), answer, {}
-        if method == "POST" and path == "/api/profile-bulk-import-jobs" and isinstance(data, dict):
-            attributes = data.get("attributes") or {}
-            profiles = ((attributes.get("profiles") or {}).get("data")) or []
-            list_ids = [
-                item.get("id")
-                for item in ((data.get("relationships") or {}).get("lists") or {}).get("data", [])
-                if isinstance(item, dict)
-            ]
-            for profile in profiles:
-                if isinstance(profile, dict):
-                    profile_id, _ = state.upsert_profile(profile.get("attributes") or {})
-                    for list_id in list_ids:
-                        _add_member(state, str(list_id), profile_id)
-            job_id = fake_profile_id(f"job:{state.next_id()}")
-            answer = {
-                "data": {
-                    "type": "profile-bulk-import-job",
-                    "id": job_id,
-                    "attributes": {
-                        "status": "queued",
-                        "created_at": datetime.now(UTC).isoformat(),
-                        "total_count": len(profiles),
-                        "completed_count": 0,
-                        "failed_count": 0,
-                        "completed_at": None,
-                        "expires_at": None,
-                        "started_at": None,
-                    },
-                    "links": {"self": f"{self._base()}/api/profile-bulk-import-jobs/{job_id}/"},
-                },
-                "links": {"self": f"{self._base()}/api/profile-bulk-import-jobs"},
-            }
-            return 202, answer, {}
+        if path.startswith("/api/profile-bulk-import-jobs"):
+            return _bulk_jobs(state, method, path, query, data, self._base())
         if method == "POST" and path == "/api/data-privacy-deletion-jobs" and isinstance(data, dict):
             return _privacy_deletion(state, data)
         if method == "POST" and path == "/api/events" and isinstance(data, dict):
@@ -590,9 +632,7 @@ class _Handler(BaseHTTPRequestHandler):
                     state.record_event(event.get("attributes") or {}, profile)
             return 202, None, {}
         if method == "GET" and path.rstrip("/") in ("/api/events", "/api/metrics"):
-            status, history_answer = history.answer(
-                getattr(state, "history", []), path.rstrip("/"), query, self._base()
-            )
+            status, history_answer = history.answer(state.history, path.rstrip("/"), query, self._base())
             return status, history_answer, {}
         members = _LIST_MEMBERS.match(path)
         if members and method in ("POST", "DELETE") and isinstance(data, list):
@@ -685,6 +725,46 @@ class _Handler(BaseHTTPRequestHandler):
     def _base(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+
+def _jobs_control(state: SandboxState, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST /_sandbox/jobs: how long bulk jobs take, and how many of the next ones end cancelled."""
+    try:
+        seconds = float(body.get("seconds", state.job_seconds))
+        cancel = int(body.get("cancel", 0))
+    except (TypeError, ValueError) as error:
+        return HTTPStatus.BAD_REQUEST, {"error": str(error)}
+    if seconds < 0 or cancel < 0:
+        return HTTPStatus.BAD_REQUEST, {"error": "seconds and cancel must not be negative"}
+    with state.lock:
+        state.job_seconds, state.jobs_to_cancel = seconds, cancel
+    return HTTPStatus.OK, {"seconds": seconds, "cancel": cancel}
+
+
+def _bulk_jobs(
+    state: SandboxState, method: str, path: str, query: Mapping[str, str], data: Any, base: str
+) -> tuple[int, Any, dict[str, str]]:
+    """POST a bulk profile import job (202), GET it back, GET its import errors (lock held)."""
+    if method == "POST" and path.rstrip("/") == "/api/profile-bulk-import-jobs" and isinstance(data, dict):
+        attributes = data.get("attributes") or {}
+        profiles = ((attributes.get("profiles") or {}).get("data")) or []
+        list_ids = [
+            str(item.get("id"))
+            for item in ((data.get("relationships") or {}).get("lists") or {}).get("data", [])
+            if isinstance(item, dict)
+        ]
+        job = state.accept_job(profiles, list_ids)
+        accepted = job.resource(job.accepted, base, [])
+        return 202, {"data": accepted, "links": {"self": f"{base}/api/profile-bulk-import-jobs"}}, {}
+    one = _ONE_JOB.match(path)
+    found = state.jobs.get(one.group("job_id")) if one and method == "GET" else None
+    if one is None or found is None:
+        return 404, _errors(404, "not_found", "Not found.", f"The sandbox does not serve {method} {path}."), {}
+    if one.group("errors"):
+        return 200, found.errors_page(time.monotonic(), base, query), {}
+    fields = [f for f in query.get("fields[profile-bulk-import-job]", "").split(",") if f]
+    resource = found.resource(time.monotonic(), base, fields)
+    return 200, {"data": resource, "links": {"self": resource["links"]["self"]}}, {}
 
 
 def _privacy_deletion(state: SandboxState, data: Mapping[str, Any]) -> tuple[int, Any, dict[str, str]]:
@@ -810,10 +890,22 @@ class SandboxServer(BackgroundServer[SandboxState]):
             if seed is not None:
                 self.state.rng.seed(seed)
 
+    def add_events(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Add engagement events to what GET /api/events serves (as POST /_sandbox/events); their Klaviyo ids."""
+        with self.state.lock:
+            return history.add(self.state.history, entries)
+
     def webhooks_api(self, status: int | None) -> None:
         """Make the Webhooks API answer `status` (403: no access), or None to serve it again."""
         with self.state.lock:
             self.state.webhooks_api_status = status
+
+    def jobs(self, seconds: float | None = None, cancel: int = 0) -> None:
+        """Bulk jobs take `seconds` to end from now on, and the next `cancel` accepted jobs end cancelled."""
+        with self.state.lock:
+            if seconds is not None:
+                self.state.job_seconds = seconds
+            self.state.jobs_to_cancel = cancel
 
     def deny_scopes(self, key: str, scopes: list[str]) -> None:
         """The private key `key` lacks `scopes` (as POST /_sandbox/key-scopes); an empty list grants them all again."""
@@ -838,19 +930,21 @@ def start_sandbox(
     *,
     validate: bool = True,
     strict: bool = False,
+    job_seconds: float = 0.0,
 ) -> SandboxServer:
     """Start the sandbox in a daemon thread (port=0 picks a free port).
 
     With `validate`, requests are checked against `spec_path`, or the default spec location
     ($EVERGREEN_KLAVIYO_SPEC or ../shared/klaviyo/openapi/stable.json) when None; no spec found
     means no checking (`spec_checked: false`). With `strict`, a request failing the spec gets a 400.
+    `job_seconds`: how long a bulk profile import job takes from acceptance to its end (0: at once).
     """
     spec: KlaviyoSpec | None = None
     if validate:
         path = spec_path if spec_path is not None else default_spec_path()
         if path is not None and Path(path).is_file():
             spec = load_spec(path)
-    server = _Server((host, port), _Handler, SandboxState(spec, strict))
+    server = _Server((host, port), _Handler, SandboxState(spec, strict, job_seconds))
     return SandboxServer(server, serve_in_background(server, "klaviyo-sandbox"))
 
 
@@ -861,8 +955,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=None, help="Klaviyo OpenAPI spec (stable.json)")
     parser.add_argument("--no-validate", action="store_true", help="do not check requests against the spec")
     parser.add_argument("--strict", action="store_true", help="answer 400 to requests that fail the spec")
+    parser.add_argument("--job-seconds", type=float, default=0.0, help="how long a bulk import job takes to end")
     args = parser.parse_args(argv)
-    sandbox = start_sandbox(args.host, args.port, args.spec, validate=not args.no_validate, strict=args.strict)
+    sandbox = start_sandbox(
+        args.host,
+        args.port,
+        args.spec,
+        validate=not args.no_validate,
+        strict=args.strict,
+        job_seconds=args.job_seconds,
+    )
     spec = sandbox.state.spec
     print(f"Klaviyo sandbox on {sandbox.url} (spec: {spec.path if spec else 'none'})", flush=True)
     try:

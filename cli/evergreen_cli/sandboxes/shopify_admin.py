@@ -6,7 +6,16 @@ abandoned checkouts (optionally filtered by `updated_at:>=`),
 result JSONL from a local URL, manages the app's webhook subscriptions (`webhookSubscriptions`, paged,
 `webhookSubscriptionCreate`, `webhookSubscriptionUpdate`, `webhookSubscriptionDelete`), tells the
 token's scopes (`currentAppInstallation { accessScopes }`), and answers any other document with a
-GraphQL error rather than a guess.
+GraphQL error rather than a guess. Once a store is loaded it answers only for that shop, as Shopify routes by
+the Host header: a request for another `*.myshopify.com` gets 404 (the Admin client sends the shop as Host).
+
+It refuses what Shopify refuses: with Shopify's Admin schema for the pinned version in the cache
+(`make contracts`; see `shopify_graphql`), every document is validated against it (a GraphQL error, as
+Shopify answers), and a bulk query is validated on its own and against the bulk operations rules (`userErrors`
+on `bulkOperationRunQuery`, code INVALID). `groupObjects` is read (default: true at 2025-10, false from
+2026-01) and kept on the operation; Evergreen's bulk queries select no nested connection, so every result line
+is a root object and the grouped and ungrouped files are the same. Without the `read_all_orders` scope only
+orders created in the last 60 days are served, as Shopify does, with no error.
 
 Control endpoints (not Shopify's):
 - POST /_sandbox/shop {"shop": ..., "customers": [...], "orders": [...], "abandonedCheckouts": [...]}: load a
@@ -16,7 +25,7 @@ Control endpoints (not Shopify's):
 - GET /_sandbox/requests: the recorded requests (access token redacted), oldest first;
 - DELETE /_sandbox/requests: forget them;
 - POST /_sandbox/app {"scopes": [...], "webhook_api_version": V, "page_size": N}: the granted scopes
-  (default read_customers, read_orders), the API version new subscriptions inherit (default the pinned
+  (default read_customers, read_orders, read_all_orders), the API version new subscriptions inherit (default the pinned
   one) and the subscriptions page size (default 100);
 - GET /_sandbox/webhooks: the app's subscriptions; POST /_sandbox/webhooks {"subscriptions": [{"topic",
   "uri", "format"?, "api_version"?}]}: replace them (say, with stale ones left by an older stack);
@@ -36,12 +45,14 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from evergreen.service.backfill_model import ALL_ORDERS_SCOPE, RECENT_ORDERS_DAYS
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.admin import (
     ACCESS_SCOPES,
@@ -57,6 +68,7 @@ from evergreen.shopify.admin import (
 )
 from evergreen.shopify.eventbridge import PARTNER_SOURCE_ARN
 from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.shopify_graphql import admin_schema, bulk_rule_errors, document_errors
 
 DEFAULT_PORT = 3200
 DEFAULT_SHOP = "evergreen-demo.myshopify.com"
@@ -64,7 +76,7 @@ GRAPHQL_PATH = f"/admin/api/{SHOPIFY_API_VERSION}/graphql.json"
 FAULT_KINDS = frozenset(
     {"throttled", "http_429", "revoked", "bulk_failed", "bulk_canceled", "url_expired", "malformed_line"}
 )
-DEFAULT_SCOPES = ("read_customers", "read_orders")
+DEFAULT_SCOPES = ("read_customers", "read_orders", "read_all_orders")
 LOCAL_SANDBOX_TOKEN = "shpat_local_sandbox"  # noqa: S105 - the local sandbox accepts any token
 
 
@@ -140,9 +152,31 @@ def _transactions(refund: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(item) for item in raw] if isinstance(raw, list) else []
 
 
-def jsonl_lines(root: str, items: list[dict[str, Any]], since: str | None) -> list[bytes]:
-    """The bulk result as Shopify writes it: one object per line, nested connection nodes as their own
-    lines after their parent, carrying `__parentId`."""
+def _total_refunded(refund: Mapping[str, Any]) -> dict[str, Any]:
+    """A refund's `totalRefundedSet`: as the store gives it, else the sum of its successful refund transactions."""
+    given = refund.get("totalRefundedSet")
+    if isinstance(given, dict):
+        return given
+    total, currency = Decimal(0), "USD"
+    for transaction in _transactions(refund):
+        if str(transaction.get("kind")).upper() == "REFUND" and str(transaction.get("status")).upper() == "SUCCESS":
+            money = (transaction.get("amountSet") or {}).get("shopMoney") or {}
+            total += Decimal(str(money.get("amount") or 0))
+            currency = str(money.get("currencyCode") or currency)
+    return {"shopMoney": {"amount": str(total), "currencyCode": currency}}
+
+
+def _refund_node(refund: Mapping[str, Any]) -> dict[str, Any]:
+    """A refund as the orders bulk query selects it (`id createdAt totalRefundedSet`)."""
+    return {"id": refund.get("id"), "createdAt": refund.get("createdAt"), "totalRefundedSet": _total_refunded(refund)}
+
+
+def jsonl_lines(
+    root: str, items: list[dict[str, Any]], since: str | None, orders_from: datetime | None = None
+) -> list[bytes]:
+    """The bulk result as Shopify writes it: one object per line. Evergreen's bulk queries select no nested
+    connection, so every line is a root object and the file is the same grouped or not (`groupObjects`).
+    With `orders_from` (a token without `read_all_orders`), older orders are left out, as Shopify does."""
     cutoff = _instant(since) if since else None
     lines: list[bytes] = []
     for item in items:
@@ -152,11 +186,11 @@ def jsonl_lines(root: str, items: list[dict[str, Any]], since: str | None) -> li
         if root != "orders":
             lines.append(json.dumps(item).encode())
             continue
-        refunds = [{k: v for k, v in refund.items() if k != "transactions"} for refund in item.get("refunds") or []]
+        created = _instant(item.get("createdAt"))
+        if orders_from is not None and (created is None or created < orders_from):
+            continue
+        refunds = [_refund_node(refund) for refund in item.get("refunds") or []]
         lines.append(json.dumps({**item, "refunds": refunds}).encode())
-        for refund in item.get("refunds") or []:
-            for transaction in _transactions(refund):
-                lines.append(json.dumps({**transaction, "__parentId": refund["id"]}).encode())
     return lines
 
 
@@ -166,6 +200,8 @@ class ShopState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.shop = DEFAULT_SHOP
+        self.loaded = False
+        """Whether a store was loaded (POST /_sandbox/shop): then it answers only for that shop."""
         self.customers: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []
         self.abandoned_checkouts: list[dict[str, Any]] = []
@@ -197,6 +233,12 @@ class ShopState:
         lists = (self.customers, self.orders, self.abandoned_checkouts)
         return [(name, items) for (name, _), items in zip(STORE_LISTS, lists, strict=True)]
 
+    def serves(self, host: str) -> bool:
+        """Whether a request to `host` reaches this shop: as on Shopify, another shop's domain finds nothing once a
+        store is loaded (the sandbox's own address always reaches it)."""
+        name = host.rsplit(":", 1)[0].lower()
+        return not self.loaded or not name.endswith(".myshopify.com") or name == self.shop
+
     def take_fault(self, kind: str) -> bool:
         left = self.faults.get(kind, 0)
         if left <= 0:
@@ -205,7 +247,8 @@ class ShopState:
         return True
 
     def load(self, body: dict[str, Any]) -> None:
-        self.shop = str(body.get("shop") or DEFAULT_SHOP)
+        self.shop = str(body.get("shop") or DEFAULT_SHOP).lower()
+        self.loaded = True
         self.customers = list(body.get("customers", []))
         self.orders = list(body.get("orders", []))
         self.abandoned_checkouts = list(body.get("abandonedCheckouts", []))
@@ -213,11 +256,13 @@ class ShopState:
         self.files.clear()
         self.current = None
 
-    def start(self, root: str, since: str | None, base_url: str) -> dict[str, Any]:
+    def start(self, root: str, since: str | None, base_url: str, group_objects: bool = False) -> dict[str, Any]:
         number = next(self._ids)
         operation_id = f"gid://shopify/BulkOperation/{number}"
         items = {"customers": self.customers, "orders": self.orders}.get(root, self.abandoned_checkouts)
-        lines = jsonl_lines(root, items, since)
+        recent_only = ALL_ORDERS_SCOPE not in self.scopes
+        orders_from = datetime.now(UTC) - timedelta(days=RECENT_ORDERS_DAYS) if recent_only else None
+        lines = jsonl_lines(root, items, since, orders_from)
         if self.take_fault("malformed_line") and lines:
             lines.insert(1, b'{"id": "gid://shopify/Broken/1", ')
         content = b"\n".join(lines) + (b"\n" if lines else b"")
@@ -240,6 +285,7 @@ class ShopState:
             "fileSize": None,
             "url": None,
             "partialDataUrl": None,
+            "_group_objects": group_objects,
             "_ending": ending,
             "_final": {
                 "objectCount": str(len(lines)),
@@ -267,6 +313,16 @@ class ShopState:
             else:
                 operation["errorCode"] = "INTERNAL_SERVER_ERROR" if operation["_ending"] == "FAILED" else None
         return {key: value for key, value in operation.items() if not key.startswith("_")}
+
+
+GROUP_OBJECTS_DEFAULT = SHOPIFY_API_VERSION < "2026-01"
+"""`bulkOperationRunQuery(groupObjects:)` defaults to true at 2025-10 and to false from 2026-01."""
+_GROUP_OBJECTS = re.compile(r"groupObjects: *(true|false)")
+
+
+def _group_objects(document: str) -> bool:
+    given = _GROUP_OBJECTS.search(document)
+    return given.group(1) == "true" if given else GROUP_OBJECTS_DEFAULT
 
 
 def _graphql_error(message: str, code: str = "SANDBOX_UNSUPPORTED") -> dict[str, Any]:
@@ -328,7 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "access_token": "<redacted>" if self.headers.get("X-Shopify-Access-Token") else None,
                 }
             )
-            if path != GRAPHQL_PATH or self.command != "POST":
+            if path != GRAPHQL_PATH or self.command != "POST" or not state.serves(self.headers.get("Host", "")):
                 self._reply(HTTPStatus.NOT_FOUND, {"errors": "Not Found"})
                 return
             self._graphql(state, body)
@@ -410,8 +466,18 @@ class _Handler(BaseHTTPRequestHandler):
         document = _normal(body["query"])
         raw_variables = body.get("variables")
         variables: dict[str, Any] = raw_variables if isinstance(raw_variables, dict) else {}
+        schema = admin_schema(SHOPIFY_API_VERSION)
+        if schema is not None:
+            invalid = document_errors(schema, body["query"])
+            if invalid:
+                return {"errors": [{"message": message} for message in invalid]}
         if document == _normal(RUN_BULK_QUERY):
-            understood = _bulk_root(str(variables.get("query", "")))
+            inner = str(variables.get("query", ""))
+            refused = bulk_rule_errors(schema, inner) if schema is not None else []
+            if refused:
+                errors = [{"field": ["query"], "message": message, "code": "INVALID"} for message in refused]
+                return {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": errors}}}
+            understood = _bulk_root(inner)
             if understood is None:
                 return _graphql_error("the sandbox does not understand this bulk query (only Evergreen's own)")
             running = state.operations.get(state.current or "")
@@ -422,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "code": "OPERATION_IN_PROGRESS",
                 }
                 return {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [error]}}}
-            operation = state.start(*understood, base_url=self._base())
+            operation = state.start(*understood, base_url=self._base(), group_objects=_group_objects(document))
             created = {"id": operation["id"], "status": operation["status"]}
             return {"data": {"bulkOperationRunQuery": {"bulkOperation": created, "userErrors": []}}}
         if document == _normal(CURRENT_BULK_OPERATION):

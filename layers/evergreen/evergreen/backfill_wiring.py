@@ -12,11 +12,12 @@ import httpx
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergreen.domain.shops import SHOP_DOMAIN
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.history import DEFAULT_WINDOW_DAYS, HISTORY_RATE_LIMITS
 from evergreen.service.backfill import Backfill, BulkSource, MembershipSyncFailed, ProgressCallback
 from evergreen.service.backfill_sync import BulkMembershipSync
-from evergreen.service.engagement_history import EngagementHistory
+from evergreen.service.engagement_history import EngagementHistory, HistoryReport
 from evergreen.service.ports import entry_for
 from evergreen.shopify.admin import ShopifyAdmin
 from evergreen.shopify.bulk import AdminError
@@ -37,7 +38,7 @@ class BackfillRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shop: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+    shop: str = Field(pattern=rf"^{SHOP_DOMAIN.pattern}$")
     since: date | None = None
     """Only customers, orders and abandoned checkouts updated on or after this day."""
     entered_events: bool = False
@@ -101,13 +102,24 @@ def klaviyo_sender(edges: Edges, shop: str, http: httpx.Client | None = None) ->
 
 
 def build_engagement_history(
-    edges: Edges, sender: KlaviyoClient, *, window_days: int = DEFAULT_WINDOW_DAYS, fire_segment_events: bool = False
+    edges: Edges,
+    sender: KlaviyoClient,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    fire_segment_events: bool = False,
+    on_page: Callable[[HistoryReport], None] | None = None,
 ) -> EngagementHistory:
     membership = BulkMembershipSync(
         sender, edges.definitions.klaviyo_list_ids, edges.store, fire_segment_events=fire_segment_events
     )
     return EngagementHistory(
-        sender, edges.store, edges.definitions, edges.clock, membership=membership, window_days=window_days
+        sender,
+        edges.store,
+        edges.definitions,
+        edges.clock,
+        membership=membership,
+        window_days=window_days,
+        on_page=on_page,
     )
 
 

@@ -10,6 +10,9 @@ from typing import Any, TypeVar, overload
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from evergreen.api_versions import is_version_drift
+from evergreen.settings import SHOPIFY_API_VERSION
+
 NAMESPACE_DEFAULT = "Evergreen"
 TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
 _TRUTHY = {"1", "true", "yes", "y", "on"}
@@ -101,3 +104,15 @@ Lambda's `Errors` stays at 0 and only this metric (and its alarm, `WebhookUnavai
 def record_unavailable(metrics: Metrics) -> None:
     """One 503 answered, under the function's shared dimensions only (the alarm watches exactly those)."""
     metrics.add_metric(name=WEBHOOK_UNAVAILABLE, unit=MetricUnit.Count, value=1)
+
+
+def record_api_version(metrics: Metrics, delivered: str | None, pinned: str = SHOPIFY_API_VERSION) -> bool:
+    """The API version a webhook was delivered at (`WebhookApiVersion`, dimension `api_version`); a version other
+    than the pin also moves `ShopifyApiVersionMismatch` (service dimension only: its alarm's). True on drift."""
+    record_count(metrics, "WebhookApiVersion", "api_version", delivered or "unstated")
+    if not is_version_drift(delivered, pinned):
+        return False
+    namespace = metrics.namespace or NAMESPACE_DEFAULT
+    with single_metric(name="ShopifyApiVersionMismatch", unit=MetricUnit.Count, value=1, namespace=namespace):
+        pass
+    return True

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SHOPIFY_API_VERSION = "2025-10"
-"""The Shopify Admin API version whose webhook payloads Evergreen models."""
+SHOPIFY_API_VERSION = "2026-10"
+"""The one Shopify API version pin: Admin calls, webhook subscriptions and the app TOML use it, and a webhook
+delivered at another version moves ShopifyApiVersionMismatch. Moving it: docs/extending.md, "Moving to a new
+API version". Its support window: `evergreen.api_versions`."""
 KLAVIYO_REVISION = "2026-07-15"
-"""The Klaviyo API revision sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
+"""The one Klaviyo revision pin, sent on every request (matches ../shared/klaviyo/openapi/stable.json)."""
 
 
 class Settings(BaseModel):
@@ -57,6 +59,14 @@ class Settings(BaseModel):
     answer_within_seconds: float = Field(0, alias="ANSWER_WITHIN_SECONDS", ge=0)
     """A sender waits this long for the answer (Shopify: 5 s): AWS calls fail fast and a write that keeps losing
     races gives up early enough to answer 503 in time. 0: no sender waits (the sweep, sync, backfill)."""
+    engagement_poll_overlap_seconds: int = Field(900, alias="ENGAGEMENT_POLL_OVERLAP_SECONDS", ge=0, le=86_400)
+    """How much of its previous window each engagement poll reads again (late-indexed events, clock skew)."""
+    engagement_poll_max_window_seconds: int = Field(3600, alias="ENGAGEMENT_POLL_MAX_WINDOW_SECONDS", ge=60)
+    """The longest window one poll reads per account; a longer gap is caught up over several runs."""
+    engagement_poll_shops: str = Field("", alias="ENGAGEMENT_POLL_SHOPS")
+    """Comma-separated shops polled with the `"*"` Klaviyo account; shops named in the secret always are."""
+    engagement_poll_safety_ms: int = Field(20_000, alias="ENGAGEMENT_POLL_SAFETY_MS", ge=0)
+    """The poll stops this long before its Lambda timeout; the next run reads the unfinished window again."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from evergreen.klaviyo.client import ConcurrentCalls, KlaviyoClient
     from evergreen.klaviyo.pusher import KlaviyoPusher
+    from evergreen.service.engagement_poll import EngagementPoll
     from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
     from evergreen.service.shopify_webhooks import ShopifyWebhooks
     from evergreen.service.sync import SegmentSync
@@ -208,6 +209,43 @@ class Edges:
             klaviyo_index=self.store,
             klaviyo_api=self.klaviyo_lookup,
             parked=DynamoParkedEngagements(self.dynamodb, self.settings.profiles_table),
+        )
+
+    @cached_property
+    def engagement_poll(self) -> EngagementPoll:
+        """Every Klaviyo account's new engagement events, applied through `klaviyo_webhooks` (one reader client
+        per API key, honouring the Events API's rate limits)."""
+        from evergreen.klaviyo.client import KlaviyoClient  # noqa: PLC0415 - this function's only
+        from evergreen.klaviyo.history import HISTORY_RATE_LIMITS  # noqa: PLC0415
+        from evergreen.service.engagement_poll import EngagementPoll  # noqa: PLC0415
+        from evergreen.storage.engagement_poll import DynamoPollCheckpoints  # noqa: PLC0415
+
+        readers: dict[str, KlaviyoClient] = {}
+
+        def reader_for(shop: str) -> KlaviyoClient | None:
+            account = self.secrets.klaviyo_account(shop)
+            if account is None or not account.api_key:
+                return None
+            if account.api_key not in readers:
+                readers[account.api_key] = KlaviyoClient(
+                    self.settings.klaviyo_base_url,
+                    account.api_key,
+                    self.settings.klaviyo_revision,
+                    self.klaviyo_http,
+                    rate_limits=HISTORY_RATE_LIMITS,
+                )
+            return readers[account.api_key]
+
+        settings = self.settings
+        return EngagementPoll(
+            self.secrets.klaviyo_accounts,
+            reader_for,
+            self.klaviyo_webhooks,
+            DynamoPollCheckpoints(self.dynamodb, settings.profiles_table),
+            self.clock,
+            overlap=timedelta(seconds=settings.engagement_poll_overlap_seconds),
+            max_window=timedelta(seconds=settings.engagement_poll_max_window_seconds),
+            wildcard_shops=[shop.strip() for shop in settings.engagement_poll_shops.split(",") if shop.strip()],
         )
 
     @cached_property

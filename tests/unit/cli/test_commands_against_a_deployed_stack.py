@@ -114,3 +114,25 @@ def test_explain_aws_reads_a_profile_from_the_deployed_table(deployed, capsys):
 
     report = json.loads(capsys.readouterr().out)
     assert report["profile"] == "customer#41" and "lapsed" in report["segments"]
+
+
+def test_doctor_aws_says_why_changes_were_dead_lettered_without_moving_them(deployed, capsys):
+    sqs = boto3.client("sqs")
+    for reason in ("bulk_import_profiles: invalid (email)", "bulk_import_profiles: invalid (email)", "unreadable"):
+        sqs.send_message(
+            QueueUrl=deployed["SegmentChangesDLQUrl"],
+            MessageBody="{}",
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}},
+        )
+
+    main(["doctor", "--aws", "--stack", STACK, "--region", "us-east-1"])
+
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if line.startswith("✗ dead-letter queue")]
+    assert line == (
+        "✗ dead-letter queue: 3 segment change(s) failed to reach Klaviyo "
+        "(sampled: 2 x bulk_import_profiles: invalid (email); 1 x unreadable)"
+    )
+    assert "needs its data fixed in Shopify" in out
+    visible = sqs.get_queue_attributes(QueueUrl=deployed["SegmentChangesDLQUrl"], AttributeNames=["All"])
+    assert visible["Attributes"]["ApproximateNumberOfMessages"] == "3", "doctor only peeks"

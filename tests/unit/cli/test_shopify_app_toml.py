@@ -35,3 +35,8 @@ def test_without_a_url_it_prints_a_placeholder_and_says_where_the_url_comes_from
     out = capsys.readouterr().out
     assert out.startswith("# replace the uri with your stack's ShopifyWebhookUrl")
     assert tomllib.loads(out)["webhooks"]["api_version"] == SHOPIFY_API_VERSION
+
+
+def test_the_section_asks_for_the_latest_stable_version_shopify_supports():
+    """2026-10: released 2026-10-01, supported until 2027-10-01 (the Shopify CLI refuses versions over a year old)."""
+    assert tomllib.loads(webhooks_section(URL))["webhooks"]["api_version"] == "2026-10"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,12 +149,19 @@ class Rig:
             base_url, API_KEY, http=http, sleep=self.clock.advance, clock=self.clock.seconds
         )
 
-    def enqueue_changes(self, count: int, first: int = 1) -> list[SegmentChange]:
-        """`count` customers whose membership changed, written to the table and published, as a webhook leaves them."""
+    def enqueue_changes(
+        self, count: int, first: int = 1, fields: Callable[[int], dict[str, Any]] | None = None
+    ) -> list[SegmentChange]:
+        """`count` customers whose membership changed, written to the table and published, as a webhook leaves them.
+
+        `fields(number)` gives profile fields to set on customer `number` (a phone, an email).
+        """
         now = self.edges.clock.now()
         changes = []
         for number in range(first, first + count):
             profile = customer_with_order(SHOP, number, now - dt.timedelta(days=2), "80.00")
+            if fields is not None:
+                profile = profile.model_copy(update=fields(number))
             result = reevaluate(profile, self.edges.definitions, now, version=1)
             assert result.change is not None
             self.edges.store.save(result.profile, 0, result.change, now)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.hmac import sign_shopify_body
 from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 
@@ -33,7 +34,7 @@ def family(prefix: str, body: bytes, topic: str = "orders/create", shop: str = S
         f"{prefix}hmac-sha256": sign_shopify_body(body, SECRET),
         f"{prefix}topic": topic,
         f"{prefix}shop-domain": shop,
-        f"{prefix}api-version": "2025-10",
+        f"{prefix}api-version": SHOPIFY_API_VERSION,
         f"{prefix}event-id": f"family-{number}",
         f"{prefix}triggered-at": "2025-10-01T12:00:00.000Z",
     }
@@ -85,3 +86,47 @@ def test_an_upper_case_topic_header_is_applied_as_its_topic(handlers, context):
 
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["status"] == "written"
+
+
+def emitted_metrics(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+
+def test_a_delivery_at_another_api_version_is_applied_and_moves_the_mismatch_metric(handlers, context, capsys):
+    order = json.loads(ORDER)
+    order["id"] = order["id"] + 1
+    body = json.dumps(order).encode()
+    headers = family("x-shopify-", body, number=3) | {"x-shopify-api-version": "2026-01"}
+    capsys.readouterr()
+
+    answer = deliver(handlers, context, headers, body)
+
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["status"] == "written"
+    emitted = emitted_metrics(capsys)
+    mismatch = [metric for metric in emitted if metric.get("ShopifyApiVersionMismatch") == [1.0]]
+    assert mismatch and mismatch[0]["service"] == "evergreen" and "topic" not in mismatch[0]
+    assert any(metric.get("WebhookApiVersion") and metric.get("api_version") == "2026-01" for metric in emitted)
+
+
+def test_a_delivery_at_the_pinned_version_records_its_version_and_no_mismatch(handlers, context, capsys):
+    headers = family("x-shopify-", ORDER, number=4) | {"x-shopify-api-version": SHOPIFY_API_VERSION}
+    capsys.readouterr()
+
+    assert deliver(handlers, context, headers)["statusCode"] == 200
+
+    emitted = emitted_metrics(capsys)
+    assert any(metric.get("api_version") == SHOPIFY_API_VERSION for metric in emitted)
+    assert not any("ShopifyApiVersionMismatch" in metric for metric in emitted)
+
+
+def test_an_unsigned_delivery_claiming_another_version_moves_no_version_metric(handlers, context, capsys):
+    headers = family("x-shopify-", ORDER, number=5) | {
+        "x-shopify-api-version": "2026-01",
+        "x-shopify-hmac-sha256": sign_shopify_body(ORDER, "not-the-secret"),
+    }
+    capsys.readouterr()
+
+    assert deliver(handlers, context, headers)["statusCode"] == 401
+
+    assert not any("WebhookApiVersion" in metric for metric in emitted_metrics(capsys))

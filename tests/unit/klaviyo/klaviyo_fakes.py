@@ -61,6 +61,10 @@ class FakeKlaviyo:
         self.sent: list[Sent] = []
         self.rules: list[_Rule] = []
         self.known_ids: dict[str, str] = {}
+        self.job_statuses: list[str] = []
+        """What reading a bulk job back answers, one status per read (then `complete`)."""
+        self.import_errors: list[dict[str, Any]] = []
+        """The import errors of a complete job (their count is its failed_count)."""
 
     def fail(
         self,
@@ -101,6 +105,14 @@ class FakeKlaviyo:
             count = len(sent.json["data"]["attributes"]["profiles"]["data"])
             body = {"data": {"type": "profile-bulk-import-job", "id": "JOB1", "attributes": {"total_count": count}}}
             return httpx.Response(202, json=body)
+        if sent.method == "GET" and sent.path.startswith("/api/profile-bulk-import-jobs/"):
+            if sent.path.endswith("/import-errors"):
+                return httpx.Response(200, json={"data": self.import_errors, "links": {"self": sent.path}})
+            status = self.job_statuses.pop(0) if self.job_statuses else "complete"
+            attributes = {"status": status, "failed_count": len(self.import_errors) if status == "complete" else 0}
+            return httpx.Response(
+                200, json={"data": {"type": "profile-bulk-import-job", "id": "JOB1", "attributes": attributes}}
+            )
         if sent.method == "POST" and sent.path in ("/api/events", "/api/event-bulk-create-jobs"):
             return httpx.Response(202)
         if sent.path.startswith("/api/lists/") and sent.method in ("POST", "DELETE"):

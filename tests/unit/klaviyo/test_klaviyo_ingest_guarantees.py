@@ -25,7 +25,7 @@ from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.service.klaviyo_webhooks import MAX_KLAVIYO_LOOKUPS, KlaviyoWebhooks
 from evergreen.service.shopify_webhooks import WebhookAnswer
 from evergreen.settings import Settings
-from evergreen.storage.parked_engagements import DynamoParkedEngagements
+from evergreen.storage.parked_engagements import PARKED_PER_KLAVIYO_ID, PARKED_PER_SHOP, DynamoParkedEngagements
 from evergreen.wiring import Edges
 from evergreen_cli.local_stack.inprocess import create_resources
 from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
@@ -396,3 +396,43 @@ def test_an_unresolved_engagement_is_logged_without_pii(world: World, caplog: py
     logged = repr(record.__dict__)
     assert "klaviyo_profile_hash" in logged and "phone_hash" in logged
     assert "4155550199" not in logged and PROFILE_ID not in logged
+
+
+def parked_keys(world: World, shop: str) -> list[str]:
+    response = world.edges.dynamodb.query(
+        TableName=world.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": f"shop#{shop}"}, ":prefix": {"S": "parked#klaviyo#"}},
+        ProjectionExpression="sk",
+    )
+    assert "LastEvaluatedKey" not in response
+    return [item["sk"]["S"] for item in response["Items"]]
+
+
+FLOOD_DELIVERIES = 30
+
+
+def test_a_flood_of_unresolvable_engagement_keeps_at_most_the_bounds_and_drops_the_oldest(world: World) -> None:
+    """30 signed deliveries of 200 id-only events: a fifth name one Klaviyo id (1,200 in all), the rest four new ids
+    per delivery (120 ids, 4,800 events: far more than the shop's bound once each id is at its own)."""
+    start = NOW - timedelta(hours=20)
+    answers = []
+    for batch in range(FLOOD_DELIVERIES):
+        events = []
+        for n in range(200):
+            profile_id = PROFILE_ID if n % 5 == 0 else f"01KFLOOD{batch:04d}{n % 4:014d}"
+            when = start + timedelta(seconds=batch * 200 + n)
+            events.append((f"01KFLOOD{batch:04d}{n:04d}", event_payload(profile_id, when=when)))
+        answers.append(world.send(delivery(*events), SECRETS[SHOP_A], SHOP_A))
+
+    assert all(answer.status == 200 for answer in answers)
+    parked, dropped = (sum(a.body["outcomes"].get(name, 0) for a in answers) for name in ("parked", "parked_dropped"))
+    kept = parked_keys(world, SHOP_A)
+    assert parked == FLOOD_DELIVERIES * 200
+    assert len(kept) <= PARKED_PER_SHOP
+    assert dropped == parked - len(kept), "every dropped engagement is counted"
+    one_id = world.parked.parked(SHOP_A, PROFILE_ID)
+    assert len(one_id) == PARKED_PER_KLAVIYO_ID
+    newest = start + timedelta(seconds=(FLOOD_DELIVERIES - 1) * 200 + 195)
+    assert [p.event.occurred_at for p in one_id][-1] == newest, "the oldest are dropped first"
+    assert len(world.lookups()) == FLOOD_DELIVERIES * 5, "each unknown id is asked about once per delivery"

@@ -58,6 +58,8 @@ def test_a_profile_with_no_segments_left_is_synced_with_an_empty_list(change_fac
         ("(415) 555-0123", None),
         ("+0123456789", None),
         ("+1234", None),
+        ("+1 555 000 0000", None),
+        ("+44 7911 123456", "+447911123456"),
         ("+1415555012345678", None),
         ("", None),
         (None, None),

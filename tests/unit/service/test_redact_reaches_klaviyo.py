@@ -169,3 +169,65 @@ def test_when_the_erasure_cannot_be_enqueued_nothing_is_deleted(world, edges, cl
         world.shopify("customers/redact", redact())
 
     assert world.profile(CUSTOMER) is not None
+
+
+def test_a_change_queued_before_the_redact_is_dropped_by_sync(world, edges, clock, sandbox):
+    sync = sync_for(edges, sandbox, clock)
+    synced_customer(world, sync, sandbox)
+    world.shopify("orders/create", order(1002, "900.00"))  # its change waits in the queue
+    imports_before = [r for r in sandbox.requests() if r["path"].startswith("/api/profile")]
+
+    world.shopify("customers/redact", redact())
+    report = sync.handle(queued(world))
+
+    assert report.gone == 1 and report.pushed == 0 and report.erased == 1
+    imports = [r for r in sandbox.requests() if r["path"].startswith("/api/profile")][len(imports_before) :]
+    assert all("patch_properties" in json.dumps(r["json"]) for r in imports if r["method"] == "POST"), (
+        "after the redact Klaviyo receives only the erasure, no profile import"
+    )
+
+
+def test_a_redact_landing_while_a_push_is_in_flight_is_erased_again_after_it(world, edges, clock, sandbox):
+    sync = sync_for(edges, sandbox, clock)
+    klaviyo_id = synced_customer(world, sync, sandbox)
+    world.shopify("orders/create", order(1002, "900.00"))
+    [change] = queued(world)
+    redacted: list[bool] = []
+
+    def redact_meanwhile(**_: Any) -> None:
+        """Sync has read that the profile exists; before its push lands, the customer is redacted and the erasure
+        applied in Klaviyo (by another sync invocation)."""
+        if not redacted:
+            redacted.append(True)
+            world.shopify("customers/redact", redact())
+            assert sync.handle(queued(world)).erased == 1
+
+    edges.dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", redact_meanwhile)
+    report = sync.handle([change])
+
+    assert redacted and report.pushed == 1
+    posts = [r for r in sandbox.requests() if r["method"] == "POST" and r["path"] == "/api/profile-import"]
+    assert "patch_properties" in json.dumps(posts[-1]["json"]), "Klaviyo's last word is the erasure"
+    properties = sandbox.state.profiles[klaviyo_id]["properties"]
+    assert "evergreen_segments" not in properties
+
+
+def test_shop_redact_clears_every_synced_profile_in_klaviyo(world, edges, clock, sandbox):
+    sync = sync_for(edges, sandbox, clock)
+    synced_customer(world, sync, sandbox)
+    for number in range(3):
+        other = order(2000 + number)
+        other["customer"] = {"id": 5_000 + number, "email": f"other{number}@example.com"}
+        other["email"] = f"other{number}@example.com"
+        world.shopify("orders/create", other)
+    assert sync.handle(queued(world)).failed == set()
+    assert len(sandbox.state.profiles) == 4
+
+    answer = world.shopify("shop/redact", {"shop_id": 1, "shop_domain": SHOP})
+    report = sync.handle(queued(world))
+
+    assert answer.status == 200 and report.failed == set() and report.erased == 1
+    for klaviyo_id, profile in sandbox.state.profiles.items():
+        assert not {"evergreen_segments", "evergreen_synced_version"} & set(profile["properties"]), klaviyo_id
+    assert all(not members for members in sandbox.state.lists.values())
+    assert [item["sk"]["S"] for item in world.items()] == ["erased#shop"]

@@ -180,7 +180,9 @@ def test_genuine_destructive_deliveries_still_apply_and_are_marked_for_the_audit
     assert [a.notes.get("destructive") for a in (deleted, redacted, shop_gone)] == [True, True, True]
     assert hostile.edges.store.load(SHOP_A, f"customer#{CUSTOMER_ID}").deleted
     assert hostile.edges.store.load(SHOP_A, f"customer#{COMPLIANCE_CUSTOMER}") is None
-    assert not [key for key in hostile.snapshot()["items"] if key[0] == SHOP_B]
+    assert [key for key in hostile.snapshot()["items"] if key[0] == SHOP_B] == [(SHOP_B, "erased#shop")], (
+        "only the shop's tombstone is left"
+    )
     assert [key for key in hostile.snapshot()["items"] if key[0] == SHOP_A], "shop A is untouched by B's redact"
 
 

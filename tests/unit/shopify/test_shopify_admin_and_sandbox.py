@@ -13,16 +13,18 @@ import pytest
 from evergreen.service.backfill import MalformedBulkLine, checkout_payload, customer_payload, order_payload, records
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify import translate
-from evergreen.shopify.admin import RUN_BULK_QUERY, ShopifyAdmin
+from evergreen.shopify.admin import DEPRECATED_REASON_HEADER, RUN_BULK_QUERY, ShopifyAdmin, WebhookAdmin
 from evergreen.shopify.bulk import (
     AccessDenied,
+    AdminError,
     BulkOperationFailed,
     GraphQLError,
     ResultUrlExpired,
     Throttled,
     TokenRevoked,
 )
-from evergreen_cli.sandboxes.shopify_admin import GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
+from evergreen_cli.sandboxes import shopify_contracts
+from evergreen_cli.sandboxes.shopify_admin import DEFAULT_SCOPES, GRAPHQL_PATH, ShopifySandbox, start_shopify_sandbox
 from evergreen_cli.sandboxes.synthetic_shop import synthetic_store
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -118,16 +120,22 @@ def test_the_pinned_api_version_is_the_only_graphql_path(sandbox, admin):
     assert other.status_code == 404
 
 
-def test_a_bulk_order_query_yields_jsonl_with_refund_transactions_as_children(admin):
+def test_a_bulk_order_query_yields_one_line_per_order_with_each_refunds_total(admin):
     lines = [json.loads(line) for line in completed(admin, "orders")]
 
-    assert lines[0]["id"] == ORDER["id"] and "transactions" not in lines[0]["refunds"][0]
-    assert [line["__parentId"] for line in lines[1:]] == ["gid://shopify/Refund/21"] * 2
+    assert [line["id"] for line in lines] == [ORDER["id"]]
+    assert lines[0]["refunds"] == [
+        {
+            "id": "gid://shopify/Refund/21",
+            "createdAt": "2026-01-08T00:00:00Z",
+            "totalRefundedSet": {"shopMoney": {"amount": "30.00", "currencyCode": "EUR"}},
+        }
+    ]
 
 
 def test_a_joined_order_translates_to_the_same_event_a_webhook_gives(admin):
     (record,) = list(records(iter(enumerate(completed(admin, "orders"), start=1))))
-    event = translate("orders/updated", order_payload(record.root, record.children), NOW)
+    event = translate("orders/updated", order_payload(record.root), NOW)
 
     assert event.order_id == "11" and event.customer_id == "5"
     assert [refund.amount for refund in event.refunds] == [30]
@@ -293,7 +301,94 @@ def test_since_reads_only_what_changed_on_or_after_that_instant(sandbox, admin):
     assert [json.loads(line)["id"] for _, line in admin.stream_lines(operation.url)] == [CUSTOMER["id"]]
 
 
-def test_the_stream_resumes_after_the_lines_already_applied(admin):
+def test_the_stream_resumes_after_the_lines_already_applied(sandbox, admin):
+    later = {**ORDER, "id": "gid://shopify/Order/12", "refunds": []}
+    sandbox.load(
+        {"shop": SHOP, "customers": [CUSTOMER], "orders": [ORDER, later, {**later, "id": "gid://shopify/Order/13"}]}
+    )
     operation = admin.wait(admin.run_bulk_query("orders").id, poll_every_s=0)
     assert operation.url is not None
     assert [number for number, _ in admin.stream_lines(operation.url, skip=2)] == [3]
+
+
+def test_a_loaded_sandbox_answers_only_for_its_shop_as_shopify_would():
+    with start_shopify_sandbox(port=0) as sandbox:
+        sandbox.load(synthetic_store(2, seed=1, now=NOW, shop=SHOP))
+        other = "evergreen-demo.myshopify.com"
+        with WebhookAdmin(other, "token", base_url=sandbox.url) as admin, pytest.raises(AdminError) as refused:
+            admin.access_scopes()
+        with WebhookAdmin(SHOP, "token", base_url=sandbox.url) as admin:
+            scopes = admin.access_scopes()
+
+    assert f"no shop {other}" in str(refused.value) and "404" in str(refused.value)
+    assert "read_customers" in scopes
+
+
+def test_shopifys_deprecation_notice_is_logged_once_and_counted_per_call(caplog):
+    """Shopify answers `X-Shopify-API-Deprecated-Reason` when a call uses something deprecated."""
+    reason = "https://shopify.dev/changelog/some-field-is-deprecated"
+    answer = httpx.Response(200, json={"data": {"shop": {"id": "1"}}}, headers={DEPRECATED_REASON_HEADER: reason})
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+
+    with ShopifyAdmin(SHOP, "shpat_test", http=client) as shopify, caplog.at_level("WARNING"):
+        shopify.graphql("{ shop { id } }")
+        shopify.graphql("{ shop { id } }")
+
+    assert shopify.deprecations == {reason: 2}
+    warnings = [record for record in caplog.records if "deprecated Admin API use" in record.getMessage()]
+    assert len(warnings) == 1
+
+
+# --- the sandbox refuses what Shopify refuses ---------------------------------------------------------------
+
+REFUND_TRANSACTIONS_QUERY = (
+    "{ orders { edges { node { id email phone createdAt processedAt updatedAt cancelledAt test "
+    "displayFinancialStatus totalPriceSet { shopMoney { amount currencyCode } } customer { id } "
+    "refunds { id createdAt transactions { edges { node { "
+    "id kind status amountSet { shopMoney { amount currencyCode } } } } } } } } } }"
+)
+"""The orders bulk query as it was before issue 18: a connection (`transactions`) inside a list field (`refunds`)."""
+
+
+@pytest.fixture
+def with_schema() -> None:
+    reason = shopify_contracts.missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def test_the_sandbox_refuses_a_connection_inside_a_list_field_with_shopifys_user_error(with_schema, admin):
+    answer = admin.graphql(RUN_BULK_QUERY, {"query": REFUND_TRANSACTIONS_QUERY})["bulkOperationRunQuery"]
+
+    assert answer["bulkOperation"] is None
+    assert answer["userErrors"] == [
+        {
+            "field": ["query"],
+            "message": "Queries that contain a connection field within a list field are not currently supported.",
+            "code": "INVALID",
+        }
+    ]
+
+
+def test_the_sandbox_answers_a_document_invalid_against_shopifys_schema_with_a_graphql_error(with_schema, admin):
+    with pytest.raises(GraphQLError, match="Cannot query field 'nonsense' on type 'Shop'"):
+        admin.graphql("{ shop { nonsense } }")
+
+
+def test_the_sandbox_keeps_the_group_objects_the_backfill_asked_for(sandbox, admin):
+    operation = admin.run_bulk_query("orders")
+
+    assert sandbox.state.operations[operation.id]["_group_objects"] is False
+
+
+def test_without_read_all_orders_the_sandbox_serves_only_the_last_60_days_of_orders(sandbox, admin):
+    recent = {**ORDER, "id": "gid://shopify/Order/12", "createdAt": datetime.now(UTC).isoformat()}
+    sandbox.load({"shop": SHOP, "customers": [CUSTOMER], "orders": [ORDER, recent]})
+    sandbox.set_app(scopes=["read_customers", "read_orders"])
+    try:
+        served = [json.loads(line)["id"] for line in completed(admin, "orders")]
+    finally:
+        sandbox.set_app(scopes=list(DEFAULT_SCOPES))
+
+    assert served == [recent["id"]]
+    assert admin.access_scopes() == set(DEFAULT_SCOPES) and "read_all_orders" in DEFAULT_SCOPES

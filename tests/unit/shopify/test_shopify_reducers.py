@@ -178,7 +178,7 @@ def test_on_an_updated_at_tie_the_cancelled_snapshot_wins_either_way() -> None:
 def test_order_product_types_and_tags_are_bounded_per_order() -> None:
     body = order()
     body["tags"] = ", ".join(f"tag{n}" for n in range(100))
-    body["line_items"] = [{"product_id": n, "product_type": f"type{n}"} for n in range(100)]
+    body["line_items"] = [{"product_id": n + 1, "product_type": f"type{n}"} for n in range(100)]
 
     record = applied(event("orders/create", body)).orders[str(ORDER_ID)]
 

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from evergreen.domain.events import EngagementKind
+from evergreen.domain.profile import normalise_email
 from evergreen.klaviyo.requests import RATE_LIMITS, KlaviyoRequest, RateLimit
-from evergreen.klaviyo.webhooks import METRIC_KINDS
+from evergreen.klaviyo.webhooks import MAX_EMAIL_CHARS, MAX_ID_CHARS, MAX_PHONE_CHARS, METRIC_KINDS, KlaviyoEngagement
 
 OP_GET_EVENTS = "get_events"
 OP_GET_METRICS = "get_metrics"
@@ -43,13 +44,21 @@ def metrics_request(cursor: str | None = None) -> KlaviyoRequest:
 
 
 def events_request(
-    metric_id: str, since: datetime, cursor: str | None = None, page_size: int = EVENTS_PAGE_SIZE
+    metric_id: str,
+    since: datetime,
+    cursor: str | None = None,
+    page_size: int = EVENTS_PAGE_SIZE,
+    until: datetime | None = None,
 ) -> KlaviyoRequest:
-    """One page of a metric's events at or after `since`, newest first, each with its profile's identity."""
+    """One page of a metric's events at or after `since` (and before `until`, when given), newest first, each
+    with its id and its profile's identity."""
     if '"' in metric_id or "\\" in metric_id:
         raise ValueError("metric ids with quotes or backslashes cannot be used in a filter")
+    window = f"greater-or-equal(datetime,{_iso(since)})"
+    if until is not None:
+        window += f",less-than(datetime,{_iso(until)})"
     query = {
-        "filter": f'equals(metric_id,"{metric_id}"),greater-or-equal(datetime,{_iso(since)})',
+        "filter": f'equals(metric_id,"{metric_id}"),{window}',
         "include": "profile",
         "fields[event]": "datetime",
         "fields[profile]": "email,phone_number,external_id",
@@ -91,6 +100,8 @@ class HistoricEvent:
     email: str | None
     phone: str | None
     external_id: str | None
+    event_id: str | None = None
+    """Klaviyo's event id: the same id a system webhook delivers as `data[].external_id`."""
 
 
 def _parse_instant(value: Any) -> datetime | None:
@@ -127,6 +138,32 @@ def historic_events(body: Mapping[str, Any]) -> list[HistoricEvent]:
                 email=attributes.get("email") if isinstance(attributes.get("email"), str) else None,
                 phone=attributes.get("phone_number") if isinstance(attributes.get("phone_number"), str) else None,
                 external_id=attributes.get("external_id") if isinstance(attributes.get("external_id"), str) else None,
+                event_id=event.get("id") if isinstance(event.get("id"), str) else None,
             )
         )
     return events
+
+
+POLLED_TOPIC = "events-api"
+"""The `topic` a polled engagement carries (logs only: its kind comes from the metric)."""
+
+
+def _fitting(value: str | None, limit: int) -> str | None:
+    return value if value is not None and len(value.encode("utf-8", "replace")) <= limit else None
+
+
+def as_engagement(event: HistoricEvent, kind: EngagementKind) -> KlaviyoEngagement | None:
+    """The event as a system webhook would have delivered it, keyed by its Klaviyo event id (None without one)."""
+    event_id = _fitting(event.event_id, MAX_ID_CHARS)
+    if event_id is None:
+        return None
+    return KlaviyoEngagement(
+        external_id=event_id,
+        topic=POLLED_TOPIC,
+        kind=kind,
+        occurred_at=event.occurred_at,
+        email=_fitting(normalise_email(event.email), MAX_EMAIL_CHARS),
+        phone=_fitting(event.phone, MAX_PHONE_CHARS),
+        klaviyo_profile_id=_fitting(event.klaviyo_profile_id, MAX_ID_CHARS),
+        event_id=event_id,
+    )

@@ -9,8 +9,16 @@ Flood:
      (GET /api/profiles, 50 per call); those still unknown go through a single profile-import;
   2. everyone else goes in bulk profile import jobs (10,000 profiles / 5 MB each), grouped by the
      lists they join, which the job's list relationship adds them to;
-  3. bulk event jobs of at most 1,000 events;
-  4. list calls as in a trickle for what the jobs did not cover.
+  3. each job is followed until Klaviyo ends it (see "Following bulk jobs" below);
+  4. bulk event jobs of at most 1,000 events, for the profiles Klaviyo imported;
+  5. list calls as in a trickle for what the jobs did not cover.
+
+Following bulk jobs: a 202 only means Klaviyo accepted a job. Each job is polled (at once, then after 0.5 s
+doubling to 5 s) until it is complete or cancelled, within the caller's time (`time_left_s`) or
+`JobFollow.max_wait_s`. A cancelled job, or one still running when time is up, fails every change it carried
+(retried: the import is an upsert). A complete job's import errors are mapped back to their profiles: a
+permanent one (an invalid value) is poison with Klaviyo's code and field, anything else is retried. So a change
+counts as pushed only once Klaviyo has imported it.
 
 Failures are per call: only the changes a failed call carried are reported, and everything is
 idempotent on retry (profile upserts, events keyed by `unique_id`, list membership). Each failed change
@@ -29,6 +37,7 @@ only their external ids, and leave the old lists through list calls (Klaviyo ids
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +45,10 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
 from evergreen.domain.list_moves import MemberListChange
+from evergreen.klaviyo import jobs as kj
 from evergreen.klaviyo import requests as kr
 from evergreen.klaviyo.errors import KlaviyoError, KlaviyoRejected, KlaviyoThrottled, KlaviyoUnavailable
+from evergreen.klaviyo.job_follower import Charge, FollowCounts, FollowedJob, JobFollower
 
 if TYPE_CHECKING:
     import httpx
@@ -91,13 +102,25 @@ class PushResult:
     """Failed changes Klaviyo refused with a 4xx: retrying the same message cannot help."""
     retry_after_s: dict[int, float] = field(default_factory=dict)
     """Failed changes that met a 429, with the longest `Retry-After` Klaviyo gave."""
+    job_waits_s: dict[int, float] = field(default_factory=dict)
+    """Changes imported by a bulk job: seconds from the job's acceptance to its completion being seen."""
+    jobs_followed: int = 0
+    """Bulk import jobs followed to their end (complete or cancelled)."""
+    jobs_unfinished: int = 0
+    """Bulk import jobs still running when the push had to stop: their changes are retried."""
+    profiles_refused: int = 0
+    """Profiles a complete job refused for good (an invalid value): their changes are poison."""
+    phones_left_out: int = 0
+    """Profiles sent without their phone because Klaviyo would refuse the number."""
     _gave_up_errors: dict[str, KlaviyoError] = field(default_factory=dict, repr=False)
 
-    def note_failure(self, index: int, error: KlaviyoError | str) -> None:
+    def note_failure(self, index: int, error: KlaviyoError | str, *, poison: bool = False) -> None:
         """Record why change `index` failed (the first reason wins) and whether a retry can help."""
         self.failed.add(index)
         if isinstance(error, str):
             self.errors.setdefault(index, error)
+            if poison:
+                self.poison.add(index)
             return
         status = error.status if error.status is not None else type(error).__name__
         self.errors.setdefault(index, f"{error.operation}: {status}")
@@ -146,12 +169,14 @@ class KlaviyoPusher:
         *,
         reconcile_lists: bool = False,
         fanout: Fanout = one_at_a_time,
+        job_follow: kj.JobFollow | None = None,
     ) -> None:
         """`list_ids` maps segment name to Klaviyo list id. By default only lists whose segment a change
         entered or exited are touched; `reconcile_lists` sets every mapped list from the snapshot instead
         (repairs drift, e.g. after a superseded version was skipped, at up to 2 list calls per list).
         `fanout` runs a trickle's per-change calls (profile imports, events, list calls), at once when it is
         concurrent: a batch then costs about one call's latency per step instead of one per change.
+        `job_follow` paces the polling of bulk jobs (the system's monotonic clock and sleep by default).
         """
         if bulk_threshold < 1:
             raise ValueError("bulk_threshold must be at least 1")
@@ -162,12 +187,15 @@ class KlaviyoPusher:
         self._list_ids = dict(list_ids)
         self._bulk_threshold = bulk_threshold
         self._reconcile_lists = reconcile_lists
+        self._follow = job_follow or kj.JobFollow(clock=time.monotonic, sleep=time.sleep)
 
-    def push(self, changes: Sequence[SegmentChange]) -> PushResult:
+    def push(self, changes: Sequence[SegmentChange], *, time_left_s: Callable[[], float] | None = None) -> PushResult:
+        """Push a batch; `time_left_s` bounds how long bulk jobs are followed (else `JobFollow.max_wait_s`)."""
         result = PushResult(mode="flood" if len(changes) >= self._bulk_threshold else "trickle")
         if not changes:
             return result
         profiles = self._profiles(changes)
+        result.phones_left_out = sum(1 for p in profiles if kr.phone_left_out(changes[p.rep].phone))
         if result.mode == "trickle":
             self._import_singly(profiles, changes, result)
             self._send_events_singly(profiles, changes, result)
@@ -179,7 +207,9 @@ class KlaviyoPusher:
             single_ids = {id(p) for p in singles}
             bulk = [p for p in profiles if id(p) not in single_ids]
             self._import_singly(singles, changes, result)
-            self._import_in_bulk(bulk, changes, result)
+            follower = self._follower(result)
+            jobs = self._import_in_bulk(bulk, changes, result, follower)
+            self._count_followed(follower.follow(jobs, time_left_s), result)
             self._send_events_in_bulk(profiles, changes, result)
             self._update_lists(profiles, result, adds_done_by_jobs={id(p) for p in bulk})
         for profile in profiles:
@@ -224,6 +254,15 @@ class KlaviyoPusher:
 
     # --- calls ----------------------------------------------------------------------------------
 
+    def _follower(self, result: PushResult) -> JobFollower:
+        """Follows this push's bulk jobs, its reads counted and given up like every other call of the push."""
+        return JobFollower(lambda request: self._send(request, result), self._follow)
+
+    @staticmethod
+    def _count_followed(counts: FollowCounts, result: PushResult) -> None:
+        result.jobs_followed += counts.followed
+        result.jobs_unfinished += counts.unfinished
+
     def _send(self, request: kr.KlaviyoRequest, result: PushResult) -> httpx.Response:
         """Send, unless Klaviyo already kept refusing this operation in this push (then fail fast)."""
         with self._lock:
@@ -251,11 +290,13 @@ class KlaviyoPusher:
         return None
 
     @staticmethod
-    def _fail(profiles: Iterable[_Profile], error: KlaviyoError | str, result: PushResult) -> None:
+    def _fail(
+        profiles: Iterable[_Profile], error: KlaviyoError | str, result: PushResult, *, poison: bool = False
+    ) -> None:
         for profile in profiles:
             profile.failed = True
             for index in profile.indexes:
-                result.note_failure(index, error)
+                result.note_failure(index, error, poison=poison)
 
     @staticmethod
     def _fail_change(index: int, error: KlaviyoError, result: PushResult) -> None:
@@ -300,7 +341,9 @@ class KlaviyoPusher:
         """Segment name -> Klaviyo list id, as deployed."""
         return self._list_ids
 
-    def move_lists(self, changes: Sequence[MemberListChange]) -> PushResult:
+    def move_lists(
+        self, changes: Sequence[MemberListChange], *, time_left_s: Callable[[], float] | None = None
+    ) -> PushResult:
         """Members join a moved segment's new list and leave its old ones; a failure fails the member's message.
 
         Joining rides on bulk import jobs by external id (10,000 per job, no Klaviyo id needed, identifiers
@@ -317,11 +360,25 @@ class KlaviyoPusher:
                 joins[change.join].append(change)
             for list_id in change.leave if change.external_id in ids else ():
                 leaves[list_id].append(change)
+        follower = self._follower(result)
+        fills: list[FollowedJob] = []
         for list_id, members in sorted(joins.items()):
             for chunk in kr.pack(members, max_count=kr.MAX_BULK_PROFILES):
-                request = kr.list_fill_import(list_id, [member.external_id for member in chunk])
-                if self._charged(chunk, request, result, gone_is_done=False):
-                    result.list_additions += len(chunk)
+                external_ids = list(dict.fromkeys(member.external_id for member in chunk))
+                try:
+                    response = self._send(kr.list_fill_import(list_id, external_ids), result)
+                except KlaviyoError as error:
+                    for member in chunk:
+                        result.note_failure(member.message, error)
+                    continue
+                fill = follower.accepted(response, external_ids, _charge_members(chunk, result))
+                if fill is None:
+                    for member in chunk:
+                        result.note_failure(member.message, f"{kr.OP_BULK_PROFILES}: no job id")
+                    continue
+                fill.imported = _count_joined(chunk, result)
+                fills.append(fill)
+        self._count_followed(follower.follow(fills, time_left_s), result)
         for list_id, members in sorted(leaves.items()):
             for chunk in kr.pack(members, max_count=kr.MAX_LIST_PROFILES):
                 request = kr.remove_profiles_from_list(list_id, [ids[member.external_id] for member in chunk])
@@ -421,8 +478,14 @@ class KlaviyoPusher:
                     profile.learned_id = True
 
     def _import_in_bulk(
-        self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange], result: PushResult
-    ) -> None:
+        self,
+        profiles: Sequence[_Profile],
+        changes: Sequence[SegmentChange],
+        result: PushResult,
+        follower: JobFollower,
+    ) -> list[FollowedJob]:
+        """Submit the bulk import jobs; returns the accepted ones, to follow."""
+        accepted: list[FollowedJob] = []
         by_lists: dict[frozenset[str], list[_Profile]] = defaultdict(list)
         for profile in profiles:
             by_lists[frozenset(profile.list_adds)].append(profile)
@@ -431,12 +494,38 @@ class KlaviyoPusher:
             for job in kr.plan_bulk_profile_jobs(reps):
                 members = [group[i] for i in job]
                 try:
-                    self._send(kr.profile_bulk_import([reps[i] for i in job], list_ids), result)
+                    response = self._send(kr.profile_bulk_import([reps[i] for i in job], list_ids), result)
                 except KlaviyoError as error:
                     self._fail(members, error, result)
                     continue
                 result.bulk_profile_jobs += 1
-                result.profiles_upserted += len(members)
+                external_ids = [p.external_id for p in members]
+                followed = follower.accepted(response, external_ids, self._charge_profiles(members, result))
+                if followed is None:
+                    self._fail(members, f"{kr.OP_BULK_PROFILES}: no job id", result)
+                    continue
+                followed.imported = self._record_imported(members, result)
+                accepted.append(followed)
+        return accepted
+
+    def _charge_profiles(self, members: Sequence[_Profile], result: PushResult) -> Charge:
+        def charge(external_ids: set[str], error: KlaviyoError | str, permanent: bool) -> None:
+            refused = [p for p in members if p.external_id in external_ids]
+            if permanent:
+                result.profiles_refused += len(refused)
+            self._fail(refused, error, result, poison=permanent)
+
+        return charge
+
+    @staticmethod
+    def _record_imported(members: Sequence[_Profile], result: PushResult) -> Callable[[float], None]:
+        def imported(waited_s: float) -> None:
+            result.profiles_upserted += sum(1 for p in members if not p.failed)
+            for profile in members:
+                for index in profile.indexes if not profile.failed else ():
+                    result.job_waits_s[index] = waited_s
+
+        return imported
 
     def _events_of(
         self, profiles: Sequence[_Profile], changes: Sequence[SegmentChange]
@@ -514,6 +603,22 @@ class KlaviyoPusher:
                 result.list_additions += len(ids)
             else:
                 result.list_removals += len(ids)
+
+
+def _charge_members(members: Sequence[MemberListChange], result: PushResult) -> Charge:
+    def charge(external_ids: set[str], error: KlaviyoError | str, permanent: bool) -> None:
+        for member in members:
+            if member.external_id in external_ids:
+                result.note_failure(member.message, error, poison=permanent)
+
+    return charge
+
+
+def _count_joined(members: Sequence[MemberListChange], result: PushResult) -> Callable[[float], None]:
+    def imported(waited_s: float) -> None:
+        result.list_additions += sum(1 for member in members if member.message not in result.failed)
+
+    return imported
 
 
 def _duplicate_profile_id(error: KlaviyoRejected) -> str | None:

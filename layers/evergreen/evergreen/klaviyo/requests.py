@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import phonenumbers
+
 from evergreen.domain.changes import SegmentChange
 
 Direction = Literal["entered", "exited"]
@@ -51,6 +53,11 @@ OP_LIST_REMOVE = "remove_profiles_from_list"
 OP_GET_PROFILES = "get_profiles"
 OP_GET_PROFILE = "get_profile"
 OP_PROFILE_DELETION = "request_profile_deletion"
+OP_GET_IMPORT_JOB = "get_bulk_import_profiles_job"
+OP_GET_IMPORT_ERRORS = "get_errors_for_bulk_import_profiles_job"
+
+MAX_IMPORT_ERRORS_PAGE = 100
+"""Import errors per page of GET /api/profile-bulk-import-jobs/{id}/import-errors (the spec's maximum)."""
 
 EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY)
 """Every profile property Evergreen writes: what an erasure unsets."""
@@ -75,10 +82,13 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_GET_PROFILES: RateLimit(75, 750),
     OP_GET_PROFILE: RateLimit(75, 750),
     OP_PROFILE_DELETION: RateLimit(3, 60),
+    OP_GET_IMPORT_JOB: RateLimit(10, 150),
+    OP_GET_IMPORT_ERRORS: RateLimit(10, 150),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SAFE_FILTER_VALUE = re.compile(r'^[^"\\]+$')
 _KLAVIYO_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -124,11 +134,29 @@ def encode_json(value: Any) -> bytes:
 
 
 def e164_phone(phone: str | None) -> str | None:
-    """The phone in E.164 form (`+` and 7-15 digits, separators dropped) or None: Klaviyo rejects others."""
+    """The phone in E.164 form, or None when Klaviyo would refuse it.
+
+    Klaviyo validates numbers with libphonenumber's rules, so this does too (`phonenumbers`, from the
+    phonenumberslite distribution): the number must be written internationally (`+` and the country code,
+    separators dropped) and be a valid number of its region, not merely 7-15 digits (`+1 555 000 0000` is not).
+    """
     if not phone:
         return None
     compact = _PHONE_SEPARATORS.sub("", phone.strip())
-    return compact if _E164.match(compact) else None
+    if not _E164.match(compact):
+        return None
+    try:
+        parsed = phonenumbers.parse(compact, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_left_out(phone: str | None) -> bool:
+    """A phone is known but Klaviyo would refuse it, so the profile is sent without it."""
+    return bool(phone and phone.strip()) and e164_phone(phone) is None
 
 
 def usable_email(email: str | None) -> str | None:
@@ -295,6 +323,47 @@ def request_profile_deletion(klaviyo_profile_id: str) -> KlaviyoRequest:
         },
         operation=OP_PROFILE_DELETION,
     )
+
+
+def get_profile_import_job(job_id: str) -> KlaviyoRequest:
+    """GET /api/profile-bulk-import-jobs/{job_id}: a bulk import job's status and counts."""
+    return KlaviyoRequest(
+        method="GET",
+        path=f"/api/profile-bulk-import-jobs/{_job_id(job_id)}",
+        query={"fields[profile-bulk-import-job]": "status,total_count,completed_count,failed_count"},
+        operation=OP_GET_IMPORT_JOB,
+    )
+
+
+def profile_import_errors(job_id: str, cursor: str | None = None) -> KlaviyoRequest:
+    """GET /api/profile-bulk-import-jobs/{id}/import-errors: the profiles a job refused, one page.
+
+    `original_payload` is asked for only to map each error back to its profile by external id; it carries what
+    was sent (PII) and is never logged or kept.
+    """
+    query = {
+        "fields[import-error]": "code,title,source.pointer,original_payload",
+        "page[size]": str(MAX_IMPORT_ERRORS_PAGE),
+    }
+    if cursor:
+        query["page[cursor]"] = cursor
+    return KlaviyoRequest(
+        method="GET",
+        path=f"/api/profile-bulk-import-jobs/{_job_id(job_id)}/import-errors",
+        query=query,
+        operation=OP_GET_IMPORT_ERRORS,
+    )
+
+
+def usable_job_id(job_id: str) -> bool:
+    """Whether a job id Klaviyo answered can be put in a path (letters, digits, dashes, underscores)."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def _job_id(job_id: str) -> str:
+    if not usable_job_id(job_id):
+        raise ValueError("a Klaviyo job id is 1 to 128 letters, digits, dashes or underscores")
+    return job_id
 
 
 def filterable_external_id(external_id: str) -> bool:

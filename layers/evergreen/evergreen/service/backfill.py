@@ -29,7 +29,14 @@ from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, apply_order, merge_guest
 from evergreen.segments import Definitions
-from evergreen.service.backfill_model import PHASES, BackfillCounts, BackfillProgress, Phase
+from evergreen.service.backfill_model import (
+    ALL_ORDERS_SCOPE,
+    PHASES,
+    RECENT_ORDERS_DAYS,
+    BackfillCounts,
+    BackfillProgress,
+    Phase,
+)
 from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, QueueNothing, Touched
 from evergreen.service.ports import ChangePublisher, ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
@@ -77,6 +84,7 @@ class BulkSource(Protocol):
         should_stop: Callable[[], bool] | None = ...,
     ) -> BulkOperation: ...
     def stream_lines(self, url: str, skip: int = 0) -> Iterator[tuple[int, bytes]]: ...
+    def access_scopes(self) -> set[str]: ...
 
 
 class ProgressStore(Protocol):
@@ -181,22 +189,16 @@ def customer_payload(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def order_payload(node: Mapping[str, Any], children: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """A bulk Order object (with its refunds' transactions joined by `__parentId`) as an orders/updated body."""
+def order_payload(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A bulk Order object as an orders/updated body. A refund is read by its `totalRefundedSet` (bulk queries
+    cannot select its `transactions` connection), which stands as the refund's one successful transaction."""
     customer = node.get("customer")
     refunds = []
     for refund in node.get("refunds") or []:
         if not isinstance(refund, dict):
             continue
-        transactions = [
-            {
-                "id": transaction.get("id"),
-                "kind": transaction.get("kind"),
-                "status": transaction.get("status"),
-                "amount_set": _money(transaction.get("amountSet")),
-            }
-            for transaction in children.get(str(refund.get("id")), [])
-        ]
+        refunded = _money(refund.get("totalRefundedSet"))
+        transactions = [{"kind": "refund", "status": "success", "amount_set": refunded}] if refunded else []
         refunds.append({"id": refund.get("id"), "created_at": refund.get("createdAt"), "transactions": transactions})
     return {
         "id": node.get("id"),
@@ -271,6 +273,8 @@ class BackfillReport:
     finished: bool
     counts: BackfillCounts
     sync: list[BulkSyncReport] = field(default_factory=list)
+    orders_from: datetime | None = None
+    """Set when orders older than this were not read (no `read_all_orders`): see `BackfillProgress.orders_from`."""
 
 
 ProgressCallback = Callable[[str, BackfillCounts, int | None], None]
@@ -346,7 +350,7 @@ class Backfill:
             if not self._run_phase(progress, revisit):
                 progress.stopped_cleanly = True
                 self._flush(progress)
-                return BackfillReport(shop, False, progress.counts, self._sync_reports)
+                return BackfillReport(shop, False, progress.counts, self._sync_reports, progress.orders_from)
             revisit = False
             position = PHASES.index(progress.phase)
             next_phase: Phase = PHASES[position + 1] if position + 1 < len(PHASES) else "done"
@@ -354,7 +358,7 @@ class Backfill:
             if next_phase == "done":
                 progress.finished_at = self._clock.now()
             self._flush(progress)
-        return BackfillReport(shop, True, progress.counts, self._sync_reports)
+        return BackfillReport(shop, True, progress.counts, self._sync_reports, progress.orders_from)
 
     def _run_phase(self, progress: BackfillProgress, revisit: bool) -> bool:
         """Apply one phase's file from the checkpoint on; False when asked to stop first.
@@ -363,6 +367,8 @@ class Backfill:
         when unchanged: they may have been written, but not synced, before the crash."""
         phase = progress.phase
         if progress.operation_id is None:
+            if phase == "orders":
+                progress.orders_from = self._orders_window()
             started = self._source.run_bulk_query(phase, self._query_since(progress))
             progress.operation_id, progress.line = started.id, 0
             self._progress.save(progress)
@@ -417,6 +423,17 @@ class Backfill:
             self._flush(progress)
             raise
         return True
+
+    def _orders_window(self) -> datetime | None:
+        """The oldest order Shopify will serve: None with `read_all_orders`, else `RECENT_ORDERS_DAYS` ago."""
+        if ALL_ORDERS_SCOPE in self._source.access_scopes():
+            return None
+        start = self._clock.now() - timedelta(days=RECENT_ORDERS_DAYS)
+        logger.warning(
+            "Without read_all_orders Shopify serves only recent orders; older ones are not backfilled",
+            extra={"orders_from": start.isoformat(), "days": RECENT_ORDERS_DAYS},
+        )
+        return start
 
     def _query_since(self, progress: BackfillProgress) -> str | None:
         """The phase's `updated_at` bound: the requested one, and for abandoned checkouts the recent window."""
@@ -475,7 +492,7 @@ class Backfill:
                 result = self._write(blank, checkout)
                 results = [result]
             else:
-                order = translate("orders/updated", order_payload(record.root, record.children), now)
+                order = translate("orders/updated", order_payload(record.root), now)
                 assert isinstance(order, OrderObserved)
                 blank = profile_for(self._store, shop, order.customer_id, order.email_normalized)
                 if blank is None:

@@ -14,6 +14,11 @@ after orders, so an order already applied closes the checkout it followed. A che
 phase was added still loads: it resumes at its phase and runs the later ones."""
 
 
+RECENT_ORDERS_DAYS = 60
+"""Without the `read_all_orders` scope, Shopify's `orders` connection returns only orders of the last 60 days."""
+ALL_ORDERS_SCOPE = "read_all_orders"
+
+
 class BackfillCounts(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -47,3 +52,6 @@ class BackfillProgress(BaseModel):
     stopped_cleanly: bool = False
     """The last run yielded at a checkpoint (a Lambda near its time limit), rather than crashing."""
     counts: BackfillCounts = BackfillCounts()
+    orders_from: datetime | None = None
+    """The oldest order the orders phase could read: without `read_all_orders` Shopify serves only the last
+    `RECENT_ORDERS_DAYS` days (and says nothing). None: every order was read."""

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from evergreen.clock import Clock
 from evergreen.domain.events import EngagementKind, EngagementRecorded
@@ -23,11 +22,10 @@ from evergreen.klaviyo import history as kh
 from evergreen.klaviyo.pusher import KlaviyoSender
 from evergreen.segments import Definitions
 from evergreen.service.backfill_sync import BulkSyncReport, MembershipSync, QueueNothing, Touched
+from evergreen.service.engagement_reader import EngagementReader, newest_per_person
 from evergreen.service.ports import ProfileStore
 from evergreen.service.profile_writer import Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_for
-
-MAX_PAGES_PER_METRIC = 100_000
 
 
 @dataclass
@@ -83,21 +81,6 @@ class EngagementHistory:
         self._page_size = page_size
         self._workers = max(1, workers)
 
-    def _get(self, request: Any, report: HistoryReport) -> dict[str, Any]:
-        report.requests += 1
-        body = self._sender.send(request).json()
-        return body if isinstance(body, dict) else {}
-
-    def _metrics(self, report: HistoryReport) -> dict[str, EngagementKind]:
-        found: dict[str, EngagementKind] = {}
-        cursor: str | None = None
-        while True:
-            body = self._get(kh.metrics_request(cursor), report)
-            found.update(kh.engagement_metrics(body))
-            cursor = kh.next_cursor(body)
-            if cursor is None:
-                return found
-
     def run(
         self,
         shop: str,
@@ -109,9 +92,10 @@ class EngagementHistory:
 
         When `should_stop()` turns true between pages, the run ends with `resume_at` set."""
         report = HistoryReport()
+        reader = EngagementReader(self._sender, self._page_size)
         since = self._clock.now() - self._window
         touched: dict[str, Touched] = {}
-        metrics = sorted(self._metrics(report).items())
+        metrics = sorted(reader.metrics().items())
         if start is not None:
             metrics = [(metric_id, kind) for metric_id, kind in metrics if metric_id >= start[0]]
         with ThreadPoolExecutor(self._workers, thread_name_prefix="history") as pool:
@@ -119,30 +103,25 @@ class EngagementHistory:
                 report.metrics += 1
                 seen: set[str] = set()
                 cursor = start[1] if start is not None and metric_id == start[0] else None
-                for _ in range(MAX_PAGES_PER_METRIC):
-                    if should_stop is not None and should_stop():
-                        report.resume_at = (metric_id, cursor)
-                        break
-                    body = self._get(kh.events_request(metric_id, since, cursor, self._page_size), report)
+                if should_stop is not None and should_stop():
+                    report.resume_at = (metric_id, cursor)
+                    break
+                for page in reader.pages(metric_id, since, cursor=cursor):
                     report.pages += 1
-                    fresh: list[kh.HistoricEvent] = []
-                    for historic in kh.historic_events(body):
-                        report.events += 1
-                        identity = historic.external_id or normalise_email(historic.email)
-                        if identity is None:
-                            report.skipped += 1
-                        elif identity not in seen:  # newest first: later ones are older instants
-                            seen.add(identity)
-                            fresh.append(historic)
+                    report.events += len(page.events)
+                    fresh, nameless = newest_per_person(page.events, seen)
+                    report.skipped += nameless
                     for result in pool.map(lambda historic, k=kind: self._apply(shop, k, historic), fresh):
                         self._tally(kind, result, touched, report)
+                    report.requests = reader.requests
                     if self._on_page is not None:
                         self._on_page(report)
-                    cursor = kh.next_cursor(body)
-                    if cursor is None:
+                    if page.next_cursor is not None and should_stop is not None and should_stop():
+                        report.resume_at = (metric_id, page.next_cursor)
                         break
                 if report.resume_at is not None:
                     break
+        report.requests = reader.requests
         if self._membership is not None and touched:
             report.sync = self._membership.push(list(touched.values()), self._clock.now())
         return report

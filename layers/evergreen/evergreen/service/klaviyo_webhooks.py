@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
+from evergreen.domain.erasure import guard_for
 from evergreen.domain.events import EngagementRecorded
 from evergreen.domain.profile import Profile, normalise_email
 from evergreen.domain.reducers import apply, merge_guest
@@ -62,9 +63,12 @@ class KlaviyoProfileReader(Protocol):
 
 
 class ParkedEngagements(Protocol):
-    def park(self, shop: str, delivery_id: str, event: EngagementRecorded, now: datetime) -> None: ...
+    def park(self, shop: str, engagements: Sequence[tuple[str, EngagementRecorded]], now: datetime) -> int:
+        """Keep these (delivery id, engagement) pairs; returns how many parked ones were dropped to stay bounded."""
+        ...
+
     def parked(self, shop: str, klaviyo_profile_id: str) -> list[ParkedEngagement]: ...
-    def release(self, shop: str, klaviyo_profile_id: str, delivery_id: str) -> None: ...
+    def release(self, shop: str, parked: ParkedEngagement) -> None: ...
 
 
 def applying(event: EngagementRecorded) -> Callable[[Profile], Profile]:
@@ -137,6 +141,8 @@ class _Delivery:
     lookups: int = 0
     klaviyo_down: bool = False
     resolved: dict[str, tuple[Profile | None, KlaviyoIdentity | None]] = field(default_factory=dict)
+    to_park: list[tuple[str, EngagementRecorded]] = field(default_factory=list)
+    """Unresolved engagements, parked together once the delivery is read (an id unresolved here stays so)."""
 
 
 class KlaviyoWebhooks:
@@ -180,14 +186,24 @@ class KlaviyoWebhooks:
         if not self._same_account(account, delivery):
             # The signature is good but the body was sent by another Klaviyo account than this shop's.
             return WebhookAnswer(401, {"error": "invalid signature"}, outcome="signature_failed")
+        answer = self.apply_engagements(shop, delivery.engagements)
+        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": answer.body["outcomes"]})
+        return answer
+
+    def apply_engagements(self, shop: str, engagements: Sequence[KlaviyoEngagement]) -> WebhookAnswer:
+        """Apply engagements of `shop`'s verified account: a delivery's, or the poll's from the Events API.
+
+        Each is keyed by its Klaviyo event id (`klaviyo:<id>`), so one event delivered and polled counts once."""
         state = _Delivery(shop=shop, started=self._clock.now())
-        for engagement in delivery.engagements:
+        for engagement in engagements:
             self._handle(state, engagement)
-        outcomes = dict(state.outcomes)
-        logger.info("Klaviyo webhook handled", extra={"shop": shop, "outcomes": outcomes})
+        if state.to_park and self._parked is not None:
+            dropped = self._parked.park(shop, state.to_park, self._clock.now())
+            if dropped:
+                state.outcomes["parked_dropped"] += dropped
         return WebhookAnswer(
             200,
-            {"status": "ok", "outcomes": outcomes},
+            {"status": "ok", "outcomes": dict(state.outcomes)},
             "klaviyo",
             "written",
             tuple(state.entered),
@@ -220,7 +236,8 @@ class KlaviyoWebhooks:
             self._apply_parked(state, blank, event.klaviyo_profile_id)
 
     def _write(self, state: _Delivery, blank: Profile, event: EngagementRecorded, delivery_id: str) -> None:
-        result = self._writer.write(blank, applying(event), delivery_id, merge_guest)
+        guard = guard_for(state.shop, event)
+        result = self._writer.write(blank, applying(event), delivery_id, merge_guest, guard=guard)
         state.outcomes[result.outcome.value] += 1
         state.entered += result.entered
         state.exited += result.exited
@@ -231,7 +248,7 @@ class KlaviyoWebhooks:
             return
         for parked in self._parked.parked(state.shop, klaviyo_profile_id):
             self._write(state, blank, parked.event, parked.delivery_id)
-            self._parked.release(state.shop, klaviyo_profile_id, parked.delivery_id)
+            self._parked.release(state.shop, parked)
             state.outcomes["unparked"] += 1
 
     def _unresolved(
@@ -243,7 +260,7 @@ class KlaviyoWebhooks:
             and event.klaviyo_profile_id
             and klaviyo_profile_id_usable(event.klaviyo_profile_id)
         ):
-            self._parked.park(state.shop, delivery_id, event, self._clock.now())
+            state.to_park.append((delivery_id, event))
             state.outcomes["parked"] += 1
             outcome = "parked until its Klaviyo profile resolves"
         else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from evergreen.domain.changes import ProfileErasure, SegmentChange
+from evergreen.domain.erasure import ErasureGuard, Tombstone
 from evergreen.domain.events import EngagementRecorded
 from evergreen.domain.list_moves import SegmentMove
 from evergreen.domain.orders import OrderState
@@ -41,6 +42,8 @@ class Snapshot:
     profile: Profile | None
     order: OrderItem | None = None
     guest: Profile | None = None
+    erased: Mapping[Tombstone, datetime] = field(default_factory=dict)
+    """The tombstones asked for that exist, with when each was written."""
 
 
 class PageLike[T](Protocol):
@@ -53,9 +56,22 @@ class PageLike[T](Protocol):
 class ProfileStore(Protocol):
     def load(self, shop: str, profile_key: str) -> Profile | None: ...
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
-        """The profile, the order item and the guest profile, in one consistent read."""
+        """The profile, the order item, the guest profile and these tombstones, in one consistent read."""
+        ...
+
+    def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
+        """Which of these tombstones exist, and when each was written (one consistent read)."""
+        ...
+
+    def record_erasure(self, shop: str, tombstones: Sequence[Tombstone], at: datetime) -> None:
+        """Write tombstones (idempotent): from now on, writes whose guard names them fail."""
         ...
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None: ...
@@ -67,13 +83,21 @@ class ProfileStore(Protocol):
         """The ids of the orders the profile owns, from the `by_owner` index (eventually consistent)."""
         ...
 
-    def park_refund(self, item: OrderItem, now: datetime) -> None:
-        """Write an order item with no owner yet (refunds before their order); VersionConflict on a race."""
+    def park_refund(self, item: OrderItem, now: datetime, guard: ErasureGuard | None = None) -> None:
+        """Write an order item with no owner yet (refunds before their order); VersionConflict on a race or
+        when a tombstone in `guard` stops it."""
         ...
 
     def customer_key_for_email(self, shop: str, email_normalized: str) -> str | None: ...
     def keys_with_email(self, shop: str, email_normalized: str) -> list[str]: ...
-    def keys_in_shop(self, shop: str) -> Iterator[str]: ...
+    def keys_in_shop(self, shop: str) -> Iterator[str]:
+        """Every item of the shop but its tombstones."""
+        ...
+
+    def list_members_now(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ListMemberNow]:
+        """Each stored profile's segments, Klaviyo id and whether Klaviyo has it (consistent, 100 per read)."""
+        ...
+
     def save(
         self,
         profile: Profile,
@@ -82,8 +106,14 @@ class ProfileStore(Protocol):
         now: datetime,
         order: OrderItem | None = None,
         guest: Profile | None = None,
+        guard: ErasureGuard | None = None,
     ) -> None:
-        """Write the profile (and the order item, and delete a merged guest) atomically, or VersionConflict."""
+        """Write the profile (and the order item, and delete a merged guest) atomically, or VersionConflict.
+
+        A write that creates the profile, writes an order item or merges a guest also fails (VersionConflict)
+        when a tombstone in `guard` stops it; an update of an existing profile is stopped by the redact
+        deleting the profile after writing its tombstones (the version condition then fails).
+        """
         ...
 
     def delete(self, shop: str, profile_keys: Sequence[str]) -> int: ...
@@ -182,6 +212,8 @@ class ParkedEngagement:
 
     delivery_id: str
     event: EngagementRecorded
+    key: str = ""
+    """Where the store keeps it (opaque to the use case; `release` takes it back)."""
 
 
 # Per-shop accounts and secrets (read by storage/secrets.py). Tenant rule: a shop's own entry is the only one

@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
 from evergreen.domain.changes import UNDELIVERED_SINCE, ProfileErasure, SegmentChange
+from evergreen.domain.erasure import NO_GUARD, ErasureGuard
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.segments import Definitions
@@ -65,6 +66,8 @@ class Outcome(StrEnum):
     WRITTEN = "written"
     DUPLICATE = "duplicate"
     UNCHANGED = "unchanged"
+    ERASED = "erased"
+    """The delivery names an erased customer, order, address or shop (a tombstone): nothing written or sent."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +145,18 @@ class ProfileWriter:
         delivery_id: str | None = None,
         merge: Merge | None = None,
         guest_email: str | None = None,
+        guard: ErasureGuard = NO_GUARD,
     ) -> WriteResult:
         """Apply `reducer` to the stored profile at `blank.key` (or to `blank` when none is stored).
 
         A delivery id the profile has seen makes the call a no-op. With `merge`, a guest profile
         with the result's email is folded in and deleted in the same transaction; `guest_email` is
-        the email the event names, so that guest is read with the profile.
+        the email the event names, so that guest is read with the profile. A tombstone in `guard`
+        (read with the profile) makes it a no-op too (`Outcome.ERASED`).
         """
-        return self._write(blank, None, lambda profile, _: (reducer(profile), None), delivery_id, merge, guest_email)
+        return self._write(
+            blank, None, lambda profile, _: (reducer(profile), None), delivery_id, merge, guest_email, guard
+        )
 
     def write_order(
         self,
@@ -159,13 +166,14 @@ class ProfileWriter:
         delivery_id: str | None = None,
         merge: Merge | None = None,
         guest_email: str | None = None,
+        guard: ErasureGuard = NO_GUARD,
     ) -> WriteResult:
         """Apply an order event to the profile and the order's item together, in one transaction.
 
         The order's item names its owner: when that is another profile, the write goes there, so an
         order counts for exactly one profile.
         """
-        return self._write(blank, order_id, reducer, delivery_id, merge, guest_email)
+        return self._write(blank, order_id, reducer, delivery_id, merge, guest_email, guard)
 
     def _write(
         self,
@@ -175,6 +183,7 @@ class ProfileWriter:
         delivery_id: str | None,
         merge: Merge | None,
         guest_email: str | None,
+        guard: ErasureGuard,
     ) -> WriteResult:
         target = blank
         received_at = self._clock.now()
@@ -185,13 +194,15 @@ class ProfileWriter:
             started = retry.monotonic()
             hint = guest_email if merge is not None and target.customer_id is not None else None
             wanted_guest = guest_key(target.shop, hint) if hint else None
-            snapshot = self._store.load_for_write(target.shop, target.key, order_id, wanted_guest)
+            snapshot = self._store.load_for_write(target.shop, target.key, order_id, wanted_guest, guard.tombstones)
+            if guard.blocked_by(snapshot.erased):
+                return WriteResult(Outcome.ERASED)
             loaded = snapshot.profile
             if loaded is not None and loaded.has_seen(delivery_id):
                 return WriteResult(Outcome.DUPLICATE, loaded)
             try:
                 outcome = self._attempt(
-                    target, order_id, reducer, snapshot, wanted_guest, merge, delivery_id, received_at
+                    target, order_id, reducer, snapshot, wanted_guest, merge, delivery_id, received_at, guard
                 )
             except _Reroute as reroute:
                 target = reroute.target
@@ -218,6 +229,7 @@ class ProfileWriter:
         merge: Merge | None,
         delivery_id: str | None,
         received_at: datetime,
+        guard: ErasureGuard,
     ) -> WriteResult:
         loaded, stored = snapshot.profile, snapshot.order
         base = loaded or target
@@ -245,7 +257,7 @@ class ProfileWriter:
         if order_changed and order_id is not None and state is not None:
             version = stored.version if stored is not None else 0
             order = OrderItem(applied.shop, order_id, applied.key, state, version)
-        self._store.save(result.profile, expected, result.change, now, order=order, guest=guest)
+        self._store.save(result.profile, expected, result.change, now, order=order, guest=guest, guard=guard)
         self.enqueue(result.change)
         self._hand_off(result.profile, loaded)
         return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,7 +12,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from evergreen.clock import Clock
-from evergreen.domain.changes import erasure_for
+from evergreen.domain.changes import ErasedProfile, ProfileErasure, erasure_for, external_id
+from evergreen.domain.erasure import ErasureGuard, Tombstone, guard_for, tombstones_for
 from evergreen.domain.events import (
     BulkOperationFinished,
     CustomerDeleted,
@@ -28,9 +28,10 @@ from evergreen.domain.events import (
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import apply, apply_order, merge_guest
-from evergreen.service.ports import DataExporter, OrderItem, ProfileStore, VersionConflict
+from evergreen.domain.shops import is_shop_domain
+from evergreen.service.ports import DataExporter, ListMemberNow, OrderItem, ProfileStore, VersionConflict
 from evergreen.service.profile_writer import ConflictsExhausted, Outcome, ProfileWriter, WriteResult
-from evergreen.service.routing import profile_at, profile_for
+from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_at, profile_for
 from evergreen.shopify.eventbridge import EnvelopedWebhook, NotShopifyEnvelope, read_envelope
 from evergreen.shopify.headers import ConflictingHeaders, ShopifyHeaders, read_shopify_headers
 from evergreen.shopify.hmac import verify_shopify_hmac
@@ -197,7 +198,7 @@ class ShopifyWebhooks:
         match event:
             case ShopRedactRequested():
                 _log_destructive(topic, shop, event.shop_id)
-                deleted = self._store.delete(shop, list(self._store.keys_in_shop(shop)))
+                deleted = self._redact_shop(shop)
                 logger.info("Shop redacted", extra={"shop": shop, "items_deleted": deleted})
                 return WebhookAnswer(200, {"status": "redacted", "items": deleted}, topic, "redacted", notes=_DESTROYED)
             case CustomerRedactRequested():
@@ -215,13 +216,14 @@ class ShopifyWebhooks:
                 # Informational (docs/shopify.md): nothing to apply, so nothing to write.
                 return WebhookAnswer(200, {"status": Outcome.UNCHANGED.value}, topic, Outcome.UNCHANGED.value)
             case _:
+                guard = guard_for(shop, event)
                 blank = profile_for(self._store, shop, event.customer_id, event.email_normalized)
                 if blank is None:
                     logger.info("Event names no customer or email; nothing to attach", extra={"topic": topic})
                     return WebhookAnswer(200, {"status": "ignored", "reason": "no customer"}, topic, "ignored")
                 if isinstance(event, CustomerDeleted):
                     _log_destructive(topic, shop, None, event.customer_id)
-                answer = _answer(topic, self._write(blank, event, delivery_id))
+                answer = _answer(topic, self._write(blank, event, delivery_id, guard))
                 return replace(answer, notes=_DESTROYED) if isinstance(event, CustomerDeleted) else answer
 
     def _bulk_operation_finished(self, shop: str, topic: str, event: BulkOperationFinished) -> WebhookAnswer:
@@ -233,7 +235,7 @@ class ShopifyWebhooks:
         logger.info("Bulk operation finished", extra={"shop": shop, "operation_id": event.operation_id})
         return WebhookAnswer(200, {"status": "noted"}, topic, "noted")
 
-    def _write(self, blank: Profile, event: ShopifyEvent, delivery_id: str | None) -> WriteResult:
+    def _write(self, blank: Profile, event: ShopifyEvent, delivery_id: str | None, guard: ErasureGuard) -> WriteResult:
         """One consistent read and one conditional write (a transaction when an order item is written)."""
         if isinstance(event, OrderObserved | RefundObserved):
             return self._writer.write_order(
@@ -243,6 +245,7 @@ class ShopifyWebhooks:
                 delivery_id,
                 merge=merge_guest,
                 guest_email=event.email_normalized,
+                guard=guard,
             )
         return self._writer.write(
             blank,
@@ -250,25 +253,32 @@ class ShopifyWebhooks:
             delivery_id,
             merge=merge_guest,
             guest_email=event.email_normalized,
+            guard=guard,
         )
 
     def _refund(self, shop: str, topic: str, event: RefundObserved, delivery_id: str | None) -> WebhookAnswer:
         """Route a refund to its order's owner; park it on the order's item when the order is not known yet.
 
         The refund names only its order, so its owner is read first: one GetItem, then the write's own read
-        and write (3 requests). Parking is that GetItem and one conditional Put.
+        and write (3 requests). Parking is that GetItem, a read of the tombstones the refund names and one
+        conditional write that checks them again.
         """
+        guard = guard_for(shop, event)
         for _ in range(8):
             item = self._store.load_order(shop, event.order_id)
             if item is not None and item.owner is not None:
-                return _answer(topic, self._write(profile_at(shop, item.owner), event, delivery_id))
+                return _answer(topic, self._write(profile_at(shop, item.owner), event, delivery_id, guard))
+            if guard.blocked_by(self._store.erased(shop, guard.tombstones)):
+                return _answer(topic, WriteResult(Outcome.ERASED))
             state = item.state if item is not None else OrderState()
             _, parked = apply_order(Profile(shop=shop), state, event)
             if item is not None and parked == item.state:
                 return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
             version = item.version if item is not None else 0
             try:
-                self._store.park_refund(OrderItem(shop, event.order_id, None, parked, version), self._clock.now())
+                self._store.park_refund(
+                    OrderItem(shop, event.order_id, None, parked, version), self._clock.now(), guard
+                )
             except VersionConflict:
                 continue
             return WebhookAnswer(200, {"status": "parked", "reason": "order not seen yet"}, topic, "parked")
@@ -288,14 +298,44 @@ class ShopifyWebhooks:
                 found.append(profile)
         return found
 
+    def _redact_shop(self, shop: str) -> int:
+        """Tombstone the shop first (from now on a delivery older than this redact writes nothing), clear in
+        Klaviyo every profile Evergreen synced there, then delete every item of the shop but its tombstones."""
+        now = self._clock.now()
+        self._store.record_erasure(shop, [Tombstone("shop")], now)
+        stored = list(self._store.keys_in_shop(shop))
+        profile_keys = [key for key in stored if key.startswith((CUSTOMER_PREFIX, GUEST_PREFIX))]
+        members = self._store.list_members_now([(shop, key) for key in profile_keys])
+        synced = {key: member for (_, key), member in members.items() if member.synced}
+        for erasure in shop_erasures(shop, synced, now):
+            self._writer.enqueue_erasure(erasure)
+        return self._store.delete(shop, stored)
+
     def _redact_customer(self, shop: str, event: CustomerRedactRequested) -> int:
+        """Tombstone what the request names before anything else, so that a write racing this redact either
+        lands before the deletion below or is refused by its tombstones; then tombstone what the table adds
+        (its other orders, addresses and merged guests), clear Klaviyo and delete."""
+        now = self._clock.now()
+        named = tombstones_for(
+            shop, customer_ids=[event.customer_id], order_ids=event.orders, emails=[event.email], phones=[event.phone]
+        )
+        self._store.record_erasure(shop, named, now)
         profiles = self._customer_keys(shop, event.customer_id, event.email_normalized)
         owners = {profile.key for profile in profiles} | {key for profile in profiles for key in profile.merged_guests}
         owned = {order_id for owner in sorted(owners) for order_id in self._store.order_ids_of(shop, owner)}
         order_ids = sorted({*event.orders, *owned})
+        found = tombstones_for(
+            shop,
+            customer_ids=[profile.customer_id for profile in profiles],
+            order_ids=order_ids,
+            emails=[profile.email_normalized for profile in profiles]
+            + [owner.removeprefix(GUEST_PREFIX) for owner in owners if owner.startswith(GUEST_PREFIX)],
+            phones=[profile.phone for profile in profiles],
+        )
+        self._store.record_erasure(shop, [tombstone for tombstone in found if tombstone not in named], now)
         keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
         # Klaviyo clean-up first: once the rows are gone nothing would know what to clear there.
-        self._writer.enqueue_erasure(erasure_for(shop, profiles, self._clock.now()))
+        self._writer.enqueue_erasure(erasure_for(shop, profiles, now))
         deleted = self._store.delete(shop, keys)
         logger.info(
             "Customer redacted",
@@ -334,7 +374,25 @@ _DESTROYED: dict[str, Any] = {"destructive": True}
 
 MAX_DELIVERY_ID_CHARS = 128
 """Delivery ids are remembered on the profile: a longer one is refused rather than stored."""
-SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,99}\.myshopify\.com")
+
+
+SHOP_ERASURE_PROFILES = 500
+"""Profiles per erasure message of a shop/redact (about 60 KB, well under SQS's 256 KB)."""
+
+
+def shop_erasures(shop: str, synced: Mapping[str, ListMemberNow], now: datetime) -> list[ProfileErasure]:
+    """The Klaviyo clean-up of a redacted shop: its synced profiles, `SHOP_ERASURE_PROFILES` per message."""
+    keys = sorted(synced)
+    erasures: list[ProfileErasure] = []
+    for offset in range(0, len(keys), SHOP_ERASURE_PROFILES):
+        chunk = keys[offset : offset + SHOP_ERASURE_PROFILES]
+        profiles = [
+            ErasedProfile(external_id=external_id(shop, key), klaviyo_profile_id=synced[key].klaviyo_profile_id)
+            for key in chunk
+        ]
+        segments = sorted({segment for key in chunk for segment in synced[key].segments})
+        erasures.append(ProfileErasure(shop=shop, profiles=profiles, segments=segments, requested_at=now))
+    return erasures
 
 
 def _answer_topic(delivery: ShopifyDelivery) -> str:
@@ -345,8 +403,11 @@ def _answer_topic(delivery: ShopifyDelivery) -> str:
 
 def _header_problem(delivery: ShopifyDelivery) -> str | None:
     """Why the (unsigned) headers cannot be used, naming the header, never its value."""
-    if delivery.shop is not None and not SHOP_DOMAIN.fullmatch(delivery.shop):
+    if delivery.shop is not None and not is_shop_domain(delivery.shop):
         return "the shop domain header is not a <name>.myshopify.com domain"
+    if delivery.topic is not None and "," in delivery.topic:
+        # API Gateway joins a repeated header with commas; no Shopify topic has one. Two topics name no topic.
+        return "the topic header is repeated (a delivery has one topic)"
     for name, value in (("event id", delivery.event_id), ("webhook id", delivery.webhook_id)):
         if value is not None and len(value) > MAX_DELIVERY_ID_CHARS:
             return f"the {name} header is longer than {MAX_DELIVERY_ID_CHARS} characters"

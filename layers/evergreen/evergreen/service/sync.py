@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from evergreen.clock import Clock
 from evergreen.domain.changes import (
+    ErasedProfile,
     ListMove,
     ProfileErasure,
     QueueMessage,
@@ -61,6 +62,14 @@ class PushOutcome(Protocol):
     def retry_after_s(self) -> dict[int, float]: ...
     @property
     def errors(self) -> dict[int, str]: ...
+    @property
+    def job_waits_s(self) -> dict[int, float]: ...
+    @property
+    def profiles_refused(self) -> int: ...
+    @property
+    def phones_left_out(self) -> int: ...
+    @property
+    def jobs_unfinished(self) -> int: ...
 
 
 class EraseOutcome(Protocol):
@@ -77,9 +86,13 @@ class EraseOutcome(Protocol):
 class Pusher(Protocol):
     @property
     def list_ids(self) -> Mapping[str, str]: ...
-    def push(self, changes: Sequence[SegmentChange]) -> PushOutcome: ...
+    def push(
+        self, changes: Sequence[SegmentChange], *, time_left_s: Callable[[], float] | None = None
+    ) -> PushOutcome: ...
     def erase(self, erasure: ProfileErasure, *, delete_in_klaviyo: bool = False) -> EraseOutcome: ...
-    def move_lists(self, changes: Sequence[MemberListChange]) -> PushOutcome: ...
+    def move_lists(
+        self, changes: Sequence[MemberListChange], *, time_left_s: Callable[[], float] | None = None
+    ) -> PushOutcome: ...
 
 
 class SyncStore(Protocol):
@@ -112,9 +125,18 @@ class SyncReport:
     """Members of list-move messages that joined a new list or left an old one."""
     lag_seconds: list[float] = field(default_factory=list)
     event_to_klaviyo_ms: list[float] = field(default_factory=list)
-    """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo's answer."""
+    """For each pushed change a webhook caused: from the webhook reaching Evergreen to Klaviyo having imported it
+    (its answer, or its bulk job seen complete)."""
+    event_to_klaviyo_accepted_ms: list[float] = field(default_factory=list)
+    """The same changes, to Klaviyo's acceptance (a bulk job's 202; the same as above for a synchronous call)."""
     transition_lateness_ms: list[float] = field(default_factory=list)
-    """For each pushed change that time alone made: from its exact instant to Klaviyo's answer."""
+    """For each pushed change that time alone made: from its exact instant to Klaviyo having imported it."""
+    profiles_refused: int = 0
+    """Profiles a bulk job refused for good (an invalid value): their changes are poison."""
+    phones_left_out: int = 0
+    """Profiles sent without their phone, because Klaviyo would refuse the number."""
+    jobs_unfinished: int = 0
+    """Bulk jobs still running when the invocation had to stop: their changes are retried."""
 
 
 class SegmentSync:
@@ -134,11 +156,14 @@ class SegmentSync:
         self._clock = clock
         self._delete_in_klaviyo = delete_profiles_in_klaviyo
 
-    def handle(self, messages: Sequence[QueueMessage]) -> SyncReport:
-        """A queue batch of changes, erasures and list moves; indexes in the report refer to `messages`."""
+    def handle(self, messages: Sequence[QueueMessage], *, time_left_s: Callable[[], float] | None = None) -> SyncReport:
+        """A queue batch of changes, erasures and list moves; indexes in the report refer to `messages`.
+
+        `time_left_s` is how long bulk jobs may still be followed (the invocation's time, less a margin).
+        """
         change_indexes = [i for i, m in enumerate(messages) if isinstance(m, SegmentChange)]
         changes = [m for m in messages if isinstance(m, SegmentChange)]
-        report = self.sync(changes)
+        report = self.sync(changes, time_left_s=time_left_s)
         report.received = len(messages)
         report.failed = {change_indexes[i] for i in report.failed}
         report.poison = {change_indexes[i] for i in report.poison}
@@ -149,10 +174,12 @@ class SegmentSync:
                 self._erase(index, message, report)
         moves = [(index, message) for index, message in enumerate(messages) if isinstance(message, ListMove)]
         if moves:
-            self._move_lists(moves, report)
+            self._move_lists(moves, report, time_left_s)
         return report
 
-    def _move_lists(self, moves: Sequence[tuple[int, ListMove]], report: SyncReport) -> None:
+    def _move_lists(
+        self, moves: Sequence[tuple[int, ListMove]], report: SyncReport, time_left_s: Callable[[], float] | None
+    ) -> None:
         """Apply list moves to each member as the table has it now (see `domain.list_moves.member_lists`).
 
         A deleted member is skipped (its erasure left the lists). One Klaviyo does not know yet joins no list
@@ -182,7 +209,7 @@ class SegmentSync:
                         changes.append(
                             MemberListChange(index, external_id(shop, member.profile_key), klaviyo_id, join, leave)
                         )
-            outcome = pusher.move_lists(changes)
+            outcome = pusher.move_lists(changes, time_left_s=time_left_s)
             report.failed |= _charge_failures(outcome, report, lambda index: index)
             report.list_members_moved += sum(1 for change in changes if change.message not in outcome.failed)
 
@@ -206,7 +233,7 @@ class SegmentSync:
         if outcome.retry_after_s is not None:
             report.retry_after_s[index] = outcome.retry_after_s
 
-    def sync(self, changes: Sequence[SegmentChange]) -> SyncReport:
+    def sync(self, changes: Sequence[SegmentChange], *, time_left_s: Callable[[], float] | None = None) -> SyncReport:
         """Push every change newer than what Klaviyo already has; older replays are dropped.
 
         Several fresh versions of one profile go to the pusher together: it upserts the newest
@@ -224,16 +251,24 @@ class SegmentSync:
             else:
                 by_shop.setdefault(change.shop, []).append(index)
         for shop, indexes in by_shop.items():
-            report.failed |= self._push_shop(shop, [changes[i] for i in indexes], indexes, report)
+            report.failed |= self._push_shop(shop, [changes[i] for i in indexes], indexes, report, time_left_s)
         return report
 
-    def _push_shop(self, shop: str, batch: list[SegmentChange], indexes: list[int], report: SyncReport) -> set[int]:
+    def _push_shop(
+        self,
+        shop: str,
+        batch: list[SegmentChange],
+        indexes: list[int],
+        report: SyncReport,
+        time_left_s: Callable[[], float] | None,
+    ) -> set[int]:
         pusher = self._pusher_for_shop(shop)
         if pusher is None:
             logger.error("No Klaviyo account configured for shop; changes kept for retry", extra={"shop": shop})
             return set(indexes)
-        outcome = pusher.push(batch)
+        outcome = pusher.push(batch, time_left_s=time_left_s)
         now = self._clock.now()
+        _note_job_outcome(shop, outcome, report)
         newest: dict[str, int] = {}
         for position, change in enumerate(batch):
             if position in outcome.failed:
@@ -241,7 +276,9 @@ class SegmentSync:
             report.pushed += 1
             report.lag_seconds.append((now - change.changed_at).total_seconds())
             if change.received_at is not None:
-                report.event_to_klaviyo_ms.append((now - change.received_at).total_seconds() * 1000)
+                to_import_ms = (now - change.received_at).total_seconds() * 1000
+                report.event_to_klaviyo_ms.append(to_import_ms)
+                report.event_to_klaviyo_accepted_ms.append(to_import_ms - outcome.job_waits_s.get(position, 0.0) * 1000)
             if change.transition_at is not None:
                 report.transition_lateness_ms.append(max(0.0, (now - change.transition_at).total_seconds() * 1000))
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
@@ -252,7 +289,56 @@ class SegmentSync:
                 for p in newest.values()
             ]
         )
+        self._erase_again_if_redacted(pusher, batch, newest, outcome)
         return _charge_failures(outcome, report, indexes.__getitem__)
+
+    def _erase_again_if_redacted(
+        self, pusher: Pusher, batch: list[SegmentChange], newest: Mapping[str, int], outcome: PushOutcome
+    ) -> None:
+        """A redact that deleted a profile while its push was in flight may have had its erasure applied in
+        Klaviyo before the push landed: look again after the push, and erase what is gone since (best effort,
+        idempotent), so that Klaviyo's last word about a redacted customer is always an erasure."""
+        if not newest:
+            return
+        refs = [(batch[p].shop, batch[p].profile_key) for p in newest.values()]
+        still = self._store.synced_versions(refs)
+        gone = [p for p in newest.values() if (batch[p].shop, batch[p].profile_key) not in still]
+        if not gone:
+            return
+        erasure = ProfileErasure(
+            shop=batch[gone[0]].shop,
+            profiles=[
+                ErasedProfile(external_id=batch[p].external_id, klaviyo_profile_id=outcome.klaviyo_profile_ids.get(p))
+                for p in gone
+            ],
+            segments=sorted({segment for p in gone for segment in batch[p].segments}),
+            requested_at=self._clock.now(),
+        )
+        logger.info("Profiles redacted during their push; erasing them again", extra={"profiles": len(gone)})
+        pusher.erase(erasure, delete_in_klaviyo=self._delete_in_klaviyo)
+
+
+def _note_job_outcome(shop: str, outcome: PushOutcome, report: SyncReport) -> None:
+    """Count (and log, without the values) phones left out, profiles Klaviyo refused and jobs left unfinished."""
+    report.phones_left_out += outcome.phones_left_out
+    report.profiles_refused += outcome.profiles_refused
+    report.jobs_unfinished += outcome.jobs_unfinished
+    if outcome.phones_left_out:
+        logger.warning(
+            "Phone numbers Klaviyo would refuse left out of the import; those profiles sync by external id and email",
+            extra={"shop": shop, "phones_left_out": outcome.phones_left_out},
+        )
+    if outcome.profiles_refused:
+        reasons = sorted({outcome.errors[i] for i in outcome.poison if i in outcome.errors})
+        logger.error(
+            "Klaviyo refused profiles in a bulk import job; their changes are dead-lettered",
+            extra={"shop": shop, "profiles_refused": outcome.profiles_refused, "reasons": reasons},
+        )
+    if outcome.jobs_unfinished:
+        logger.warning(
+            "Bulk import jobs still running when the invocation had to stop; their changes are retried",
+            extra={"shop": shop, "jobs_unfinished": outcome.jobs_unfinished},
+        )
 
 
 def _charge_failures(outcome: PushOutcome, report: SyncReport, index_of: Callable[[int], int]) -> set[int]:

@@ -43,6 +43,8 @@ class DrainLimits:
     """Time kept back from the function's timeout, beyond the handling time below."""
     handling_ms_per_change: float = 25.0
     """Handling time reserved for each message held (push, record, delete), so the batch finishes in time."""
+    after_push_ms: float = 10.0
+    """Time kept back per message for what follows the push (marks, deletes), when bulk jobs are followed."""
     visibility_margin_s: int = 30
     """A drained message is hidden for the time left plus this: if the invocation dies, it is back soon after."""
 
@@ -93,7 +95,13 @@ class DrainingSync:
         unreadable = [message for message, parsed in read if parsed is None]
         for message in unreadable:
             logger.error("Unreadable queue message; dead-lettered", extra={"message_id": message.message_id})
-        report = self._sync.handle([parsed for _, parsed in read if parsed is not None])
+        limits = self._limits
+
+        def time_left_s() -> float:
+            """Time bulk jobs may be followed: what is left, less the safety and what follows the push."""
+            return (remaining_ms() - limits.safety_ms - len(messages) * limits.after_push_ms) / 1000
+
+        report = self._sync.handle([parsed for _, parsed in read if parsed is not None], time_left_s=time_left_s)
         plan = plan_redelivery(report, [message.receive_count for message in handled], self._jitter)
 
         poison = [*unreadable, *(handled[i] for i in plan.poison)]

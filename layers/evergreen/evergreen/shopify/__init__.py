@@ -1,6 +1,6 @@
 """Shopify ingestion core: webhook signatures, payload models and topic translation (pure).
 
-Payloads are modelled on Admin API version `evergreen.settings.SHOPIFY_API_VERSION` (2025-10),
+Payloads are modelled on Admin API version `evergreen.settings.SHOPIFY_API_VERSION`,
 and older field sets still parse.
 """
 

@@ -13,7 +13,9 @@ and never the token.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +30,15 @@ from evergreen.shopify.bulk import (
     BulkOperationFailed,
     GraphQLError,
     ResultUrlExpired,
+    ShopNotFound,
     Throttled,
     TokenRevoked,
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEPRECATED_REASON_HEADER = "X-Shopify-API-Deprecated-Reason"
+"""Shopify's answer header when a request uses something deprecated (a field, or the API version itself)."""
+logger = logging.getLogger(__name__)
 REQUIRED_SCOPES = ("read_customers", "read_orders")
 """Access scopes the backfill needs. Orders older than 60 days also need `read_all_orders`; abandoned
 checkouts need `read_orders` and, on the merchant's side, a user with the `manage_abandoned_checkouts`
@@ -48,20 +54,24 @@ ORDER_FIELDS = """
 id email phone createdAt processedAt updatedAt cancelledAt test displayFinancialStatus
 totalPriceSet { shopMoney { amount currencyCode } }
 customer { id }
-refunds { id createdAt transactions { edges { node {
-  id kind status amountSet { shopMoney { amount currencyCode } } } } } }
+refunds { id createdAt totalRefundedSet { shopMoney { amount currencyCode } } }
 """.strip()
+"""An order's refunds are a list field, and bulk operations refuse a connection inside a list field (a refund's
+`transactions`), so each refund is read by its total: the sum of its transactions."""
 
 ABANDONED_CHECKOUT_FIELDS = "id createdAt updatedAt completedAt customer { id }"
 """What a checkouts/update webhook tells the reducer. An AbandonedCheckout has no `token` (its `id` stands in)
 and no top-level email, so a guest's checkout (no customer) names nobody."""
 
 ROOTS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "abandonedCheckouts": ABANDONED_CHECKOUT_FIELDS}
-"""The bulk queries the backfill runs: root connection -> the node fields it reads."""
+"""The bulk queries the backfill runs: root connection -> the node fields it reads. Each has one connection
+(its root), so every result line is a root object and none carries `__parentId`."""
 
+# `groupObjects` is explicit because its default changed: true at 2025-10, false from 2026-01. Grouping is
+# costly and makes timeouts likelier, and the queries select no nested connection, so there is nothing to group.
 RUN_BULK_QUERY = """
 mutation RunBulkQuery($query: String!) {
-  bulkOperationRunQuery(query: $query) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) {
     bulkOperation { id status }
     userErrors { field message code }
   }
@@ -107,6 +117,8 @@ class ShopifyAdmin:
         self.shop = shop
         self._endpoint = f"{(base_url or admin_base_url(shop)).rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._headers = {"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"}
+        if base_url:  # another origin (the local sandbox) still learns which shop is asked, as Shopify does
+            self._headers["Host"] = shop
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
         self._sleep = sleep
@@ -114,6 +126,8 @@ class ShopifyAdmin:
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self.throttled_count = 0
+        self.deprecations: Counter[str] = Counter()
+        """Shopify's `X-Shopify-API-Deprecated-Reason` answers, by reason: each is logged once and counted."""
 
     def close(self) -> None:
         if self._owns_http:
@@ -166,8 +180,11 @@ class ShopifyAdmin:
                 wait = float(retry_after) if retry_after and retry_after.isdigit() else self._backoff(attempt)
                 self._sleep(min(wait, self._backoff_cap_s))
                 continue
+            if status == 404:
+                raise ShopNotFound(f"Shopify has no shop {self.shop} (404): check the shop's myshopify.com domain")
             if status != 200:
                 raise AdminError(f"Shopify Admin API answered {status}")
+            self._note_deprecation(response.headers.get(DEPRECATED_REASON_HEADER))
             try:
                 answer = response.json()
             except ValueError:
@@ -192,6 +209,13 @@ class ShopifyAdmin:
             return data
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _note_deprecation(self, reason: str | None) -> None:
+        if not reason:
+            return
+        if reason not in self.deprecations:
+            logger.warning("Shopify flagged a deprecated Admin API use", extra={"reason": reason[:300]})
+        self.deprecations[reason] += 1
+
     # --- bulk operations ---------------------------------------------------------------------------
 
     def run_bulk_query(self, root: str, since: str | None = None) -> BulkOperation:
@@ -212,6 +236,15 @@ class ShopifyAdmin:
         if not isinstance(operation, dict):
             raise AdminError(f"Shopify did not start the bulk {root} query")
         return BulkOperation.from_json(operation)
+
+    def access_scopes(self) -> set[str]:
+        """The scopes the shop granted this app's token (`read_all_orders` decides how far back orders go)."""
+        installation = self.graphql(ACCESS_SCOPES).get("currentAppInstallation") or {}
+        return {
+            str(scope["handle"])
+            for scope in installation.get("accessScopes") or []
+            if isinstance(scope, dict) and scope.get("handle")
+        }
 
     def current_bulk_operation(self) -> BulkOperation | None:
         found = self.graphql(CURRENT_BULK_OPERATION).get("currentBulkOperation")
@@ -428,12 +461,3 @@ class WebhookAdmin(ShopifyAdmin):
         user_errors = (payload or {}).get("userErrors") or []
         if user_errors or not (payload or {}).get("deletedWebhookSubscriptionId"):
             raise AdminError(f"Shopify did not delete subscription {subscription_id}: {_messages(user_errors)}")
-
-    def access_scopes(self) -> set[str]:
-        """The scopes the shop granted this app's token."""
-        installation = self.graphql(ACCESS_SCOPES).get("currentAppInstallation") or {}
-        return {
-            str(scope["handle"])
-            for scope in installation.get("accessScopes") or []
-            if isinstance(scope, dict) and scope.get("handle")
-        }

@@ -23,6 +23,12 @@ class TokenRevoked(AdminError):
     exit_code = 3
 
 
+class ShopNotFound(AdminError):
+    """404: no shop answers at that domain (a mistyped or closed shop); running again changes nothing."""
+
+    exit_code = 2
+
+
 class AccessDenied(AdminError):
     """403 / ACCESS_DENIED: the token lacks a scope the backfill needs."""
 

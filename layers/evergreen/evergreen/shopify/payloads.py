@@ -1,4 +1,4 @@
-"""Pydantic models of the Shopify webhook payloads Evergreen reads (Admin API 2025-10).
+"""Pydantic models of the Shopify webhook payloads Evergreen reads (Admin API `evergreen.settings.SHOPIFY_API_VERSION`).
 
 Tolerant by design: unknown fields are ignored, and both current and older field sets parse
 (ids as big integers or strings, `accepts_marketing` next to `email_marketing_consent`,
@@ -9,6 +9,7 @@ payload without it fails validation and the translator reports it as malformed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,8 +25,6 @@ GID_PREFIX = "gid://"
 
 # Bounds on everything a payload can make Evergreen store (docs/shopify.md, "Bounds"). A value beyond its
 # bound is refused with 400 and a reason; nothing is cut short silently.
-MAX_ID_CHARS = 64
-"""Shopify ids are 64-bit integers (at most 20 digits); far below DynamoDB's 1,024-byte sort-key limit."""
 MAX_TOKEN_CHARS = 255
 MAX_EMAIL_CHARS = 254
 """RFC 5321's longest usable address."""
@@ -47,22 +46,41 @@ MAX_LISTED_ORDERS = 10_000
 """Order ids listed in one compliance request."""
 
 
+MAX_ID = 2**64 - 1
+"""Shopify ids are positive integers that fit in 64 bits."""
+_DECIMAL_ID = re.compile(r"[1-9][0-9]{0,19}")
+_GID = re.compile(r"gid://shopify/[A-Za-z][A-Za-z0-9]{0,63}/([1-9][0-9]{0,19})(?:\?[A-Za-z0-9=&_.-]{0,200})?")
+_PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,12})?")
+"""An amount as Shopify writes one in a string: ASCII digits, an optional sign and fraction, nothing around it."""
+
+
 def _to_id(value: Any) -> str:
-    """Exact string form of a Shopify id: big ints stay exact, GraphQL gids lose their prefix."""
-    if isinstance(value, bool):
+    """Exact string form of a Shopify id: a positive decimal integer that fits in 64 bits (a JSON number or its
+    digits as a string), or a gid naming one (`gid://shopify/Customer/123`), which loses its prefix."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("an id must be an integer or a string")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError("an id must not be negative")
-        return str(_at_most(MAX_ID_CHARS)(str(value)))
-    if isinstance(value, str):
-        cleaned = value.strip()
-        if cleaned.startswith(GID_PREFIX):
-            cleaned = cleaned.rsplit("/", 1)[-1].split("?", 1)[0]
-        if not cleaned:
-            raise ValueError("an id must not be blank")
-        return str(_at_most(MAX_ID_CHARS)(cleaned))
-    raise ValueError("an id must be an integer or a string")
+        digits = str(value) if value > 0 else ""
+    else:
+        gid = _GID.fullmatch(value)
+        digits = gid.group(1) if gid else value
+    if not _DECIMAL_ID.fullmatch(digits) or int(digits) > MAX_ID:
+        raise PydanticCustomError("invalid_id", "not a positive 64-bit integer or its gid")
+    return digits
+
+
+def _to_token(value: Any) -> str:
+    """A checkout token (or, from a bulk query, the checkout's gid or id, which stands in for it)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _to_id(value)
+    if not isinstance(value, str):
+        raise ValueError("a token must be a string")
+    cleaned = value.strip()
+    if cleaned.startswith(GID_PREFIX):
+        cleaned = _to_id(cleaned)
+    if not cleaned:
+        raise ValueError("a token must not be blank")
+    return str(_at_most(MAX_TOKEN_CHARS)(cleaned))
 
 
 def _to_amount(value: Any) -> Decimal:
@@ -76,8 +94,10 @@ def _to_amount(value: Any) -> Decimal:
     if isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
+        if not _PLAIN_AMOUNT.fullmatch(value):
+            raise ValueError("an amount must be a plain decimal number or string")
         try:
-            amount = Decimal(value.strip())
+            amount = Decimal(value)
         except InvalidOperation as error:
             raise ValueError("an amount must be a number or a numeric string") from error
     elif isinstance(value, Decimal):
@@ -370,7 +390,7 @@ class OrderPayload(Payload):
 class CheckoutPayload(Payload):
     """checkouts/create|update (abandoned-checkout objects)."""
 
-    token: Annotated[str, BeforeValidator(_to_id)]
+    token: Annotated[str, BeforeValidator(_to_token)]
     email: Email = None
     phone: Phone = None
     customer: CustomerRef | None = None

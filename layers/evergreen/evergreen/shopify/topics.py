@@ -111,6 +111,12 @@ def _as_body(topic: str, payload: Mapping[str, Any] | bytes) -> Mapping[str, Any
         parsed = payload
     if not isinstance(parsed, Mapping):
         raise MalformedPayload(f"{topic} payload is not a JSON object")
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedPayload(f"{topic} payload has a string that is not valid Unicode (a lone surrogate)") from None
+    except (TypeError, ValueError, RecursionError):
+        raise MalformedPayload(f"{topic} payload is not plain JSON (or nested too deeply)") from None
     return parsed
 
 

@@ -11,7 +11,7 @@ which only the sync function writes.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +20,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.domain.erasure import ErasureGuard, Tombstone
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
 from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
 from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
+from evergreen.storage.tombstones import (
+    condition_checks,
+    erased_at_of,
+    tombstone_item,
+    tombstone_keys,
+    tombstone_of,
+)
 
 __all__ = ["DynamoProfileStore", "Page", "VersionConflict", "profile_from_item"]
 
@@ -70,6 +78,16 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return False
 
 
+def _erased_in(items: Iterable[Item]) -> dict[Tombstone, datetime]:
+    """The tombstones among these items, with when each was written."""
+    found: dict[Tombstone, datetime] = {}
+    for item in items:
+        tombstone = tombstone_of(item["sk"]["S"])
+        if tombstone is not None:
+            found[tombstone] = erased_at_of(item)
+    return found
+
+
 def profile_from_item(item: Item) -> Profile:
     profile = Profile.model_validate_json(item["profile"]["S"])
     klaviyo_id = item.get("klaviyo_profile_id", {}).get("S")
@@ -97,21 +115,21 @@ class DynamoProfileStore:
         return profile_from_item(item) if item else None
 
     def load_for_write(
-        self, shop: str, profile_key: str, order_id: str | None = None, guest_key: str | None = None
+        self,
+        shop: str,
+        profile_key: str,
+        order_id: str | None = None,
+        guest_key: str | None = None,
+        tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
-        """The profile, the order item and the guest profile in one consistent BatchGetItem."""
+        """The profile, the order item, the guest profile and the tombstones in one consistent BatchGetItem."""
         wanted = [{"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}]
         if order_id is not None:
             wanted.append(order_key(shop, order_id))
         if guest_key is not None and guest_key != profile_key:
             wanted.append({"pk": _s(keys.shop_pk(shop)), "sk": _s(guest_key)})
-        found: dict[str, Item] = {}
-        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
-        while request:
-            response = self._client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._table, []):
-                found[item["sk"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
+        wanted += tombstone_keys(shop, tombstones)
+        found = {item["sk"]["S"]: item for item in self._get_keys(wanted)}
         profile_item = found.get(profile_key)
         order_item = found.get(f"{ORDER_PREFIX}{order_id}") if order_id is not None else None
         guest_item = found.get(guest_key) if guest_key is not None and guest_key != profile_key else None
@@ -119,7 +137,36 @@ class DynamoProfileStore:
             profile=profile_from_item(profile_item) if profile_item else None,
             order=order_from_item(order_item) if order_item else None,
             guest=profile_from_item(guest_item) if guest_item else None,
+            erased=_erased_in(found.values()),
         )
+
+    def _get_keys(self, wanted: list[dict[str, Any]]) -> list[Item]:
+        """These items (at most 100 keys), read consistently in one BatchGetItem (and its unprocessed keys)."""
+        found: list[Item] = []
+        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
+        while request:
+            response = self._client.batch_get_item(RequestItems=request)
+            found += response.get("Responses", {}).get(self._table, [])
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
+        wanted = tombstone_keys(shop, tombstones)
+        return _erased_in(self._get_keys(wanted)) if wanted else {}
+
+    def record_erasure(self, shop: str, tombstones: Sequence[Tombstone], at: datetime) -> None:
+        """Put each tombstone (25 per BatchWriteItem); a repeated erasure moves `erased_at` to its own time."""
+        unique = list(dict.fromkeys(tombstones))
+        for offset in range(0, len(unique), 25):
+            request: dict[str, Any] = {
+                self._table: [
+                    {"PutRequest": {"Item": tombstone_item(shop, tombstone, at)}}
+                    for tombstone in unique[offset : offset + 25]
+                ]
+            }
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None:
         response = self._client.get_item(TableName=self._table, Key=order_key(shop, order_id), ConsistentRead=True)
@@ -159,9 +206,14 @@ class DynamoProfileStore:
             if not start:
                 return names
 
-    def park_refund(self, item: OrderItem, now: datetime) -> None:
+    def park_refund(self, item: OrderItem, now: datetime, guard: ErasureGuard | None = None) -> None:
+        put = order_put(self._table, item, now)
+        checks = condition_checks(self._table, item.shop, guard) if guard is not None else []
         try:
-            self._client.put_item(**order_put(self._table, item, now))
+            if checks:
+                self._client.transact_write_items(TransactItems=[{"Put": put}, *checks])
+            else:
+                self._client.put_item(**put)
         except ClientError as error:
             if _is_conditional_failure(error):
                 raise VersionConflict(item.order_id) from error
@@ -206,6 +258,7 @@ class DynamoProfileStore:
         return [item["sk"]["S"] for item in response.get("Items", [])]
 
     def keys_in_shop(self, shop: str) -> Iterator[str]:
+        """The sort key of every item of the shop but its tombstones (which outlive a shop/redact)."""
         start: PageKey = None
         while True:
             kwargs: dict[str, Any] = {
@@ -217,7 +270,7 @@ class DynamoProfileStore:
             if start:
                 kwargs["ExclusiveStartKey"] = start
             response = self._client.query(**kwargs)
-            yield from (item["sk"]["S"] for item in response.get("Items", []))
+            yield from (item["sk"]["S"] for item in response.get("Items", []) if tombstone_of(item["sk"]["S"]) is None)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
@@ -404,15 +457,20 @@ class DynamoProfileStore:
         now: datetime,
         order: OrderItem | None = None,
         guest: Profile | None = None,
+        guard: ErasureGuard | None = None,
     ) -> None:
         """Write the profile if its stored version is still `expected_version` (0: must not exist).
 
         With `order`, the order item's next version is written in the same transaction (conditioned on
-        `order.version`); with `guest`, the guest profile merged into this one is deleted in it.
+        `order.version`); with `guest`, the guest profile merged into this one is deleted in it. A write that
+        is a transaction or creates the profile also checks the tombstones of `guard` in it
+        (storage/tombstones.py); an update alone relies on the redact deleting the item after its tombstones.
         """
         update = self._update(profile, expected_version, pending, now)
+        guarded = guard is not None and (order is not None or guest is not None or expected_version == 0)
+        checks = condition_checks(self._table, profile.shop, guard) if guard is not None and guarded else []
         try:
-            if order is None and guest is None:
+            if order is None and guest is None and not checks:
                 self._client.update_item(**update)
                 return
             actions: list[dict[str, Any]] = [{"Update": update}]
@@ -429,7 +487,7 @@ class DynamoProfileStore:
                         }
                     }
                 )
-            self._client.transact_write_items(TransactItems=actions)
+            self._client.transact_write_items(TransactItems=actions + checks)
         except ClientError as error:
             if _is_conditional_failure(error):
                 raise VersionConflict("the profile changed since it was read") from error
