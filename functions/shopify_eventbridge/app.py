@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from evergreen.observability import make_tracer, record_transitions
+from evergreen.observability import make_tracer, record_api_version, record_transitions
 from evergreen.service.shopify_webhooks import UnreadableEnvelope, read_eventbridge
 from evergreen.wiring import Edges
 
@@ -51,6 +51,10 @@ def apply_record(record: SQSRecord) -> None:
     metrics.add_metric(name="EventBridgeEventsApplied", unit=MetricUnit.Count, value=1)
     if answer.notes.get("destructive"):
         metrics.add_metric(name="DestructiveOperations", unit=MetricUnit.Count, value=1)
+    if answer.outcome == "erased":
+        metrics.add_metric(name="ErasedDeliveriesIgnored", unit=MetricUnit.Count, value=1)
+    if record_api_version(metrics, webhook.headers.api_version):
+        logger.warning("Shopify event delivered at an API version other than the pin")
     record_transitions(metrics, answer.entered, answer.exited)
     logger.info("Shopify event applied", extra={"topic": answer.topic, "outcome": answer.outcome})
 
