@@ -78,6 +78,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evergreen_cli.commands.check_aws",
         "check the AWS region and credentials (make deploy runs it first)",
     ),
+    "report": ("evergreen_cli.commands.report", "how each segment is doing: members, entries, exits (--png: a chart)"),
+    "audit": ("evergreen_cli.commands.audit", "compare what Klaviyo holds with the table (--repair mends drift)"),
 }
 
 LISTENING_COMMANDS = frozenset({"run"})

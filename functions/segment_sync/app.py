@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from evergreen.observability import make_tracer
+from evergreen.observability import make_tracer, record_segment_members
 from evergreen.service.ports import Received
 from evergreen.service.sync_drain import DrainOutcome
 from evergreen.wiring import Edges
@@ -48,6 +48,10 @@ def sync_batch(records: list[SQSRecord], context: LambdaContext) -> set[str]:
     outcome = edges.draining_sync.run([_received(record) for record in records], context.get_remaining_time_in_millis)
     _record_metrics(outcome, edges.klaviyo_throttled() - throttled_before)
     report = outcome.report
+    for shop in sorted(report.shops):
+        totals = edges.store.segment_counts.totals(shop)
+        members = {name: totals[name].members if name in totals else 0 for name in edges.definitions.names}
+        record_segment_members(metrics, shop, members)
     logger.info(
         "Batch synced",
         extra={

@@ -35,6 +35,7 @@ def delivery_of(event: APIGatewayProxyEventV2) -> ShopifyDelivery:
         event_id=headers.event_id,
         webhook_id=headers.webhook_id,
         api_version=headers.api_version,
+        triggered_at=headers.triggered_at,
     )
 
 

@@ -56,7 +56,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         request = request_from(event)
     except ValidationError as error:
         logger.error("Unknown sweep request", extra={"errors": error.errors(include_url=False)})
-        return {"error": 'expected {} or {"dry_run": true} or {"segments": [...]} or {"full": true}'}
+        return {
+            "error": 'expected {} or {"dry_run": true} or {"segments": [...]} or {"full": true}'
+            ' (or {"full": true, "group": n}, which the sweep sends itself)'
+        }
     safety_ms = edges.settings.sweep_safety_ms
     report = sweep.run(request, time_left=lambda: context.get_remaining_time_in_millis() > safety_ms)
     publish_metrics(report)

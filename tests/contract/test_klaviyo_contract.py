@@ -46,6 +46,18 @@ def spec() -> KlaviyoSpec:
 # --- traffic -------------------------------------------------------------------------------------------------
 
 
+FACT_PROPERTIES: dict[str, Any] = {
+    "net_spent": 1234.5,
+    "orders_count": 7,
+    "last_order_at": "2026-07-01T10:00:00Z",
+    "rfm_score": 13,
+    "expected_next_order_at": None,
+    "vendors_bought": ["Maple Co"],
+    "coordinates": [45.4215, -75.6972],
+}
+"""What `Definitions.property_values` gives: numbers, ISO strings, lists and null."""
+
+
 def change(number: int, **overrides: Any) -> SegmentChange:
     fields: dict[str, Any] = {
         "shop": "evergreen-demo.myshopify.com",
@@ -214,6 +226,16 @@ SCENARIOS: dict[str, Callable[[], list[httpx.Request]]] = {
         lambda p: p.push(
             [change(n, klaviyo_profile_id=f"01KP{n:022d}", phone=None if n % 3 else "+14155550123") for n in range(120)]
         )
+    ),
+    "audit reads: profiles with their properties, a list's member ids": lambda: capture_built(
+        [
+            kr.profile_segments_lookup([f"evergreen-demo.myshopify.com/customer#{n}" for n in range(50)]),
+            kr.list_member_ids("Y6nRLr"),
+            kr.list_member_ids("Y6nRLr", "bmV4dA"),
+        ]
+    ),
+    "flood with fact properties beside the segments": lambda: capture(
+        lambda p: p.push([change(n, properties=FACT_PROPERTIES) for n in range(60)])
     ),
     "flood of 2,000 profiles in one job": lambda: capture(
         lambda p: p.push([change(n, entered=[], exited=[]) for n in range(2_000)])

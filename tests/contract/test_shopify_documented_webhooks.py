@@ -129,6 +129,14 @@ def expected_fields(topic: str, body: dict[str, Any], shop: str) -> dict[str, An
         }
     if topic == "bulk_operations/finish":
         return {"operation_id": body["admin_graphql_api_id"], "status": body["status"]}
+    if topic in ("customer.joined_segment", "customer.left_segment"):
+        # No time in the body: the notice is dated by its delivery (here, the receipt time).
+        return {
+            "customer_id": _id(body["customer_id"]),
+            "segment_id": _id(body["segment_id"]),
+            "member": topic.endswith("joined_segment"),
+            "occurred_at": RECEIVED,
+        }
     fields = {"shop_id": str(body["shop_id"]), "shop_domain": shop}
     if topic != "shop/redact":
         fields |= {"customer_id": str(body["customer"]["id"]), "email": body["customer"]["email"]}

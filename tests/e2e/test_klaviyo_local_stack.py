@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from evergreen.domain.profile import Profile
+from evergreen.storage import keys
 from evergreen.storage.profiles import profile_from_item
 from evergreen_cli.commands.send_webhook import klaviyo_headers, shopify_headers
 from evergreen_cli.local_stack.resources import DEFAULT_LOCAL_KLAVIYO_SECRET, DEFAULT_LOCAL_SHOPIFY_SECRET
@@ -25,7 +26,7 @@ SHOP = "evergreen-demo.myshopify.com"
 def stored(stack: Any, key: str) -> Profile | None:
     resources = stack.runtime.local
     item = resources.client("dynamodb").get_item(
-        TableName=resources.table_name, Key={"pk": {"S": f"shop#{SHOP}"}, "sk": {"S": key}}, ConsistentRead=True
+        TableName=resources.table_name, Key=keys.profile_key(SHOP, key), ConsistentRead=True
     )
     found = item.get("Item")
     return profile_from_item(found) if found else None

@@ -2,7 +2,7 @@
 
 It serialises every item as the DynamoDB adapter does (to enforce the item size limit). It honours
 what the service relies on: version conditions on profiles and order items (a stale write raises
-`VersionConflict` and changes nothing), atomic profile + order + guest writes, the `by_email` and `by_owner`
+`VersionConflict` and changes nothing), atomic profile + order + guest writes, the `by_email` and `by_shop`
 lookups, and DynamoDB's 400 KB item size limit (an oversized write fails, as DynamoDB's would).
 It also counts requests the way DynamoDB bills round trips: one per read batch, one per write or transaction.
 """
@@ -60,6 +60,7 @@ class InMemoryProfileStore:
     profiles: dict[tuple[str, str], _ProfileItem] = field(default_factory=dict)
     orders: dict[tuple[str, str], _OrderItem] = field(default_factory=dict)
     tombstones: dict[tuple[str, Tombstone], datetime] = field(default_factory=dict)
+    deliveries: set[tuple[str, str]] = field(default_factory=set)
     requests: Counter[str] = field(default_factory=Counter)
 
     # reads ---------------------------------------------------------------
@@ -73,12 +74,18 @@ class InMemoryProfileStore:
         profile_key: str,
         order_id: str | None = None,
         guest_key: str | None = None,
+        delivery_id: str | None = None,
         tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
         self.requests["BatchGetItem"] += 1
         guest = self._profile(shop, guest_key) if guest_key is not None and guest_key != profile_key else None
         order = self._order(shop, order_id) if order_id is not None else None
-        return Snapshot(self._profile(shop, profile_key), order, guest, self._erased(shop, tombstones))
+        seen = delivery_id is not None and (shop, delivery_id) in self.deliveries
+        return Snapshot(self._profile(shop, profile_key), order, guest, self._erased(shop, tombstones), seen)
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        self.requests["PutItem"] += 1
+        self.deliveries.add((shop, delivery_id))
 
     def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
         self.requests["BatchGetItem"] += 1

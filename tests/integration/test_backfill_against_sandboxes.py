@@ -75,6 +75,7 @@ def assert_profiles_match_the_store(harness: Harness, store: dict[str, Any]) -> 
         assert facts["orders_count"] == truth.orders_count, key
         assert facts["net_spent"] == truth.net_spent, key
         assert facts["last_order_at"] == truth.last_order_at, key
+        assert (facts["city"], facts["discount_codes_used"]) == (truth.city, truth.discount_codes), key
         if key.startswith("customer#"):
             assert facts["email_consent"] == truth.email_consent, key
         assert set(profile.membership) == set(evaluate(facts, definitions, NOW).segments), key

@@ -29,11 +29,11 @@ def test_the_local_table_has_the_templates_keys_indexes_and_ttl(
     assert _index_keys(table["GlobalSecondaryIndexes"]) == _index_keys(props["GlobalSecondaryIndexes"])
     projections = {i["IndexName"]: i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]}
     assert projections == {
-        "due": "ALL",
-        "unsynced": "ALL",
+        "due": "KEYS_ONLY",
+        "unsynced": "KEYS_ONLY",
         "by_email": "KEYS_ONLY",
         "by_klaviyo": "KEYS_ONLY",
-        "by_owner": "KEYS_ONLY",
+        "by_shop": "KEYS_ONLY",
     }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = dynamodb.describe_time_to_live(TableName=local_resources.table_name)["TimeToLiveDescription"]
@@ -110,7 +110,7 @@ def test_functions_see_the_template_environment_resolved_to_the_local_resources(
     assert env["SHOPIFY_SECRETS_ID"] == local_resources.shopify_secrets_id
     assert env["KLAVIYO_SECRETS_ID"] == local_resources.klaviyo_secrets_id
     assert env["EXPORTS_BUCKET"] == local_resources.exports_bucket
-    assert env["DUE_SHARDS"] == "8" and env["SYNC_GRACE_SECONDS"] == "900"
+    assert env["DUE_SHARDS"] == "32" and env["SYNC_GRACE_SECONDS"] == "900"
     assert env["AWS_ENDPOINT_URL"] == moto_server
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert env["POWERTOOLS_SERVICE_NAME"] == "evergreen"

@@ -183,11 +183,11 @@ def test_profiles_are_kept_safe_and_indexed_for_the_sweep_sync_repair_and_email_
         for index in props["GlobalSecondaryIndexes"]
     }
     assert indexes == {
-        "due": ([("due_pk", "HASH"), ("next_transition_at", "RANGE")], {"ProjectionType": "ALL"}),
-        "unsynced": ([("unsynced_pk", "HASH"), ("unsynced_since", "RANGE")], {"ProjectionType": "ALL"}),
+        "due": ([("due_pk", "HASH"), ("next_transition_at", "RANGE")], {"ProjectionType": "KEYS_ONLY"}),
+        "unsynced": ([("unsynced_pk", "HASH"), ("unsynced_since", "RANGE")], {"ProjectionType": "KEYS_ONLY"}),
         "by_email": ([("email_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
         "by_klaviyo": ([("klaviyo_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
-        "by_owner": ([("owner_pk", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
+        "by_shop": ([("shop_pk", "HASH"), ("owner", "RANGE")], {"ProjectionType": "KEYS_ONLY"}),
     }
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     keys = {k["AttributeName"] for k in props["KeySchema"]} | {

@@ -159,6 +159,8 @@ class LocalResources:
                 "POWERTOOLS_METRICS_NAMESPACE": environment.get("POWERTOOLS_METRICS_NAMESPACE", "Evergreen"),
                 "KLAVIYO_BASE_URL": self.klaviyo_base_url,
                 "ENGAGEMENT_POLL_SHOPS": LOCAL_POLL_SHOPS,
+                # No Lambda service here to fan a full re-evaluation out to: the scheduled runs do it in turn.
+                "SWEEP_FANOUT_FUNCTION": "",
             }
         )
         environment.pop("AWS_SESSION_TOKEN", None)

@@ -646,13 +646,15 @@ class _Handler(BaseHTTPRequestHandler):
             return 204, None, {}
         if method == "GET" and path.rstrip("/") == "/api/lists":
             return _lists(state, self._base())
+        if method == "GET" and members:
+            return _list_member_ids(state, members.group("list_id"), f"{self._base()}{path}")
         if method == "GET" and path.rstrip("/") == "/api/profiles":
-            wanted = set(_FILTER_VALUES.findall(query.get("filter", "")))
+            wanted, fields = set(_FILTER_VALUES.findall(query.get("filter", ""))), _profile_fields(query)
             found = [
                 {
                     "type": "profile",
                     "id": profile_id,
-                    "attributes": {"external_id": stored.get("external_id")},
+                    "attributes": {key: stored.get(key) for key in fields},
                     "links": {"self": f"{self._base()}/api/profiles/{profile_id}/"},
                 }
                 for profile_id, stored in state.profiles.items()
@@ -830,6 +832,17 @@ def _lists(state: SandboxState, base: str) -> tuple[int, Any, dict[str, str]]:
         for list_id in sorted(state.lists)
     ]
     return 200, {"data": lists, "links": {"self": f"{base}/api/lists", "next": None}}, {}
+
+
+def _profile_fields(query: Mapping[str, str]) -> list[str]:
+    """The attributes a profile lookup asked for (`fields[profile]`; the external id by default)."""
+    return [name for name in query.get("fields[profile]", "external_id").split(",") if name]
+
+
+def _list_member_ids(state: SandboxState, list_id: str, link: str) -> tuple[int, Any, dict[str, str]]:
+    """GET /api/lists/{id}/relationships/profiles: every member's id, on one page."""
+    data = [{"type": "profile", "id": profile_id} for profile_id in state.lists.get(list_id, [])]
+    return 200, {"data": data, "links": {"self": link, "next": None}}, {}
 
 
 def _add_member(state: SandboxState, list_id: str, profile_id: str) -> None:

@@ -30,6 +30,15 @@ UNSUBSCRIBED_SHARE = 0.12
 CHECKOUT_SHARES = (("open", 0.05), ("ordered", 0.05), ("completed", 0.03), ("old", 0.03))
 """Per customer: an open checkout 1-3 days old; one placed hours before the customer's latest order (when that
 order is within 30 days); a completed one 1-3 days old; an open one 40-200 days old. The rest: none."""
+PLACES = (
+    ("CA", "ON", "Ottawa", "K1P", 45.4215, -75.6972, 0.30),
+    ("CA", "ON", "Toronto", "M5V", 43.6532, -79.3832, 0.25),
+    ("CA", "QC", "Montréal", "H2X", 45.5019, -73.5674, 0.20),
+    ("US", "NY", "New York", "10001", 40.7128, -74.0060, 0.15),
+    ("GB", "ENG", "London", "SW1A", 51.5072, -0.1276, 0.10),
+)
+"""Where customers live (country, province, city, postal prefix, latitude, longitude, share): three countries,
+two Canadian provinces; the demo shop is in Ottawa, so about a third of its customers are local."""
 
 
 def iso(at: datetime) -> str:
@@ -44,6 +53,9 @@ class ExpectedFacts:
     email_consent: str
     open_checkout_at: datetime | None = None
     """The last activity of the latest checkout neither completed nor followed by an order (of any age)."""
+    city: str | None = None
+    """The newest counted order's shipping city, else the customer's default address's."""
+    discount_codes: frozenset[str] = frozenset()
 
 
 def _money(amount: Decimal) -> dict[str, Any]:
@@ -158,9 +170,40 @@ def synthetic_store(
             order_number += 1
             guest_at = now - timedelta(days=rng.randint(0, 600))
             orders.append(_order(rng, order_number, guest_at, now, None, f"guest{seed}-{index}@example.com"))
+    _place(random.Random(f"places:{seed}"), customer_nodes, orders)
     rng.shuffle(orders)
     checkouts = _abandoned_checkouts(random.Random(f"checkouts:{seed}"), customer_nodes, orders, now)
     return {"shop": shop, "customers": customer_nodes, "orders": orders, "abandonedCheckouts": checkouts}
+
+
+def _address(rng: random.Random, place: tuple[str, str, str, str, float, float, float]) -> dict[str, Any]:
+    """A MailingAddress in `place`, within about 5 km of its centre (Shopify's own geocoding stands in)."""
+    country, province, city, prefix, latitude, longitude, _ = place
+    return {
+        "countryCodeV2": country,
+        "provinceCode": province,
+        "city": city,
+        "zip": f"{prefix}{rng.randint(0, 9)}{rng.choice('ABCEGHJ')}{rng.randint(0, 9)}" if country == "CA" else prefix,
+        "latitude": round(latitude + rng.uniform(-0.04, 0.04), 5),
+        "longitude": round(longitude + rng.uniform(-0.04, 0.04), 5),
+    }
+
+
+def _place(rng: random.Random, customers: list[dict[str, Any]], orders: list[dict[str, Any]]) -> None:
+    """Give every customer a home among PLACES (its default address), and every order a shipping address: the
+    customer's home, or somewhere else one order in ten (a gift). From its own random stream, so a seed's
+    customers and orders stay what they were before addresses were added."""
+    weights = [place[-1] for place in PLACES]
+    homes: dict[str, tuple[str, str, str, str, float, float, float]] = {}
+    for customer in customers:
+        homes[customer["id"]] = rng.choices(PLACES, weights)[0]
+        customer["defaultAddress"] = _address(rng, homes[customer["id"]])
+    for order in orders:
+        owner = order["customer"]["id"] if order["customer"] else None
+        home = homes.get(owner) if owner else None
+        place = home if home is not None and rng.random() >= 0.1 else rng.choices(PLACES, weights)[0]
+        order["shippingAddress"] = _address(rng, place)
+        order["discountCodes"] = ["WELCOME10"] if rng.random() < 0.15 else []
 
 
 def _checkout_kind(rng: random.Random) -> str | None:
@@ -224,9 +267,11 @@ def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
     """Per profile key (`customer#<id>` or `guest#<email>`): what the store's own numbers say."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     consent: dict[str, str] = {}
+    homes: dict[str, str | None] = {}
     for customer in store["customers"]:
         key = customer_profile_key(customer["id"].rsplit("/", 1)[-1])
         by_key[key] = []
+        homes[key] = (customer.get("defaultAddress") or {}).get("city")
         consent[key] = (customer.get("emailMarketingConsent") or {}).get("marketingState", "unknown").lower()
     for order in store["orders"]:
         customer = order.get("customer")
@@ -245,7 +290,11 @@ def expected_facts(store: dict[str, Any]) -> dict[str, ExpectedFacts]:
         placed = max((datetime.fromisoformat(o["createdAt"]) for o in orders), default=None)
         # Any order (counted or not) placed at or after a checkout's last activity ends that checkout.
         open_at = max((at for at in open_checkouts.get(key, ()) if placed is None or placed < at), default=None)
-        facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"), open_at)
+        shipped = [o for o in counted if o.get("shippingAddress")]
+        newest = max(shipped, key=lambda o: (datetime.fromisoformat(o["createdAt"]), o["id"]), default=None)
+        city = newest["shippingAddress"]["city"] if newest else homes.get(key)
+        codes = frozenset(code for o in counted for code in o.get("discountCodes") or ())
+        facts[key] = ExpectedFacts(len(counted), spent, last, consent.get(key, "unknown"), open_at, city, codes)
     return facts
 
 

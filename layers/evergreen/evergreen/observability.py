@@ -89,6 +89,15 @@ def record_transitions(
             record_count(metrics, direction, "segment", segment, count)
 
 
+def record_segment_members(metrics: Metrics, shop: str, members: Mapping[str, int]) -> None:
+    """`SegmentMembers` per segment of a shop: the exact member count (a gauge, drawn with Maximum)."""
+    namespace = metrics.namespace or NAMESPACE_DEFAULT
+    for segment, count in members.items():
+        with single_metric(name="SegmentMembers", unit=MetricUnit.Count, value=count, namespace=namespace) as metric:
+            metric.add_dimension("shop", shop)
+            metric.add_dimension("segment", segment)
+
+
 def record_count(metrics: Metrics, name: str, dimension: str, value: str, count: float = 1) -> None:
     """A count with one dimension of its own, apart from the function's shared dimensions."""
     namespace = metrics.namespace or NAMESPACE_DEFAULT

@@ -40,7 +40,7 @@ class Settings(BaseModel):
     shopify_admin_base_url: str | None = Field(None, alias="SHOPIFY_ADMIN_BASE_URL")
     """Only for the local Shopify sandbox; unset, each shop's own https://<shop> is called."""
     exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
-    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
+    due_shards: int = Field(32, alias="DUE_SHARDS", ge=1, le=256)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     klaviyo_base_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_BASE_URL")
     klaviyo_revision: str = Field(KLAVIYO_REVISION, alias="KLAVIYO_REVISION")
@@ -67,6 +67,10 @@ class Settings(BaseModel):
     """Comma-separated shops polled with the `"*"` Klaviyo account; shops named in the secret always are."""
     engagement_poll_safety_ms: int = Field(20_000, alias="ENGAGEMENT_POLL_SAFETY_MS", ge=0)
     """The poll stops this long before its Lambda timeout; the next run reads the unfinished window again."""
+    sweep_fanout_function: str = Field("", alias="SWEEP_FANOUT_FUNCTION")
+    """The sweep function a full re-evaluation fans out to (itself); empty: the scheduled run does it in turn."""
+    full_sweep_invocations: int = Field(16, alias="FULL_SWEEP_INVOCATIONS", ge=1, le=256)
+    """Parallel invocations of a fanned-out full re-evaluation (each walks `workers` scan segments)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

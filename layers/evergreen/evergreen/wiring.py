@@ -37,6 +37,7 @@ from evergreen.storage.profiles import DynamoProfileStore
 from evergreen.storage.queue import SqsBacklog, SqsChangePublisher, SqsDelayedSender, SqsRedelivery
 from evergreen.storage.schedule import DynamoTransitionSchedule
 from evergreen.storage.secrets import ShopSecrets
+from evergreen.storage.sweep_fanout import LambdaSweepFanout
 
 if TYPE_CHECKING:
     import httpx
@@ -147,7 +148,16 @@ class Edges:
             sync_grace=timedelta(seconds=self.settings.sync_grace_seconds),
             handoff=self.transition_scheduler,
             list_mover=self.list_mover,
+            fanout=self.sweep_fanout,
+            fanout_groups=self.settings.full_sweep_invocations,
         )
+
+    @cached_property
+    def sweep_fanout(self) -> LambdaSweepFanout | None:
+        """Parallel invocations of the sweep for a full re-evaluation (None: not deployed as a Lambda function)."""
+        if not self.settings.sweep_fanout_function:
+            return None
+        return LambdaSweepFanout(self.lambda_client, self.settings.sweep_fanout_function)
 
     @cached_property
     def list_moves(self) -> DynamoListMoves:

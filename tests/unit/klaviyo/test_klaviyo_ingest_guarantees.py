@@ -25,6 +25,7 @@ from evergreen.klaviyo.webhooks import sign_klaviyo_body
 from evergreen.service.klaviyo_webhooks import MAX_KLAVIYO_LOOKUPS, KlaviyoWebhooks
 from evergreen.service.shopify_webhooks import WebhookAnswer
 from evergreen.settings import Settings
+from evergreen.storage import keys
 from evergreen.storage.parked_engagements import PARKED_PER_KLAVIYO_ID, PARKED_PER_SHOP, DynamoParkedEngagements
 from evergreen.wiring import Edges
 from evergreen_cli.local_stack.inprocess import create_resources
@@ -399,14 +400,10 @@ def test_an_unresolved_engagement_is_logged_without_pii(world: World, caplog: py
 
 
 def parked_keys(world: World, shop: str) -> list[str]:
-    response = world.edges.dynamodb.query(
-        TableName=world.table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={":pk": {"S": f"shop#{shop}"}, ":prefix": {"S": "parked#klaviyo#"}},
-        ProjectionExpression="sk",
-    )
-    assert "LastEvaluatedKey" not in response
-    return [item["sk"]["S"] for item in response["Items"]]
+    """The names of the shop's parked engagements in the table."""
+    paginator = world.edges.dynamodb.get_paginator("scan")
+    refs = [keys.ref_of(item) for page in paginator.paginate(TableName=world.table) for item in page["Items"]]
+    return [name for item_shop, name in refs if item_shop == shop and name.startswith(keys.PARKED_PREFIX)]
 
 
 FLOOD_DELIVERIES = 30

@@ -27,10 +27,10 @@ def requests_of(world: FakeWorld, topic: str, body: dict[str, object]) -> int:
     return sum(world.store.requests.values())
 
 
-def test_orders_and_customers_cost_one_read_and_one_write_and_a_refund_one_more_read() -> None:
+def test_orders_cost_one_read_and_one_write_customers_a_delivery_note_more_and_a_refund_one_more_read() -> None:
     world = FakeWorld()
 
-    assert requests_of(world, "customers/create", customer_body()) == 2
+    assert requests_of(world, "customers/create", customer_body()) == 3  # read, write, the delivery's note
     assert requests_of(world, "orders/create", order_body(1, "50.00", T0)) == 2
     assert requests_of(world, "refunds/create", refund_body(11, 1, "5.00", T0 + timedelta(hours=1))) == 3
     assert dict(world.store.requests) == {"GetItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}

@@ -12,6 +12,7 @@ engine) using integer microseconds since the epoch, with the documented semantic
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,9 @@ RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score")
 CONSENT_STATES = ("subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid", "unknown")
 OTHER_STRINGS = ("enabled", "disabled", "invited")
 SET_MEMBERS = ("shoes", "hats", "vip", "wholesale")
+POINTS = ((45.4215, -75.6972), (45.5019, -73.5674), (43.6532, -79.3832), (40.7128, -74.0060), (51.5072, -0.1276))
+"""Ottawa, Montreal, Toronto, New York, London."""
+PREFIXES = ("k", "K2", "H", "s", "subsc", "en", "x")
 DURATIONS = ("0s", "1s", "90s", "1m", "2h", "1d", "3d", "30d", "60d", "90d", "120d", "180d", "240d", "1w", "52w")
 
 
@@ -88,11 +92,23 @@ def _test(op: str, expected: Any, value: Any, kind: str, now_us: int) -> bool:
         return bool(value in expected)
     if op == "contains":
         return bool(expected in value)
+    if op == "starts_with":
+        return any(value.replace(" ", "").upper().startswith(prefix.replace(" ", "").upper()) for prefix in expected)
+    if op == "within_km":
+        return _haversine_km((expected["latitude"], expected["longitude"]), value) <= expected["km"]
     if op == "contains_any":
         return any(item in value for item in expected)
     if op == "contains_all":
         return all(item in value for item in expected)
     raise AssertionError(f"oracle does not know {op}")
+
+
+def _haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Independent of the engine's: the textbook haversine with the same mean Earth radius."""
+    phi1, phi2 = math.radians(a[0]), math.radians(b[0])
+    dphi, dlambda = phi2 - phi1, math.radians(b[1] - a[1])
+    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * 6371.0088 * math.atan2(math.sqrt(h), math.sqrt(1 - h))
 
 
 def holds(condition: dict[str, Any], facts: dict[str, Any], now: datetime, raw_rfm: dict[str, Any] | None) -> bool:
@@ -157,6 +173,8 @@ def facts_dicts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
             facts[name] = frozenset(draw(st.lists(st.sampled_from(SET_MEMBERS), max_size=3)))
         elif kind == "string":
             facts[name] = draw(st.sampled_from(CONSENT_STATES + OTHER_STRINGS))
+        elif kind == "point":
+            facts[name] = draw(st.sampled_from(POINTS))
         else:
             facts[name] = draw(st.booleans())
     return facts
@@ -166,7 +184,8 @@ _NUMBER_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists")
 _OPS = {
     "number": _NUMBER_OPS,
     "money": ("eq", "ne", "gt", "gte", "lt", "lte", "exists"),
-    "string": ("eq", "ne", "in", "exists"),
+    "string": ("eq", "ne", "in", "starts_with", "exists"),
+    "point": ("within_km", "exists"),
     "set": ("contains", "contains_any", "contains_all", "exists"),
     "boolean": ("is", "exists"),
     "timestamp": ("older_than", "within", "between", "older_than", "within", "between", "exists"),
@@ -185,6 +204,11 @@ def _operand(draw: st.DrawFn, fact: str, kind: str, op: str) -> Any:
         if op == "contains":
             return draw(st.sampled_from(SET_MEMBERS))
         return draw(st.lists(st.sampled_from(SET_MEMBERS), min_size=1, max_size=3))
+    if op == "starts_with":
+        return draw(st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2))
+    if op == "within_km":
+        latitude, longitude = draw(st.sampled_from(POINTS))
+        return {"latitude": latitude, "longitude": longitude, "km": draw(st.sampled_from((0, 10, 170, 400, 6000)))}
     if kind == "string":
         pool = CONSENT_STATES if fact.endswith("_consent") else CONSENT_STATES + OTHER_STRINGS
         if op == "in":

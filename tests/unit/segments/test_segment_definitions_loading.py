@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from evergreen.segments import (
     DEFAULT_DEFINITIONS_PATH,
     DefinitionsError,
     default_definitions,
+    evaluate,
     load_definitions,
     parse_definitions,
     parse_duration,
@@ -283,10 +284,11 @@ def test_every_fact_kind_accepts_its_operators() -> None:
     samples = {
         "number": "{gte: 1, lt: 5, in: [1, 2]}",
         "money": '{gte: "1.00", ne: "2"}',
-        "string": "{in: [subscribed, pending], ne: unknown}",
+        "string": "{in: [subscribed, pending], ne: unknown, starts_with: [K2P]}",
         "set": "{contains: a, contains_any: [a, b], contains_all: [a]}",
         "boolean": "{is: false, exists: true}",
         "timestamp": "{older_than: 1w, within: 52w, between: [1h, 2d]}",
+        "point": "{within_km: {latitude: 45.42, longitude: -75.7, km: 25}, exists: true}",
     }
     lines = [
         f"  s_{index}: {{description: d, when: {{{fact}: {samples[kind]}}}}}"
@@ -336,3 +338,53 @@ class TestTheHash:
         changed = text.replace('"1000.00"', '"1200.00"')
         assert changed != text
         assert parse_definitions(changed).hash != default_definitions().hash
+
+
+@pytest.mark.parametrize("name", ["local-customers", "overdue", "ab-holdout", "shopify-segment"])
+def test_the_documented_location_overdue_and_ab_examples_load(name: str) -> None:
+    text = (Path(__file__).parents[3] / "docs" / "segments.md").read_text()
+    match = re.search(rf"<!-- segment-example: {name} -->\s*```yaml\n(.*?)```", text, re.S)
+    assert match, f"docs/segments.md has no example {name}"
+    assert parse_definitions(match.group(1)).names
+
+
+def test_location_operators_refuse_bad_values_with_their_place() -> None:
+    with pytest.raises(DefinitionsError) as caught:
+        parse_definitions(
+            "segments:\n"
+            "  a: {description: d, when: {coordinates: {within_km: {latitude: 95, longitude: 0, km: 5}}}}\n"
+            "  b: {description: d, when: {coordinates: {within_km: {latitude: 45}}}}\n"
+            "  c: {description: d, when: {postal_code: {starts_with: []}}}\n"
+            "  d: {description: d, when: {distance_km: {lte: 25}}}\n"
+            "  e: {description: d, when: {province_code: {eq: ON}}}\n"
+        )
+    messages = [problem.message for problem in caught.value.problems]
+    assert messages == [
+        "a latitude is between -90 and 90 degrees, found 95",
+        "`within_km` is missing longitude, km, e.g. {latitude: 45.42, longitude: -75.7, km: 25}",
+        "`starts_with` needs at least one prefix",
+        "fact 'distance_km' needs an `origin:` section with a latitude and a longitude",
+        "a value for 'province_code' must be a string, found ON (quote it)",
+    ]
+
+
+def test_distance_km_is_measured_from_the_origin_and_the_origin_is_in_the_hash() -> None:
+    text = (
+        "origin: {latitude: 45.4215, longitude: -75.6972}\n"
+        "segments:\n  near: {description: d, when: {distance_km: {lte: 25}}}\n"
+    )
+    defs = parse_definitions(text)
+    moved = parse_definitions(text.replace("45.4215", "43.6532"))
+    gatineau = {"coordinates": (45.4765, -75.7013)}
+    montreal = {"coordinates": (45.5088, -73.5617)}
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert evaluate(gatineau, defs, now).segments == {"near"}
+    assert evaluate(montreal, defs, now).segments == frozenset()
+    assert evaluate({}, defs, now).segments == frozenset()
+    assert 160 < evaluate(montreal, defs, now).explain()["near"]["condition"]["value"] < 170
+    assert defs.hash != moved.hash
+    without_origin = parse_definitions("segments:\n  near: {description: d, when: {has_email: {is: true}}}\n")
+    with_origin = parse_definitions(
+        "origin: {latitude: 0, longitude: 0}\nsegments:\n  near: {description: d, when: {has_email: {is: true}}}\n"
+    )
+    assert without_origin.hash != with_origin.hash

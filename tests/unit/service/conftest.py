@@ -6,20 +6,26 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from moto import mock_aws
 
 from evergreen.clock import FixedClock
 from evergreen.domain.profile import Profile
+from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.service.shopify_webhooks import ShopifyDelivery, ShopifyWebhooks, WebhookAnswer
 from evergreen.settings import Settings
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.storage import keys
 from evergreen.storage.backfill_progress import DynamoBackfillProgress
 from evergreen.storage.exports import S3DataExporter
+from evergreen.storage.packed import unpacked
 from evergreen.wiring import Edges
 from evergreen_cli.local_stack.inprocess import create_resources
+from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
 SHOPIFY_SECRET = "unit-test-shopify-secret"
@@ -57,6 +63,26 @@ def edges(settings: Settings, clock: FixedClock) -> Edges:
     return Edges(settings, clock)
 
 
+def edges_with_segments(settings: Settings, clock: FixedClock, folder: Path, segments: str, **more: Any) -> Edges:
+    """The use cases evaluating the definitions `segments` (YAML text) instead of the default pack."""
+    definitions = folder / "segments.yaml"
+    definitions.write_text(segments)
+    return Edges(settings.model_copy(update={"segments_file": str(definitions), **more}), clock)
+
+
+@pytest.fixture
+def klaviyo_sandbox() -> Iterator[SandboxServer]:
+    """The Klaviyo sandbox on a free port, checking requests against the spec where it is present."""
+    server = start_sandbox("127.0.0.1", 0, None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def klaviyo_client(klaviyo_sandbox: SandboxServer) -> KlaviyoClient:
+    return KlaviyoClient(klaviyo_sandbox.url, "pk_test", http=httpx.Client(), sleep=lambda _: None, max_attempts=3)
+
+
 class World:
     """The use cases wired to in-process moto, with helpers that read like the product."""
 
@@ -81,6 +107,7 @@ class World:
         event_id: str | None = None,
         secret: str = SHOPIFY_SECRET,
         shop: str = SHOP,
+        triggered_at: str | None = None,
     ) -> WebhookAnswer:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         delivery = ShopifyDelivery(
@@ -90,6 +117,7 @@ class World:
             body=body,
             event_id=event_id or str(uuid.uuid4()),
             webhook_id=str(uuid.uuid4()),
+            triggered_at=triggered_at,
         )
         return self.webhooks.receive(delivery)
 
@@ -103,6 +131,17 @@ class World:
         profile = self.profile(customer_id)
         assert profile is not None
         return profile.facts()
+
+    def readable_items(self, *, tombstones: bool = True) -> str:
+        """Every table item as JSON, compressed attributes unpacked: what a reader of the table could learn
+        (without the erasure tombstones, which keep ids by design, when `tombstones` is False)."""
+        return json.dumps(
+            [
+                {name: {"S": unpacked(value)} if "B" in value else value for name, value in item.items()}
+                for item in self.items()
+                if tombstones or not keys.ref_of(item)[1].startswith(keys.TOMBSTONE_PREFIX)
+            ]
+        )
 
     def items(self) -> list[dict[str, Any]]:
         client = self.edges.dynamodb

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from evergreen.service.ports import OrderItem
+from evergreen.storage import keys
 from tests.fakes.shopify_world import CUSTOMER, SHOP, T0, FakeWorld, order_body, refund_body
 
 ORDERS = 1_500
@@ -80,7 +81,7 @@ def test_a_customer_past_the_old_limit_keeps_a_small_profile_item_and_every_answ
     assert facts["last_order_at"] == T0 + timedelta(hours=ORDERS + 3)
     item = world.edges.dynamodb.get_item(
         TableName=settings.profiles_table,
-        Key={"pk": {"S": f"shop#{MOTO_SHOP}"}, "sk": {"S": f"customer#{CUSTOMER}"}},
+        Key=keys.profile_key(MOTO_SHOP, f"customer#{CUSTOMER}"),
     )["Item"]
     size = _dynamodb_item_bytes(item)
     print(f"profile item on moto after {ORDERS + 5} orders: {size} bytes")

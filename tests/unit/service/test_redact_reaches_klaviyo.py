@@ -17,6 +17,7 @@ from evergreen.domain.changes import ProfileErasure, QueueMessage, parse_queue_m
 from evergreen.klaviyo.client import KlaviyoClient
 from evergreen.klaviyo.pusher import KlaviyoPusher
 from evergreen.service.sync import SegmentSync
+from evergreen.storage import keys
 from evergreen_cli.sandboxes.klaviyo_api import SandboxServer, start_sandbox
 
 SHOP = "evergreen-test.myshopify.com"
@@ -135,7 +136,7 @@ def test_a_profile_whose_klaviyo_id_was_never_learned_is_found_by_external_id(wo
     klaviyo_id = synced_customer(world, sync, sandbox)
     edges.dynamodb.update_item(
         TableName=edges.settings.profiles_table,
-        Key={"pk": {"S": f"shop#{SHOP}"}, "sk": {"S": f"customer#{CUSTOMER}"}},
+        Key=keys.profile_key(SHOP, f"customer#{CUSTOMER}"),
         UpdateExpression="REMOVE klaviyo_profile_id",
     )
     world.shopify("customers/redact", redact())
@@ -230,4 +231,4 @@ def test_shop_redact_clears_every_synced_profile_in_klaviyo(world, edges, clock,
     for klaviyo_id, profile in sandbox.state.profiles.items():
         assert not {"evergreen_segments", "evergreen_synced_version"} & set(profile["properties"]), klaviyo_id
     assert all(not members for members in sandbox.state.lists.values())
-    assert [item["sk"]["S"] for item in world.items()] == ["erased#shop"]
+    assert [keys.ref_of(item)[1] for item in world.items()] == ["erased#shop"]

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from evergreen.service.shopify_webhooks import ShopifyDelivery, WebhookAnswer
 from evergreen.shopify.hmac import sign_shopify_body
+from evergreen.storage import keys
 from tests.unit.shopify.shopify_replays import (
     COMPLIANCE_CUSTOMER,
     TOPICS,
@@ -82,10 +83,7 @@ class Hostile:
 
     def snapshot(self) -> dict[str, Any]:
         """Every table item and every export object: what a delivery could have written."""
-        items = {
-            (i["pk"]["S"].removeprefix("shop#"), i["sk"]["S"]): json.dumps(i, sort_keys=True)
-            for i in self.world.items()
-        }
+        items = {keys.ref_of(i): json.dumps(i, sort_keys=True, default=bytes.hex) for i in self.world.items()}
         bucket = self.edges.settings.exports_bucket
         exports = [o["Key"] for o in self.edges.s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
         return {"items": items, "exports": sorted(exports)}

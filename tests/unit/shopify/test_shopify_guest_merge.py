@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from evergreen.domain.events import DomainEvent, EngagementRecorded
-from evergreen.domain.profile import SEEN_EVENTS_KEPT, Profile
+from evergreen.domain.profile import Profile
 from evergreen.domain.reducers import merge_guest
 from evergreen.shopify.topics import translate
 from tests.unit.shopify.order_books import Books, apply
@@ -163,17 +163,6 @@ def test_a_customer_checkout_is_closed_by_a_later_guest_order() -> None:
     customer = customer_profile(event("checkouts/create", checkout(token="c", updated_at=at(3))))
 
     assert merge_guest(customer, guest_profile(guest_order(1, "10.00", hours=4))).open_checkout_at is None
-
-
-def test_delivery_ids_are_unioned_and_bounded() -> None:
-    customer = customer_profile().model_copy(update={"seen_event_ids": [f"c{n}" for n in range(60)]})
-    guest = guest_profile().model_copy(update={"seen_event_ids": [*(f"g{n}" for n in range(60)), "c1"]})
-
-    merged = merge_guest(customer, guest)
-
-    assert len(merged.seen_event_ids) == SEEN_EVENTS_KEPT
-    assert merged.seen_event_ids[-1] == "g59"
-    assert len(set(merged.seen_event_ids)) == SEEN_EVENTS_KEPT
 
 
 def test_service_owned_fields_stay_the_customers() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -37,6 +38,14 @@ class SegmentChange(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     klaviyo_profile_id: str | None = None
+    net_spent: Decimal | None = None
+    """The profile's net spent at this version, for the segments' running totals."""
+    engaged: bool = False
+    """Whether the profile was engaged at this version (`segment_counts.is_engaged`), for the totals."""
+    reconcile_lists: bool = False
+    """Set every mapped list from this snapshot, not only those of `entered`/`exited` (an audit's repair)."""
+    properties: dict[str, Any] = {}
+    """The definitions' `klaviyo_properties` facts at this version (a full snapshot, like `segments`)."""
     transition_at: datetime | None = None
     """For a change that time alone made (no event): the exact instant it was due, for lateness metrics."""
     received_at: datetime | None = None

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from evergreen.domain.location import Address
 from evergreen.domain.profile import Consent, ConsentState, normalise_email
 
 
@@ -80,6 +81,8 @@ class CustomerUpserted(_Event):
     email_consent: Consent | None = None
     """Present only when the payload carries email consent (pre-2025-01 payloads)."""
     sms_consent: Consent | None = None
+    default_address: Address | None = None
+    """The customer's default address; None when the payload has none."""
 
     @property
     def resource_updated_at(self) -> datetime | None:
@@ -161,6 +164,10 @@ class OrderObserved(_Event):
     checkout_token: str | None = None
     product_types: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    vendors: tuple[str, ...] = ()
+    product_ids: tuple[str, ...] = ()
+    discount_codes: tuple[str, ...] = ()
+    shipping_address: Address | None = None
     refunds: tuple[RefundObserved, ...] = ()
 
     @property
@@ -268,9 +275,30 @@ class EngagementRecorded(_Event):
         return self.occurred_at
 
 
+class ShopifySegmentChanged(_Event):
+    """customer.joined_segment / customer.left_segment: a customer joined or left a Shopify customer segment.
+
+    Shopify's documented body is `{"shop_id": gid, "customer_id": gid, "segment_id": gid}`: no time and no
+    segment name, so `occurred_at` is the delivery's X-Shopify-Triggered-At (kept across retries), else its
+    receipt time.
+    """
+
+    event_type: Literal["shopify_segment_changed"] = "shopify_segment_changed"
+    customer_id: str
+    segment_id: str
+    member: bool
+    """True for joined_segment, False for left_segment."""
+    occurred_at: UtcDatetime
+
+    @property
+    def resource_updated_at(self) -> datetime | None:
+        return self.occurred_at
+
+
 ShopifyEvent = (
     CustomerUpserted
     | CustomerTagsChanged
+    | ShopifySegmentChanged
     | CustomerDeleted
     | ConsentChanged
     | OrderObserved

@@ -8,17 +8,25 @@ bounded aggregates (`domain/orders.py`), kept exact per order.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from evergreen.domain.location import Address
     from evergreen.domain.orders import OrderRecord
     from evergreen.domain.profile import Profile
 
 UNCOUNTED_FINANCIAL_STATUSES = frozenset({"voided"})
 BOUNDED_SET_SIZE = 50
-"""At most this many product types and order tags are kept as facts."""
+"""At most this many product types, product ids, vendors, discount codes and order tags are kept as facts."""
+MIN_ORDERS_FOR_PREDICTION = 3
+"""`expected_next_order_at` needs this many counted orders (two gaps between them) before it has a value."""
+AB_BUCKETS = 100
+"""`ab_bucket` is 0 to AB_BUCKETS - 1."""
 
 FACT_TYPES: dict[str, str] = {
     "orders_count": "number",
@@ -44,6 +52,17 @@ FACT_TYPES: dict[str, str] = {
     "email_bounced": "boolean",
     "email_marked_spam": "boolean",
     "open_checkout_at": "timestamp",
+    "country_code": "string",
+    "province_code": "string",
+    "city": "string",
+    "postal_code": "string",
+    "coordinates": "point",
+    "expected_next_order_at": "timestamp",
+    "ab_bucket": "number",
+    "vendors_bought": "set",
+    "product_ids_bought": "set",
+    "discount_codes_used": "set",
+    "shopify_segments": "set",
 }
 """Every fact name with its kind; the segment definitions schema checks against this."""
 
@@ -57,9 +76,35 @@ def _latest(*instants: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
+def location(profile: Profile) -> Address | None:
+    """The address the location facts read: the newest counted order's shipping address (among the
+    `ORDER_TIMES_KEPT` newest orders, skipping those shipped nowhere), else the customer's default address."""
+    newest_shipped = next(iter(profile.order_stats.addresses.values()), None)  # newest first
+    return newest_shipped or profile.default_address
+
+
+def expected_next_order_at(order_times: list[datetime], orders_count: int) -> datetime | None:
+    """The last order plus the median gap between consecutive counted orders (the newest ones the profile keeps),
+    once there are `MIN_ORDERS_FOR_PREDICTION` orders; `order_times` is newest first."""
+    if orders_count < MIN_ORDERS_FOR_PREDICTION or len(order_times) < MIN_ORDERS_FOR_PREDICTION:
+        return None
+    gaps = sorted([newer - older for newer, older in itertools.pairwise(order_times)])
+    middle = len(gaps) // 2
+    median = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
+    return order_times[0] + median
+
+
+@functools.lru_cache(maxsize=65_536)
+def ab_bucket(shop: str, profile_key: str) -> int:
+    """A stable pseudo-random bucket, 0-99, from the shop and the profile's key (SHA-256, so uniform)."""
+    digest = hashlib.sha256(f"{shop}\n{profile_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % AB_BUCKETS
+
+
 def profile_facts(profile: Profile) -> dict[str, Any]:
     stats = profile.order_stats
     engagement = profile.engagement
+    address = location(profile)
     return {
         "orders_count": stats.count,
         "net_spent": stats.net_spent,
@@ -86,4 +131,17 @@ def profile_facts(profile: Profile) -> dict[str, Any]:
         "email_bounced": engagement.email_bounced,
         "email_marked_spam": engagement.email_marked_spam,
         "open_checkout_at": profile.open_checkout_at,
+        "country_code": address.country_code if address else None,
+        "province_code": address.province_code if address else None,
+        "city": address.city if address else None,
+        "postal_code": address.postal_code if address else None,
+        "coordinates": address.coordinates if address else None,
+        "expected_next_order_at": None
+        if stats.count < MIN_ORDERS_FOR_PREDICTION
+        else expected_next_order_at([at for at, _ in stats.latest], stats.count),
+        "ab_bucket": ab_bucket(profile.shop, profile.key),
+        "vendors_bought": stats.vendors.smallest(),
+        "product_ids_bought": stats.product_ids.smallest(),
+        "discount_codes_used": stats.discount_codes.smallest(),
+        "shopify_segments": frozenset(key for key, presence in profile.shopify_segments.items() if presence.member),
     }

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.domain.facts import BOUNDED_SET_SIZE, is_counted
+from evergreen.domain.location import Address
 
 ORDER_TIMES_KEPT = 20
 """How many of the newest and of the oldest counted orders' times a profile keeps."""
@@ -55,6 +56,10 @@ class OrderRecord(_Model):
     checkout_token: str | None = None
     product_types: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    vendors: list[str] = Field(default_factory=list)
+    product_ids: list[str] = Field(default_factory=list)
+    discount_codes: list[str] = Field(default_factory=list)
+    shipping_address: Address | None = None
 
 
 class RefundRecord(_Model):
@@ -69,6 +74,9 @@ class RefundRecord(_Model):
 OrderMark = tuple[datetime, str]
 """When a counted order was placed, and its id (which breaks ties)."""
 
+VALUE_SETS = ("product_types", "tags", "vendors", "product_ids", "discount_codes")
+"""The per-order value lists whose smallest values the profile counts (same name on the order and the stats)."""
+
 
 @dataclass(frozen=True)
 class Contribution:
@@ -78,6 +86,11 @@ class Contribution:
     amount: Decimal
     product_types: frozenset[str]
     tags: frozenset[str]
+    vendors: frozenset[str] = frozenset()
+    product_ids: frozenset[str] = frozenset()
+    discount_codes: frozenset[str] = frozenset()
+    address: Address | None = None
+    """The order's shipping address, when it has one."""
 
 
 class OrderState(_Model):
@@ -97,6 +110,10 @@ class OrderState(_Model):
             amount=order.total - refunded,
             product_types=frozenset(t for t in order.product_types if t),
             tags=frozenset(t for t in order.tags if t),
+            vendors=frozenset(v for v in order.vendors if v),
+            product_ids=frozenset(p for p in order.product_ids if p),
+            discount_codes=frozenset(c for c in order.discount_codes if c),
+            address=None if order.shipping_address is None or order.shipping_address.empty else order.shipping_address,
         )
 
 
@@ -183,6 +200,11 @@ class ValueCounts(_Model):
         return not self.complete and len(self.counts) < BOUNDED_SET_SIZE
 
 
+def _addresses_in(latest: list[OrderMark], addresses: dict[str, Address]) -> dict[str, Address]:
+    """The addresses of the orders still in the `latest` window, newest first."""
+    return {order_id: addresses[order_id] for _, order_id in latest if order_id in addresses}
+
+
 def _value_counts(counts: Counter[str]) -> ValueCounts:
     kept = dict(sorted(counts.items())[:SET_VALUES_KEPT])
     return ValueCounts(counts=kept, complete=len(kept) == len(counts))
@@ -201,6 +223,11 @@ class OrderStats(_Model):
     """The oldest counted orders, oldest first (a prefix of all of them)."""
     product_types: ValueCounts = Field(default_factory=ValueCounts)
     tags: ValueCounts = Field(default_factory=ValueCounts)
+    vendors: ValueCounts = Field(default_factory=ValueCounts)
+    product_ids: ValueCounts = Field(default_factory=ValueCounts)
+    discount_codes: ValueCounts = Field(default_factory=ValueCounts)
+    addresses: dict[str, Address] = Field(default_factory=dict)
+    """Shipping addresses of the orders in `latest` that have one, by order id."""
     last_placed_at: datetime | None = None
     """The newest creation time of any order seen, counted or not (an order closes older checkouts)."""
     checkout_tokens: list[str] = Field(default_factory=list)
@@ -224,22 +251,18 @@ class OrderStats(_Model):
                 earliest = _window_add(earliest, new.mark, count, newest_first=False)
             count += 1
             net += new.amount
-        old_types = old.product_types if old else frozenset()
-        new_types = new.product_types if new else frozenset()
-        old_tags = old.tags if old else frozenset()
-        new_tags = new.tags if new else frozenset()
-        return self.model_copy(
-            update={
-                "count": count,
-                "net_spent": net,
-                "latest": latest,
-                "earliest": earliest,
-                "product_types": self.product_types.changed(
-                    sorted(old_types - new_types), sorted(new_types - old_types)
-                ),
-                "tags": self.tags.changed(sorted(old_tags - new_tags), sorted(new_tags - old_tags)),
-            }
-        )
+        update: dict[str, object] = {"count": count, "net_spent": net, "latest": latest, "earliest": earliest}
+        for name in VALUE_SETS:
+            before: frozenset[str] = getattr(old, name) if old else frozenset()
+            after: frozenset[str] = getattr(new, name) if new else frozenset()
+            update[name] = getattr(self, name).changed(sorted(before - after), sorted(after - before))
+        addresses = dict(self.addresses)
+        if old is not None:
+            addresses.pop(old.mark[1], None)
+        if new is not None and new.address is not None:
+            addresses[new.mark[1]] = new.address
+        update["addresses"] = _addresses_in(latest, addresses)
+        return self.model_copy(update=update)
 
     def observed(self, order: OrderRecord) -> OrderStats:
         """Remember that an order exists, counted or not (for closing checkouts)."""
@@ -263,13 +286,14 @@ class OrderStats(_Model):
         """The aggregates over two disjoint sets of orders (a guest folded into a customer)."""
         tokens = [*self.checkout_tokens, *(t for t in other.checkout_tokens if t not in self.checkout_tokens)]
         placed = [at for at in (self.last_placed_at, other.last_placed_at) if at is not None]
+        latest = _window_merge(self.latest, self.count, other.latest, other.count, newest_first=True)
         return OrderStats(
             count=self.count + other.count,
             net_spent=self.net_spent + other.net_spent,
-            latest=_window_merge(self.latest, self.count, other.latest, other.count, newest_first=True),
+            latest=latest,
             earliest=_window_merge(self.earliest, self.count, other.earliest, other.count, newest_first=False),
-            product_types=self.product_types.merged(other.product_types),
-            tags=self.tags.merged(other.tags),
+            **{name: getattr(self, name).merged(getattr(other, name)) for name in VALUE_SETS},
+            addresses=_addresses_in(latest, {**other.addresses, **self.addresses}),
             last_placed_at=max(placed) if placed else None,
             checkout_tokens=tokens[-CHECKOUT_TOKENS_KEPT:],
         )
@@ -278,19 +302,20 @@ class OrderStats(_Model):
     def needs_rebuild(self) -> bool:
         """A window ran out: the facts it answers need the order items themselves."""
         windows_empty = self.count > 0 and (not self.latest or not self.earliest)
-        return windows_empty or self.product_types.exhausted or self.tags.exhausted
+        return windows_empty or any(getattr(self, name).exhausted for name in VALUE_SETS)
 
     def rebuilt(self, states: Iterable[OrderState]) -> OrderStats:
         """Fresh windows and sums from every order of the profile; order-presence facts are kept."""
         contributions = [c for c in (state.contribution() for state in states) if c is not None]
         marks = [c.mark for c in contributions]
+        latest = heapq.nlargest(ORDER_TIMES_KEPT, marks)
         return OrderStats(
             count=len(contributions),
             net_spent=sum((c.amount for c in contributions), Decimal(0)),
-            latest=heapq.nlargest(ORDER_TIMES_KEPT, marks),
+            latest=latest,
             earliest=heapq.nsmallest(ORDER_TIMES_KEPT, marks),
-            product_types=_value_counts(Counter(t for c in contributions for t in c.product_types)),
-            tags=_value_counts(Counter(t for c in contributions for t in c.tags)),
+            **{name: _value_counts(Counter(v for c in contributions for v in getattr(c, name))) for name in VALUE_SETS},
+            addresses=_addresses_in(latest, {c.mark[1]: c.address for c in contributions if c.address is not None}),
             last_placed_at=self.last_placed_at,
             checkout_tokens=self.checkout_tokens,
         )

@@ -8,14 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen.domain.facts import profile_facts
+from evergreen.domain.location import Address
 from evergreen.domain.orders import OrderRecord, OrderStats, RefundRecord
 
 __all__ = ["Consent", "ConsentState", "Engagement", "OrderRecord", "OrderStats", "Profile", "RefundRecord"]
 
 ConsentState = Literal["subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid", "unknown"]
 
-SEEN_EVENTS_KEPT = 100
-"""How many recent delivery ids a profile remembers for de-duplication."""
 MERGED_GUESTS_KEPT = 20
 """How many merged guest keys a profile remembers (one per email it has had)."""
 
@@ -69,6 +68,13 @@ class TagHistory(_Model):
     """By case-folded tag (Shopify's tags are case-insensitive)."""
 
 
+class SegmentPresence(_Model):
+    """Whether the customer is in one Shopify customer segment, as of Shopify's newest notice about it."""
+
+    member: bool
+    at: datetime
+
+
 class Engagement(_Model):
     last_email_open_at: datetime | None = None
     last_email_click_at: datetime | None = None
@@ -96,6 +102,10 @@ class Profile(_Model):
     customer_tag_history: TagHistory = Field(default_factory=TagHistory)
     customer_created_at: datetime | None = None
     customer_updated_at: datetime | None = None
+    default_address: Address | None = None
+    """The customer's default address in Shopify (location facts fall back to it)."""
+    shopify_segments: dict[str, SegmentPresence] = Field(default_factory=dict)
+    """Shopify customer segments by segment id: the newest joined/left notice for each."""
     deleted: bool = False
 
     email_consent: Consent = Field(default_factory=Consent)
@@ -116,7 +126,8 @@ class Profile(_Model):
     version: int = 0
     next_transition_at: datetime | None = None
     definitions_hash: str | None = None
-    seen_event_ids: list[str] = Field(default_factory=list)
+    klaviyo_properties: dict[str, Any] = Field(default_factory=dict)
+    """The fact properties last sent to Klaviyo (the definitions' `klaviyo_properties`), to send only changes."""
 
     @property
     def key(self) -> str:
@@ -124,16 +135,6 @@ class Profile(_Model):
         if self.customer_id is not None:
             return customer_profile_key(self.customer_id)
         return guest_profile_key(self.email_normalized)
-
-    def has_seen(self, event_id: str | None) -> bool:
-        return event_id is not None and event_id in self.seen_event_ids
-
-    def remember(self, event_id: str | None) -> Profile:
-        """A copy that remembers a delivery id (bounded, most recent kept)."""
-        if event_id is None or event_id in self.seen_event_ids:
-            return self
-        kept = [*self.seen_event_ids, event_id][-SEEN_EVENTS_KEPT:]
-        return self.model_copy(update={"seen_event_ids": kept})
 
     def facts(self) -> dict[str, Any]:
         """The flat facts the segment engine evaluates. See docs/facts.md."""

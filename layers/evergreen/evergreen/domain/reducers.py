@@ -38,15 +38,16 @@ from evergreen.domain.events import (
     OrderObserved,
     PurchasingSummary,
     RefundObserved,
+    ShopifySegmentChanged,
     ShopRedactRequested,
 )
 from evergreen.domain.orders import OrderRecord, OrderState, OrderStats, RefundRecord
 from evergreen.domain.profile import (
     MERGED_GUESTS_KEPT,
-    SEEN_EVENTS_KEPT,
     Consent,
     Engagement,
     Profile,
+    SegmentPresence,
     TagChange,
     TagHistory,
     normalise_email,
@@ -83,6 +84,8 @@ def apply(profile: Profile, event: DomainEvent) -> Profile:
             return _apply_customer(profile, event)
         case CustomerTagsChanged():
             return _apply_tags(profile, event.tags, event.present, event.occurred_at)
+        case ShopifySegmentChanged():
+            return _apply_shopify_segment(profile, event)
         case CustomerDeleted():
             return profile if profile.deleted else profile.model_copy(update={"deleted": True})
         case ConsentChanged():
@@ -112,7 +115,7 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
     disjoint; the service merges in the same transaction that deletes the guest, so never twice);
     checkouts and engagement use the same merges `apply` uses;
     consents keep the newest per channel; the customer's identity wins and the guest only
-    fills gaps; delivery ids are unioned (bounded). Service-owned fields stay the customer's.
+    fills gaps. Service-owned fields stay the customer's.
     """
     if customer.shop != guest.shop:
         raise ValueError("cannot merge profiles of different shops")
@@ -124,7 +127,6 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         merged = merged.model_copy(update={"open_checkout_at": None, "open_checkout_token": None})
     if guest.open_checkout_at is not None and guest.open_checkout_token is not None:
         merged = _open_checkout(merged, guest.open_checkout_token, guest.open_checkout_at)
-    seen = [*merged.seen_event_ids, *(i for i in guest.seen_event_ids if i not in merged.seen_event_ids)]
     update: dict[str, Any] = {
         **_fill_identity(
             merged,
@@ -137,7 +139,6 @@ def merge_guest(customer: Profile, guest: Profile) -> Profile:
         "email_consent": _newer_consent(merged.email_consent, guest.email_consent).model_copy(),
         "sms_consent": _newer_consent(merged.sms_consent, guest.sms_consent).model_copy(),
         "engagement": _merge_engagement(merged.engagement, guest.engagement),
-        "seen_event_ids": seen[-SEEN_EVENTS_KEPT:],
         "merged_guests": [
             *merged.merged_guests,
             *(key for key in (*guest.merged_guests, guest.key) if key not in merged.merged_guests),
@@ -245,6 +246,8 @@ def _apply_customer(profile: Profile, event: CustomerUpserted) -> Profile:
             update["customer_created_at"] = event.created_at
         if event.updated_at is not None:
             update["customer_updated_at"] = event.updated_at
+        if event.default_address is not None:
+            update["default_address"] = event.default_address
     updated = profile.model_copy(update=update) if update else profile
     if event.tags is not None:
         updated = _apply_tag_snapshot(updated, event.tags, event.updated_at)
@@ -323,6 +326,25 @@ def _apply_tag_snapshot(profile: Profile, tags: tuple[str, ...], at: datetime | 
     return _with_tags(profile, TagHistory(as_of=as_of, changes=changes))
 
 
+# --- Shopify customer segments ------------------------------------------------------------------
+
+SHOPIFY_SEGMENTS_KEPT = 200
+"""How many Shopify segments a profile remembers; past that, the oldest departures are forgotten first."""
+
+
+def _apply_shopify_segment(profile: Profile, event: ShopifySegmentChanged) -> Profile:
+    """The newest notice per segment wins; on the same instant, leaving wins (the safer answer)."""
+    current = profile.shopify_segments.get(event.segment_id)
+    observed = SegmentPresence(member=event.member, at=event.occurred_at)
+    if current is not None and (current.at, not current.member) >= (observed.at, not observed.member):
+        return profile
+    segments = {**profile.shopify_segments, event.segment_id: observed}
+    if len(segments) > SHOPIFY_SEGMENTS_KEPT:
+        by_age = sorted(segments, key=lambda key: (segments[key].member, segments[key].at, key))
+        segments = {key: segments[key] for key in sorted(by_age[len(segments) - SHOPIFY_SEGMENTS_KEPT :])}
+    return profile.model_copy(update={"shopify_segments": segments})
+
+
 def _apply_consent(profile: Profile, event: ConsentChanged) -> Profile:
     observed = Consent(state=event.state, updated_at=event.updated_at)
     email, sms = (observed, None) if event.channel == "email" else (None, observed)
@@ -371,6 +393,10 @@ def _order_record(event: OrderObserved) -> OrderRecord:
         checkout_token=event.checkout_token,
         product_types=list(event.product_types[:ORDER_DETAILS_KEPT]),
         tags=list(event.tags[:ORDER_DETAILS_KEPT]),
+        vendors=list(event.vendors[:ORDER_DETAILS_KEPT]),
+        product_ids=list(event.product_ids[:ORDER_DETAILS_KEPT]),
+        discount_codes=list(event.discount_codes[:ORDER_DETAILS_KEPT]),
+        shipping_address=event.shipping_address,
     )
 
 

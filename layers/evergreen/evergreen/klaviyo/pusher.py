@@ -238,7 +238,7 @@ class KlaviyoPusher:
 
     def _plan_lists(self, profile: _Profile, changes: Sequence[SegmentChange]) -> None:
         """Lists whose membership this batch touched (or all, reconciling), set to the newest snapshot's."""
-        if self._reconcile_lists:
+        if self._reconcile_lists or any(changes[index].reconcile_lists for index in profile.indexes):
             touched = set(self._list_ids)
         else:
             touched = {

@@ -19,6 +19,9 @@ from typing import Any, Literal
 import phonenumbers
 
 from evergreen.domain.changes import SegmentChange
+from evergreen.domain.facts import FACT_TYPES
+from evergreen.segments.definitions import DISTANCE_FACT
+from evergreen.segments.rfm import RFM_FACTS
 
 Direction = Literal["entered", "exited"]
 JsonObject = dict[str, Any]
@@ -58,8 +61,13 @@ OP_GET_IMPORT_ERRORS = "get_errors_for_bulk_import_profiles_job"
 
 MAX_IMPORT_ERRORS_PAGE = 100
 """Import errors per page of GET /api/profile-bulk-import-jobs/{id}/import-errors (the spec's maximum)."""
+OP_LIST_MEMBER_IDS = "get_profile_ids_for_list"
 
-EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY)
+FACT_PROPERTY_PREFIX = "evergreen_"
+"""A fact pushed as a property is named `evergreen_<fact>`, e.g. `evergreen_net_spent`."""
+FACT_PROPERTIES = tuple(f"{FACT_PROPERTY_PREFIX}{name}" for name in (*FACT_TYPES, *RFM_FACTS, DISTANCE_FACT))
+"""Every property a `klaviyo_properties` list can produce (erasure removes them all, whatever the list)."""
+EVERGREEN_PROPERTIES = (SEGMENTS_PROPERTY, VERSION_PROPERTY, *FACT_PROPERTIES)
 """Every profile property Evergreen writes: what an erasure unsets."""
 
 
@@ -84,6 +92,7 @@ RATE_LIMITS: Mapping[str, RateLimit] = {
     OP_PROFILE_DELETION: RateLimit(3, 60),
     OP_GET_IMPORT_JOB: RateLimit(10, 150),
     OP_GET_IMPORT_ERRORS: RateLimit(10, 150),
+    OP_LIST_MEMBER_IDS: RateLimit(75, 750),
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -192,6 +201,7 @@ def profile_attributes(change: SegmentChange) -> JsonObject:
     attributes["properties"] = {
         SEGMENTS_PROPERTY: sorted(set(change.segments)),
         VERSION_PROPERTY: change.version,
+        **{f"{FACT_PROPERTY_PREFIX}{name}": value for name, value in change.properties.items()},
     }
     return attributes
 
@@ -268,6 +278,29 @@ def profile_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
             "page[size]": "100",
         },
         operation=OP_GET_PROFILES,
+    )
+
+
+def profile_segments_lookup(external_ids: Sequence[str]) -> KlaviyoRequest:
+    """GET /api/profiles filtered on external ids, with their properties: what `evergreen audit` compares."""
+    request = profile_lookup(external_ids)
+    return KlaviyoRequest(
+        method=request.method,
+        path=request.path,
+        query={**request.query, "fields[profile]": "external_id,properties"},
+        operation=request.operation,
+    )
+
+
+def list_member_ids(list_id: str, cursor: str | None = None) -> KlaviyoRequest:
+    """GET /api/lists/{id}/relationships/profiles: one page (100) of a list's member profile ids."""
+    if not list_id or "/" in list_id:
+        raise ValueError("invalid Klaviyo list id")
+    query = {"page[size]": "100"}
+    if cursor:
+        query["page[cursor]"] = cursor
+    return KlaviyoRequest(
+        method="GET", path=f"/api/lists/{list_id}/relationships/profiles", query=query, operation=OP_LIST_MEMBER_IDS
     )
 
 

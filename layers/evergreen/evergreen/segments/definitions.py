@@ -46,7 +46,11 @@ KNOWN_VALUES: Final[dict[str, frozenset[str]]] = {
 _DURATION = re.compile(r"^(\d{1,9})([smhdw])$")
 _SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LIST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_TOP_KEYS = ("version", "rfm", "segments")
+_TOP_KEYS = ("version", "rfm", "origin", "klaviyo_properties", "segments")
+_ORIGIN_KEYS = ("latitude", "longitude")
+_CIRCLE_KEYS = ("latitude", "longitude", "km")
+DISTANCE_FACT: Final = "distance_km"
+"""Kilometres from the file's `origin:` to the profile's `coordinates`: a number fact the engine derives."""
 _SEGMENT_KEYS = ("description", "klaviyo_list_id", "when")
 _RFM_KEYS = ("recency_days", "frequency", "monetary")
 _TAG = "tag:yaml.org,2002:"
@@ -105,6 +109,10 @@ class Spec:
     segments: tuple[SegmentSpec, ...]
     rfm: RfmThresholds | None
     hash: str
+    origin: tuple[float, float] | None = None
+    """(latitude, longitude) that `distance_km` is measured from."""
+    klaviyo_properties: tuple[str, ...] = ()
+    """Facts pushed to Klaviyo as `evergreen_<fact>` profile properties, beside `evergreen_segments`."""
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -161,6 +169,8 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
         self.rfm_allowed = rfm_allowed
+        self.origin_allowed = False
+        self.klaviyo_properties: tuple[str, ...] = ()
         self._constructor = SafeConstructor()
 
     # reporting
@@ -234,7 +244,9 @@ class _Reader:
 
     # the file
 
-    def read(self, root: Node | None) -> tuple[tuple[SegmentSpec, ...], RfmThresholds | None]:
+    def read(
+        self, root: Node | None
+    ) -> tuple[tuple[SegmentSpec, ...], RfmThresholds | None, tuple[float, float] | None]:
         if root is None:
             self.problems.append(Problem(self.source, 1, 1, "the file is empty: it needs a `segments:` mapping"))
             raise _Invalid("empty")
@@ -248,6 +260,14 @@ class _Reader:
             with contextlib.suppress(_Invalid):
                 rfm = self.rfm(top["rfm"])
         self.rfm_allowed = "rfm" in top
+        origin = None
+        if "origin" in top:
+            with contextlib.suppress(_Invalid):
+                origin = self.origin(top["origin"])
+        self.origin_allowed = "origin" in top
+        if "klaviyo_properties" in top:
+            with contextlib.suppress(_Invalid):
+                self.klaviyo_properties = self.property_facts(top["klaviyo_properties"])
         if "segments" not in top:
             raise self.fail(root, "missing key 'segments' (a mapping of segment name to definition)")
         segments_node = top["segments"]
@@ -261,7 +281,53 @@ class _Reader:
                 segments.append(self.segment(name, self.key_node(segments_node, name), node))
             except _Invalid:
                 continue
-        return tuple(segments), rfm
+        return tuple(segments), rfm, origin
+
+    def property_facts(self, node: Node) -> tuple[str, ...]:
+        items = self.sequence(node, "klaviyo_properties")
+        names: list[str] = []
+        for item in items:
+            name = self.string(item, "a fact name in klaviyo_properties")
+            try:
+                self.fact_kind(name, item)
+            except _Invalid:
+                continue
+            if name in names:
+                self.fail(item, f"{name!r} is listed twice in klaviyo_properties")
+            names.append(name)
+        return tuple(names)
+
+    def origin(self, node: Node) -> tuple[float, float]:
+        fields = self.mapping(node, "origin", _ORIGIN_KEYS)
+        missing = [key for key in _ORIGIN_KEYS if key not in fields]
+        if missing:
+            raise self.fail(node, f"origin is missing {', '.join(missing)}")
+        return self.latitude(fields["latitude"]), self.longitude(fields["longitude"])
+
+    def latitude(self, node: Node) -> float:
+        value = self.number(node)
+        if not -90 <= value <= 90:
+            raise self.fail(node, f"a latitude is between -90 and 90 degrees, found {_shown(node)}")
+        return float(value)
+
+    def longitude(self, node: Node) -> float:
+        value = self.number(node)
+        if not -180 <= value <= 180:
+            raise self.fail(node, f"a longitude is between -180 and 180 degrees, found {_shown(node)}")
+        return float(value)
+
+    def circle(self, node: Node) -> tuple[tuple[float, float, float], dict[str, float]]:
+        fields = self.mapping(node, "`within_km`", _CIRCLE_KEYS)
+        missing = [key for key in _CIRCLE_KEYS if key not in fields]
+        if missing:
+            raise self.fail(
+                node, f"`within_km` is missing {', '.join(missing)}, e.g. {{latitude: 45.42, longitude: -75.7, km: 25}}"
+            )
+        latitude, longitude = self.latitude(fields["latitude"]), self.longitude(fields["longitude"])
+        km = self.number(fields["km"])
+        if km < 0:
+            raise self.fail(fields["km"], f"`km` must not be negative, found {_shown(fields['km'])}")
+        return (latitude, longitude, float(km)), {"latitude": latitude, "longitude": longitude, "km": km}
 
     def rfm(self, node: Node) -> RfmThresholds:
         fields = self.mapping(node, "rfm", _RFM_KEYS)
@@ -362,7 +428,11 @@ class _Reader:
             if not self.rfm_allowed:
                 raise self.fail(node, f"fact {fact!r} needs an `rfm:` section with thresholds")
             return "number"
-        known = (*FACT_TYPES, *RFM_FACTS, *COMBINATORS)
+        if fact == DISTANCE_FACT:
+            if not self.origin_allowed:
+                raise self.fail(node, f"fact {fact!r} needs an `origin:` section with a latitude and a longitude")
+            return "number"
+        known = (*FACT_TYPES, *RFM_FACTS, DISTANCE_FACT, *COMBINATORS)
         raise self.fail(node, f"unknown fact {fact!r}{_suggest(fact, known)}")
 
     def fact_test(self, fact: str, key_node: Node, node: Node) -> Condition:
@@ -416,6 +486,14 @@ class _Reader:
                 raise self.fail(node, f"`{op}` needs at least one value")
             values = [self.value(fact, kind, item)[0] for item in items]
             return frozenset(values), sorted(set(values))
+        if shape == "prefixes":
+            items = self.sequence(node, f"`{op}`")
+            if not items:
+                raise self.fail(node, f"`{op}` needs at least one prefix")
+            prefixes = [self.string(item, f"a prefix for {fact!r}") for item in items]
+            return frozenset(prefixes), sorted(set(prefixes))
+        if shape == "circle":
+            return self.circle(node)
         return self.value(fact, kind, node)
 
     def value(self, fact: str, kind: str, node: Node) -> tuple[Any, Any]:
@@ -530,14 +608,19 @@ def canonical_condition(condition: Condition) -> Any:
     raise TypeError(f"not a condition: {condition!r}")
 
 
-def definitions_hash(segments: tuple[SegmentSpec, ...], rfm: RfmThresholds | None) -> str:
+def definitions_hash(
+    segments: tuple[SegmentSpec, ...],
+    rfm: RfmThresholds | None,
+    origin: tuple[float, float] | None = None,
+    klaviyo_properties: tuple[str, ...] = (),
+) -> str:
     """sha256 (first 16 hex) of what decides membership; descriptions and `klaviyo_list_id` excluded.
 
     A profile evaluated under one hash needs no re-evaluation under another with the same hash, so where a
     segment syncs is left out: moving a segment to another Klaviyo list changes no membership (SegmentSync
     fills the new list from the segment's current members).
     """
-    content = {
+    content: dict[str, Any] = {
         "semantics": SEMANTICS_VERSION,
         "rfm": None
         if rfm is None
@@ -548,6 +631,10 @@ def definitions_hash(segments: tuple[SegmentSpec, ...], rfm: RfmThresholds | Non
         },
         "segments": {segment.name: {"when": canonical_condition(segment.when)} for segment in segments},
     }
+    if origin is not None:  # absent from files without one, so their hash is unchanged
+        content["origin"] = [_canonical_value(value) for value in origin]
+    if klaviyo_properties:  # what each profile sends: a new list re-evaluates (and so re-sends) everyone
+        content["klaviyo_properties"] = list(klaviyo_properties)
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]
 
@@ -567,12 +654,13 @@ def parse_spec(text: str, source: str = "<definitions>") -> Spec:
         raise DefinitionsError([Problem(source, 1, 1, f"not valid YAML: {error}")]) from None
     reader = _Reader(source)
     try:
-        segments, rfm = reader.read(root)
+        segments, rfm, origin = reader.read(root)
     except _Invalid:
-        segments, rfm = (), None
+        segments, rfm, origin = (), None, None
     if reader.problems:
         raise DefinitionsError(sorted(reader.problems, key=lambda problem: (problem.line, problem.column)))
-    return Spec(source, segments, rfm, definitions_hash(segments, rfm))
+    properties = reader.klaviyo_properties
+    return Spec(source, segments, rfm, definitions_hash(segments, rfm, origin, properties), origin, properties)
 
 
 def read_spec(path: str | Path) -> Spec:

@@ -23,7 +23,9 @@ from itertools import compress
 from pathlib import Path
 from typing import Any
 
+from evergreen.domain.location import great_circle_km
 from evergreen.segments.definitions import (
+    DISTANCE_FACT,
     AllOf,
     AnyOf,
     Atom,
@@ -150,6 +152,32 @@ def _rfm_getters(scorer: RfmScorer) -> dict[str, Getter]:
     }
 
 
+def _distance_getter(origin: tuple[float, float]) -> Getter:
+    def distance_km(facts: Facts, now: datetime) -> float | None:
+        point = facts.get("coordinates")
+        return None if point is None else great_circle_km(origin, point)
+
+    return distance_km
+
+
+def _fact_getter(name: str) -> Getter:
+    return lambda facts, now: facts.get(name)
+
+
+def _property_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, frozenset | set):
+        return sorted(str(item) for item in value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 # -- combinators -------------------------------------------------------------------------------
 
 
@@ -220,9 +248,11 @@ class _Node:
 
 
 class _Compiler:
-    def __init__(self, rfm: RfmThresholds | None) -> None:
+    def __init__(self, rfm: RfmThresholds | None, origin: tuple[float, float] | None = None) -> None:
         self.scorer = RfmScorer(rfm) if rfm is not None else None
         self.getters = _rfm_getters(self.scorer) if self.scorer is not None else {}
+        if origin is not None:
+            self.getters[DISTANCE_FACT] = _distance_getter(origin)
         self.clocks: set[tuple[str, timedelta]] = set()
         """Every (timestamp fact, offset) the segment being compiled depends on."""
 
@@ -271,7 +301,19 @@ class _Compiler:
 class Definitions:
     """Compiled, immutable segment definitions. Build with `load_definitions` or `parse_definitions`."""
 
-    __slots__ = ("_clock_sources", "_predicates", "_roots", "_specs", "hash", "names", "rfm", "source")
+    __slots__ = (
+        "_clock_sources",
+        "_predicates",
+        "_property_getters",
+        "_roots",
+        "_specs",
+        "hash",
+        "klaviyo_properties",
+        "names",
+        "origin",
+        "rfm",
+        "source",
+    )
 
     def __init__(self, spec: Spec) -> None:
         self.source = spec.source
@@ -279,7 +321,12 @@ class Definitions:
         self.rfm = spec.rfm
         self.names: tuple[str, ...] = tuple(segment.name for segment in spec.segments)
         self._specs: dict[str, SegmentSpec] = {segment.name: segment for segment in spec.segments}
-        compiler = _Compiler(spec.rfm)
+        self.origin = spec.origin
+        self.klaviyo_properties = spec.klaviyo_properties
+        compiler = _Compiler(spec.rfm, spec.origin)
+        self._property_getters: tuple[tuple[str, Getter], ...] = tuple(
+            (name, compiler.getters.get(name) or _fact_getter(name)) for name in spec.klaviyo_properties
+        )
         roots: list[_Node] = []
         users: dict[tuple[str, timedelta], list[int]] = {}
         certain: set[tuple[str, timedelta]] = set()
@@ -307,6 +354,13 @@ class Definitions:
         )
         """Per timestamp fact: its offsets ascending; for each, the segments whose truth it can flip
         and whether one of them surely flips (a segment that is that time condition alone)."""
+
+    def property_values(self, facts: Facts, now: datetime) -> dict[str, Any]:
+        """The `klaviyo_properties` facts at `now` as JSON values (timestamps ISO 8601 UTC, money and distances
+        as numbers, sets as sorted lists, a missing fact as None); empty when the file lists none."""
+        if now.microsecond:
+            now = now.replace(microsecond=0)
+        return {name: _property_value(getter(facts, now)) for name, getter in self._property_getters}
 
     @property
     def klaviyo_list_ids(self) -> dict[str, str]:

@@ -14,14 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-type Operand = Literal["flag", "duration", "duration_range", "value", "values"]
+from evergreen.domain.location import great_circle_km, normalise_postal_code
+
+type Operand = Literal["flag", "duration", "duration_range", "value", "values", "prefixes", "circle"]
 """How the operator's value is written: true/false; `90d`; `[60d, 180d]`; one value of the fact's kind
-(a string for string and set facts); a non-empty list of such values."""
+(a string for string and set facts); a non-empty list of such values; a non-empty list of prefixes (compared
+as postal codes are: upper-case, no spaces); a circle `{latitude: 45.42, longitude: -75.7, km: 25}`."""
 
 type Check = Callable[[Any], Callable[[Any], bool]]
 """Given the expected value x, a test of the fact's value v (never called with a missing fact)."""
 
-FACT_KINDS: Final = ("number", "money", "string", "set", "boolean", "timestamp")
+FACT_KINDS: Final = ("number", "money", "string", "set", "boolean", "timestamp", "point")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,21 @@ class Operator:
 
 def _kinds(*kinds: str) -> frozenset[str]:
     return frozenset(kinds)
+
+
+def _starts_with(prefixes: frozenset[str]) -> Callable[[Any], bool]:
+    kept = tuple(sorted(p for p in (normalise_postal_code(prefix) for prefix in prefixes) if p))
+
+    def starts_with(value: Any) -> bool:
+        normalised = normalise_postal_code(value)
+        return normalised is not None and normalised.startswith(kept)
+
+    return starts_with
+
+
+def _within_km(circle: tuple[float, float, float]) -> Callable[[Any], bool]:
+    latitude, longitude, km = circle
+    return lambda point: great_circle_km((latitude, longitude), point) <= km
 
 
 _ORDERED = _kinds("number", "money")
@@ -49,6 +67,8 @@ REGISTRY: Final[dict[str, Operator]] = {
     "contains": Operator(_kinds("set"), "value", lambda x: lambda v: x in v),
     "contains_any": Operator(_kinds("set"), "values", lambda xs: lambda v: not xs.isdisjoint(v)),
     "contains_all": Operator(_kinds("set"), "values", lambda xs: xs.issubset),
+    "starts_with": Operator(_kinds("string"), "prefixes", _starts_with),
+    "within_km": Operator(_kinds("point"), "circle", _within_km),
     "is": Operator(_kinds("boolean"), "flag", lambda x: functools.partial(operator.is_, x)),
     "older_than": Operator(_kinds("timestamp"), "duration"),
     "within": Operator(_kinds("timestamp"), "duration"),

@@ -186,6 +186,7 @@ def customer_payload(node: Mapping[str, Any]) -> dict[str, Any]:
         "updated_at": node.get("updatedAt"),
         "email_marketing_consent": _consent(node.get("emailMarketingConsent")),
         "sms_marketing_consent": _consent(node.get("smsMarketingConsent")),
+        "default_address": node.get("defaultAddress"),
     }
 
 
@@ -211,6 +212,8 @@ def order_payload(node: Mapping[str, Any]) -> dict[str, Any]:
         "financial_status": node.get("displayFinancialStatus"),
         "test": node.get("test"),
         "total_price_set": _money(node.get("totalPriceSet")),
+        "shipping_address": node.get("shippingAddress"),
+        "discount_codes": [{"code": code} for code in node.get("discountCodes") or [] if isinstance(code, str)],
         "refunds": refunds,
     }
 

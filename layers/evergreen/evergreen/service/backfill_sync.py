@@ -29,6 +29,7 @@ from evergreen.klaviyo.errors import KlaviyoError
 from evergreen.klaviyo.job_follower import Charge, FollowedJob, JobFollower
 from evergreen.klaviyo.jobs import JobFollow
 from evergreen.klaviyo.pusher import KlaviyoSender
+from evergreen.service.membership import snapshot_change
 from evergreen.service.ports import SyncMark
 from evergreen.service.sync import SyncStore
 
@@ -64,23 +65,14 @@ class MembershipSync(Protocol):
 
 
 def snapshot(touched: Touched, now: datetime, with_events: bool) -> SegmentChange:
-    """The profile's membership as one change; entered/exited only when events are wanted."""
+    """The profile's membership (and fact properties) as one change; entered/exited only when events are wanted."""
     profile = touched.profile
+    change = snapshot_change(profile, profile.version, now)
+    if not with_events:
+        return change
     segments = set(profile.membership)
-    return SegmentChange(
-        shop=profile.shop,
-        profile_key=profile.key,
-        version=profile.version,
-        changed_at=now,
-        segments=sorted(segments),
-        entered=sorted(segments - touched.before) if with_events else [],
-        exited=sorted(touched.before - segments) if with_events else [],
-        customer_id=profile.customer_id,
-        email=profile.email,
-        phone=profile.phone,
-        first_name=profile.first_name,
-        last_name=profile.last_name,
-        klaviyo_profile_id=profile.klaviyo_profile_id,
+    return change.model_copy(
+        update={"entered": sorted(segments - touched.before), "exited": sorted(touched.before - segments)}
     )
 
 
@@ -159,7 +151,7 @@ class BulkMembershipSync:
             for event_job in kr.plan_bulk_event_jobs(entries):
                 if self._send(kr.bulk_create_events(event_job), report):
                     report.bulk_event_jobs += 1
-        synced = [SyncMark(c.shop, c.profile_key, c.version) for i, c in enumerate(changes) if i not in not_imported]
+        synced = [SyncMark.of(c) for i, c in enumerate(changes) if i not in not_imported]
         self._store.mark_synced_many(synced)
         report.profiles += len(synced)
         report.profile_keys.update(mark.profile_key for mark in synced)

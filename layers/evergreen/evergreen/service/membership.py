@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.profile import Profile
+from evergreen.domain.segment_counts import is_engaged
 from evergreen.segments import Definitions, evaluate
 
 
@@ -24,6 +27,29 @@ class Reevaluation:
         return self.change is not None
 
 
+def snapshot_change(
+    profile: Profile, version: int, now: datetime, facts: Mapping[str, Any] | None = None
+) -> SegmentChange:
+    """The profile's stored membership and facts as one change at `version`, entering and leaving nothing."""
+    facts = profile.facts() if facts is None else facts
+    return SegmentChange(
+        shop=profile.shop,
+        profile_key=profile.key,
+        version=version,
+        changed_at=now,
+        segments=sorted(profile.membership),
+        customer_id=profile.customer_id,
+        email=profile.email,
+        phone=profile.phone,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        klaviyo_profile_id=profile.klaviyo_profile_id,
+        properties=profile.klaviyo_properties,
+        net_spent=facts["net_spent"],
+        engaged=is_engaged(facts, now),
+    )
+
+
 def reevaluate(
     profile: Profile,
     definitions: Definitions,
@@ -37,7 +63,9 @@ def reevaluate(
     stays due at its old transition time so that a later unrestricted sweep applies them. A customer
     deleted in Shopify belongs to no segment and has no next transition.
     """
-    evaluation = evaluate(profile.facts(), definitions, now)
+    facts = profile.facts()
+    evaluation = evaluate(facts, definitions, now)
+    properties = definitions.property_values(facts, now)
     current = set(profile.membership)
     segments = frozenset() if profile.deleted else evaluation.segments
     target = set(segments)
@@ -56,23 +84,12 @@ def reevaluate(
             "next_transition_at": next_transition_at,
             "definitions_hash": definitions.hash if only is None else profile.definitions_hash,
             "version": version,
+            "klaviyo_properties": properties,
         }
     )
     change = None
-    if entered or exited:
-        change = SegmentChange(
-            shop=profile.shop,
-            profile_key=profile.key,
-            version=version,
-            changed_at=now,
-            segments=sorted(membership),
-            entered=list(entered),
-            exited=list(exited),
-            customer_id=profile.customer_id,
-            email=profile.email,
-            phone=profile.phone,
-            first_name=profile.first_name,
-            last_name=profile.last_name,
-            klaviyo_profile_id=profile.klaviyo_profile_id,
+    if entered or exited or properties != profile.klaviyo_properties:
+        change = snapshot_change(updated, version, now, facts).model_copy(
+            update={"entered": list(entered), "exited": list(exited)}
         )
     return Reevaluation(updated, entered, exited, change)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -15,6 +16,7 @@ from evergreen.domain.events import EngagementRecorded
 from evergreen.domain.list_moves import SegmentMove
 from evergreen.domain.orders import OrderState
 from evergreen.domain.profile import Profile
+from evergreen.domain.segment_counts import SyncedSnapshot
 
 
 class VersionConflict(Exception):
@@ -44,6 +46,8 @@ class Snapshot:
     guest: Profile | None = None
     erased: Mapping[Tombstone, datetime] = field(default_factory=dict)
     """The tombstones asked for that exist, with when each was written."""
+    seen: bool = False
+    """Whether the delivery was already applied (its note is stored)."""
 
 
 class PageLike[T](Protocol):
@@ -61,9 +65,15 @@ class ProfileStore(Protocol):
         profile_key: str,
         order_id: str | None = None,
         guest_key: str | None = None,
+        delivery_id: str | None = None,
         tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
-        """The profile, the order item, the guest profile and these tombstones, in one consistent read."""
+        """The profile, the order item, the guest profile, whether the delivery was seen and these tombstones, in
+        one consistent read."""
+        ...
+
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        """Note that a delivery was applied (kept for days, beyond the senders' retries)."""
         ...
 
     def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
@@ -173,6 +183,15 @@ class SyncMark(NamedTuple):
     profile_key: str
     version: int
     klaviyo_profile_id: str | None = None
+    snapshot: SyncedSnapshot | None = None
+    """What the version says about the profile's segments: the per-segment totals move by it (None: they don't)."""
+    changed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, change: SegmentChange, klaviyo_profile_id: str | None = None) -> SyncMark:
+        """The mark of a change that reached Klaviyo, carrying what the segment totals need."""
+        snapshot = SyncedSnapshot(frozenset(change.segments), change.net_spent or Decimal(0), change.engaged)
+        return cls(change.shop, change.profile_key, change.version, klaviyo_profile_id, snapshot, change.changed_at)
 
 
 class Redelivery(Protocol):

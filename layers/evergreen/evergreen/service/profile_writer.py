@@ -149,7 +149,7 @@ class ProfileWriter:
     ) -> WriteResult:
         """Apply `reducer` to the stored profile at `blank.key` (or to `blank` when none is stored).
 
-        A delivery id the profile has seen makes the call a no-op. With `merge`, a guest profile
+        A delivery id already applied in this shop makes the call a no-op. With `merge`, a guest profile
         with the result's email is folded in and deleted in the same transaction; `guest_email` is
         the email the event names, so that guest is read with the profile. A tombstone in `guard`
         (read with the profile) makes it a no-op too (`Outcome.ERASED`).
@@ -194,11 +194,13 @@ class ProfileWriter:
             started = retry.monotonic()
             hint = guest_email if merge is not None and target.customer_id is not None else None
             wanted_guest = guest_key(target.shop, hint) if hint else None
-            snapshot = self._store.load_for_write(target.shop, target.key, order_id, wanted_guest, guard.tombstones)
+            snapshot = self._store.load_for_write(
+                target.shop, target.key, order_id, wanted_guest, delivery_id=delivery_id, tombstones=guard.tombstones
+            )
             if guard.blocked_by(snapshot.erased):
                 return WriteResult(Outcome.ERASED)
             loaded = snapshot.profile
-            if loaded is not None and loaded.has_seen(delivery_id):
+            if snapshot.seen:
                 return WriteResult(Outcome.DUPLICATE, loaded)
             try:
                 outcome = self._attempt(
@@ -215,6 +217,8 @@ class ProfileWriter:
                 logger.debug("Profile changed concurrently; retrying", extra={"attempt": attempt})
                 retry.sleep(pause)
                 continue
+            if outcome.outcome is Outcome.WRITTEN and delivery_id is not None and order_id is None:
+                self._remember(target.shop, delivery_id)
             return outcome
         logger.warning("Profile kept changing; answering 5xx so the sender retries", extra={"attempts": attempt})
         raise ConflictsExhausted("the profile kept changing concurrently")
@@ -250,7 +254,7 @@ class ProfileWriter:
             applied = self._rebuilt(applied, order_id, state)
         expected = loaded.version if loaded else 0
         now = self._clock.now()
-        result = reevaluate(applied.remember(delivery_id), self._definitions, now, expected + 1)
+        result = reevaluate(applied, self._definitions, now, expected + 1)
         if result.change is not None:  # carried to SegmentSync for the EventToKlaviyoMs metric
             result = replace(result, change=result.change.model_copy(update={"received_at": received_at}))
         order = None
@@ -261,6 +265,17 @@ class ProfileWriter:
         self.enqueue(result.change)
         self._hand_off(result.profile, loaded)
         return WriteResult(Outcome.WRITTEN, result.profile, result.entered, result.exited, before=loaded)
+
+    def _remember(self, shop: str, delivery_id: str) -> None:
+        """Note the applied delivery, so a redelivery writes nothing (best effort: applying is idempotent).
+
+        An order event needs no note: its order item keeps the snapshot it applied, so its redelivery finds the
+        order unchanged and writes nothing either.
+        """
+        try:
+            self._store.remember_delivery(shop, delivery_id, self._clock.now())
+        except Exception:
+            logger.exception("Could not note the delivery; a redelivery is applied again and changes nothing")
 
     def _adopt(self, base: Profile, loaded: Profile | None, stored: OrderItem, snapshot: Snapshot) -> Profile:
         """The profile to apply an order event to, given that `stored.owner` owns the order.

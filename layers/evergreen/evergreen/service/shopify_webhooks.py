@@ -75,6 +75,19 @@ class ShopifyDelivery:
     event_id: str | None = None
     webhook_id: str | None = None
     api_version: str | None = None
+    triggered_at: str | None = None
+    """X-Shopify-Triggered-At: when Shopify raised the event (the same on every retry)."""
+
+    def triggered_before(self, now: datetime) -> datetime | None:
+        """The triggered-at instant when it is a readable time not after `now` (a header is not signed, so a
+        later one is ignored rather than trusted)."""
+        try:
+            at = datetime.fromisoformat(self.triggered_at) if self.triggered_at else None
+        except ValueError:
+            return None
+        if at is None or at.tzinfo is None:
+            return None
+        return at if at <= now else None
 
     @property
     def delivery_id(self) -> str | None:
@@ -186,7 +199,8 @@ class ShopifyWebhooks:
         assert delivery.shop is not None
         try:
             payload = json.loads(delivery.body)
-            event = translate(topic, payload, self._clock.now(), shop=delivery.shop)
+            now = self._clock.now()
+            event = translate(topic, payload, now, shop=delivery.shop, triggered_at=delivery.triggered_before(now))
         except (ValueError, RecursionError, MalformedPayload) as error:
             reason = (
                 str(error) if isinstance(error, MalformedPayload) else "body is not valid JSON (or nested too deeply)"

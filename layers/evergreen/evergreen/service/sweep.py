@@ -25,6 +25,10 @@ from evergreen.service.profile_writer import mark_undelivered
 
 logger = Logger(child=True)
 
+FANOUT_LEASE = timedelta(minutes=20)
+"""How long a started full re-evaluation is left to its invocations before the scheduled run starts the groups
+still unfinished again: longer than one invocation (Lambda's 15-minute limit)."""
+
 
 class SweepRequest(BaseModel):
     """What the schedule or an operator asks for. The scheduled event carries none of these fields."""
@@ -34,6 +38,8 @@ class SweepRequest(BaseModel):
     dry_run: bool = False
     segments: list[str] | None = Field(default=None, min_length=1)
     full: bool = False
+    group: int | None = Field(default=None, ge=0)
+    """One group of a fanned-out full re-evaluation's scan segments (an invocation the scheduled run started)."""
 
 
 class SweepStore(Protocol):
@@ -51,7 +57,15 @@ class SweepStore(Protocol):
     def full_sweep_cursors(self, definitions_hash: str) -> dict[int, Cursor]: ...
     def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, Cursor]) -> None: ...
     def finish_full_sweep(self, definitions_hash: str) -> None: ...
+    def full_sweep_dispatched_at(self, definitions_hash: str) -> datetime | None: ...
+    def record_full_sweep_dispatch(self, definitions_hash: str, at: datetime) -> None: ...
     def record_sweep_run(self, finished_at: datetime, complete: bool) -> None: ...
+
+
+class FullSweepFanout(Protocol):
+    """Parallel invocations of the sweep, each running `SweepRequest(full=True, group=n)` (storage/sweep_fanout.py)."""
+
+    def dispatch(self, groups: Sequence[int]) -> None: ...
 
 
 class Handoff(Protocol):
@@ -80,6 +94,8 @@ class SweepReport:
     repaired: int = 0
     scheduled: int = 0
     """Transitions due before the next run, handed to the transitions queue for their exact instant."""
+    fanned_out: int = 0
+    """Invocations of a full re-evaluation this run started (definitions changed, the due sweep went on)."""
     oldest_overdue_seconds: float = 0.0
     complete: bool = True
     list_move: ListMoveReport | None = None
@@ -114,6 +130,7 @@ class SweepReport:
             "enqueued": self.enqueued,
             "repaired": self.repaired,
             "scheduled": self.scheduled,
+            "fanned_out": self.fanned_out,
             "oldest_overdue_seconds": round(self.oldest_overdue_seconds, 3),
             "complete": self.complete,
             "list_move": self.list_move.as_dict() if self.list_move is not None else None,
@@ -136,6 +153,8 @@ class StalenessSweep:
         workers: int = 4,
         handoff: Handoff | None = None,
         list_mover: ListMover | None = None,
+        fanout: FullSweepFanout | None = None,
+        fanout_groups: int = 16,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -143,10 +162,12 @@ class StalenessSweep:
         self._clock = clock
         self._shards = shards
         self._grace = sync_grace
-        self._scan_segments = scan_segments
         self._workers = workers
         self._handoff = handoff
         self._list_mover = list_mover
+        self._fanout = fanout
+        self._groups = fanout_groups
+        self._scan_segments = fanout_groups * workers if fanout is not None else scan_segments
 
     def run(self, request: SweepRequest, time_left: Callable[[], bool] = lambda: True) -> SweepReport:
         """Sweep until done or until `time_left()` says stop; the next run continues where work remains.
@@ -160,14 +181,18 @@ class StalenessSweep:
         started = time.perf_counter()
         now = self._clock.now()
         only = frozenset(request.segments) if request.segments else None
-        full = request.full or self._definitions_changed(request)
+        changed = self._definitions_changed(request)
+        fans_out = changed and self._fanout is not None
+        full = request.full or request.group is not None or (changed and not fans_out)
         report = SweepReport("full" if full else "due", request.dry_run, request.segments)
         tracks_progress = full and only is None and not request.dry_run
         if full:
             cursors = self._store.full_sweep_cursors(self._definitions.hash) if tracks_progress else {}
-            lanes = open_lanes(self._scan_segments, cursors)
+            lanes = [lane for lane in open_lanes(self._scan_segments, cursors) if self._in_group(lane, request)]
         else:
             lanes = open_lanes(self._shards, {})
+        if fans_out:
+            report.fanned_out = self._fan_out(now)
 
         def sweep_lane(lane: Lane) -> tuple[SweepReport, Lane]:
             return self._sweep_lane(lane, full, now, only, request, time_left)
@@ -175,7 +200,9 @@ class StalenessSweep:
         finished = run_lanes(lanes, sweep_lane, self._workers)
         for lane_report, _ in finished:
             report.absorb(lane_report)
-        if tracks_progress:
+        if tracks_progress and request.group is not None:
+            self._finish_group(request.group, {lane.number: lane.cursor for _, lane in finished}, report.complete)
+        elif tracks_progress:
             if report.complete:
                 self._store.finish_full_sweep(self._definitions.hash)
             else:
@@ -186,12 +213,50 @@ class StalenessSweep:
             report.scheduled = self._hand_off(now, time_left)
         if not request.dry_run and report.complete:
             report.repaired = self._repair_outbox(now, time_left)
-        if self._list_mover is not None and not (full or only) and report.complete:
+        if self._list_mover is not None and not (full or only or fans_out) and report.complete:
             report.list_move = self._list_mover.run(request.dry_run, time_left)
         if not (request.dry_run or only):
             self._record_run(report)
         report.duration_ms = (time.perf_counter() - started) * 1000
         return report
+
+    def _in_group(self, lane: Lane, request: SweepRequest) -> bool:
+        """Whether a fan-out invocation for `request.group` walks this scan segment (every lane without a group)."""
+        return request.group is None or lane.number // self._workers == request.group
+
+    def _fan_out(self, now: datetime) -> int:
+        """Start the full re-evaluation's invocations, one per group with segments left, unless a start within
+        `FANOUT_LEASE` is still running (each invocation that runs out of time starts its own successor)."""
+        assert self._fanout is not None
+        definitions = self._definitions.hash
+        dispatched = self._store.full_sweep_dispatched_at(definitions)
+        if dispatched is not None and now - dispatched < FANOUT_LEASE:
+            return 0
+        cursors = self._store.full_sweep_cursors(definitions)
+        groups = sorted({lane.number // self._workers for lane in open_lanes(self._scan_segments, cursors)})
+        if not groups:  # the last groups ended together, each before seeing the other's cursors
+            self._store.finish_full_sweep(definitions)
+            return 0
+        self._store.record_full_sweep_dispatch(definitions, now)
+        try:
+            self._fanout.dispatch(groups)
+        except Exception:
+            logger.exception("Could not start the full re-evaluation; the next run starts it once the lease ends")
+            return 0
+        return len(groups)
+
+    def _finish_group(self, group: int, cursors: dict[int, Cursor], complete: bool) -> None:
+        """Save a group's cursors; start its successor when it ran out of time, or finish the whole re-evaluation
+        when it was the last group to end."""
+        definitions = self._definitions.hash
+        self._store.save_full_sweep_cursors(definitions, cursors)
+        if not complete:
+            self._store.record_full_sweep_dispatch(definitions, self._clock.now())
+            if self._fanout is not None:
+                self._fanout.dispatch([group])
+            return
+        if not open_lanes(self._scan_segments, self._store.full_sweep_cursors(definitions)):
+            self._store.finish_full_sweep(definitions)
 
     def _record_run(self, report: SweepReport) -> None:
         """When this run finished and whether it did all its work: what `evergreen doctor` checks the schedule by.

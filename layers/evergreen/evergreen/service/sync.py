@@ -137,6 +137,8 @@ class SyncReport:
     """Profiles sent without their phone, because Klaviyo would refuse the number."""
     jobs_unfinished: int = 0
     """Bulk jobs still running when the invocation had to stop: their changes are retried."""
+    shops: set[str] = field(default_factory=set)
+    """Shops whose changes reached Klaviyo (their segment totals may have moved)."""
 
 
 class SegmentSync:
@@ -274,6 +276,7 @@ class SegmentSync:
             if position in outcome.failed:
                 continue
             report.pushed += 1
+            report.shops.add(change.shop)
             report.lag_seconds.append((now - change.changed_at).total_seconds())
             if change.received_at is not None:
                 to_import_ms = (now - change.received_at).total_seconds() * 1000
@@ -284,10 +287,7 @@ class SegmentSync:
             if change.profile_key not in newest or batch[newest[change.profile_key]].version < change.version:
                 newest[change.profile_key] = position
         self._store.mark_synced_many(
-            [
-                SyncMark(batch[p].shop, batch[p].profile_key, batch[p].version, outcome.klaviyo_profile_ids.get(p))
-                for p in newest.values()
-            ]
+            [SyncMark.of(batch[p], outcome.klaviyo_profile_ids.get(p)) for p in newest.values()]
         )
         self._erase_again_if_redacted(pusher, batch, newest, outcome)
         return _charge_failures(outcome, report, indexes.__getitem__)

@@ -44,18 +44,23 @@ REQUIRED_SCOPES = ("read_customers", "read_orders")
 checkouts need `read_orders` and, on the merchant's side, a user with the `manage_abandoned_checkouts`
 permission."""
 
+ADDRESS_FIELDS = "countryCodeV2 provinceCode city zip latitude longitude"
+"""What the location facts read from a MailingAddress (Shopify geocodes it: no geocoding of our own)."""
+
 CUSTOMER_FIELDS = """
 id email phone state createdAt updatedAt tags
 emailMarketingConsent { marketingState marketingOptInLevel consentUpdatedAt }
 smsMarketingConsent { marketingState marketingOptInLevel consentUpdatedAt }
-""".strip()
+defaultAddress { ADDRESS }
+""".strip().replace("ADDRESS", ADDRESS_FIELDS)
 
 ORDER_FIELDS = """
 id email phone createdAt processedAt updatedAt cancelledAt test displayFinancialStatus
 totalPriceSet { shopMoney { amount currencyCode } }
 customer { id }
+discountCodes shippingAddress { ADDRESS }
 refunds { id createdAt totalRefundedSet { shopMoney { amount currencyCode } } }
-""".strip()
+""".strip().replace("ADDRESS", ADDRESS_FIELDS)
 """An order's refunds are a list field, and bulk operations refuse a connection inside a list field (a refund's
 `transactions`), so each refund is read by its total: the sum of its transactions."""
 

@@ -209,6 +209,42 @@ class MoneyBag(Payload):
     presentment_money: Money | None = None
 
 
+def _degrees(limit: float) -> Callable[[Any], float | None]:
+    """A latitude (limit 90) or longitude (180) as a float; anything else (null, blank, garbage) is None.
+
+    Shopify geocodes addresses itself and sends null when it could not; a coordinate is never worth refusing
+    an order for, so one that is not a number within range is treated as unknown.
+    """
+
+    def check(value: Any) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return None
+        try:
+            degrees = float(value)
+        except ValueError:
+            return None
+        return degrees if math.isfinite(degrees) and -limit <= degrees <= limit else None
+
+    return check
+
+
+class AddressPayload(Payload):
+    """A customer's `default_address` or an order's `shipping_address` (REST names; GraphQL names accepted)."""
+
+    country_code: Code = Field(None, validation_alias=AliasChoices("country_code", "countryCodeV2", "countryCode"))
+    province_code: Code = Field(None, validation_alias=AliasChoices("province_code", "provinceCode"))
+    city: Name = None
+    zip: Code = None
+    latitude: Annotated[float | None, BeforeValidator(_degrees(90))] = None
+    longitude: Annotated[float | None, BeforeValidator(_degrees(180))] = None
+
+
+class DiscountCodePayload(Payload):
+    """One entry of an order's `discount_codes`."""
+
+    code: Code = None
+
+
 class MarketingConsent(Payload):
     """`email_marketing_consent` / `sms_marketing_consent` objects."""
 
@@ -234,6 +270,7 @@ class CustomerPayload(Payload):
     accepts_marketing: bool | None = None
     """Legacy (removed in 2024-01): email marketing as a boolean."""
     accepts_marketing_updated_at: UtcDatetime | None = None
+    default_address: AddressPayload | None = None
 
 
 class CustomerTagsPayload(Payload):
@@ -246,6 +283,15 @@ class CustomerTagsPayload(Payload):
     customer_id: ShopifyId = Field(validation_alias=AliasChoices("customerId", "customer_id"))
     tags: Annotated[list[str], BeforeValidator(_tag_list)]
     occurred_at: UtcDatetime = Field(validation_alias=AliasChoices("occurredAt", "occurred_at"))
+
+
+class CustomerSegmentPayload(Payload):
+    """customer.joined_segment / customer.left_segment. Shopify's documented example (2025-10):
+    `{"shop_id": "gid://shopify/Shop/1", "customer_id": "gid://shopify/Customer/2",
+    "segment_id": "gid://shopify/Segment/3"}`."""
+
+    customer_id: ShopifyId = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    segment_id: ShopifyId = Field(validation_alias=AliasChoices("segment_id", "segmentId"))
 
 
 class CustomerRef(Payload):
@@ -306,7 +352,7 @@ class LineItemPayload(Payload):
 
     product_id: ShopifyId | None = None
     product_type: Name = None
-    vendor: Text = None
+    vendor: Name = None
     title: Text = None
 
 
@@ -373,6 +419,10 @@ class OrderPayload(Payload):
     total_price_set: MoneyBag | None = None
     tags: Tags = None
     line_items: Annotated[list[LineItemPayload], BeforeValidator(_none_to_empty)] = Field(default_factory=list)
+    shipping_address: AddressPayload | None = None
+    discount_codes: Annotated[
+        list[DiscountCodePayload], BeforeValidator(_at_most(MAX_TAGS)), BeforeValidator(_none_to_empty)
+    ] = Field(default_factory=list)
     refunds: Annotated[list[RefundPayload], BeforeValidator(_at_most(MAX_REFUNDS)), BeforeValidator(_none_to_empty)] = (
         Field(default_factory=list)
     )

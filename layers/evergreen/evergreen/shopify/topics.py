@@ -29,15 +29,19 @@ from evergreen.domain.events import (
     PurchasingSummary,
     RefundObserved,
     ShopifyEvent,
+    ShopifySegmentChanged,
     ShopRedactRequested,
 )
+from evergreen.domain.location import Address, normalise_postal_code
 from evergreen.domain.profile import Consent, ConsentState
 from evergreen.shopify.payloads import (
+    AddressPayload,
     BulkOperationFinishedPayload,
     CheckoutPayload,
     CustomerDeletePayload,
     CustomerPayload,
     CustomerRedactPayload,
+    CustomerSegmentPayload,
     CustomerTagsPayload,
     DataRequestPayload,
     EmailConsentUpdatePayload,
@@ -164,6 +168,21 @@ def _legacy_email_consent(customer: CustomerPayload) -> Consent | None:
     )
 
 
+def _address(address: AddressPayload | None) -> Address | None:
+    """The location-fact parts of an address: codes upper-case, the postal code without spaces."""
+    if address is None:
+        return None
+    kept = Address(
+        country_code=address.country_code.upper() if address.country_code else None,
+        province_code=address.province_code.upper() if address.province_code else None,
+        city=address.city.strip() if address.city else None,
+        postal_code=normalise_postal_code(address.zip),
+        latitude=address.latitude,
+        longitude=address.longitude,
+    )
+    return None if kept.empty else kept
+
+
 # --- translators ---------------------------------------------------------------------------------
 
 
@@ -182,6 +201,7 @@ def _customer(topic: str) -> Translator:
             updated_at=customer.updated_at,
             email_consent=_legacy_email_consent(customer),
             sms_consent=_consent(customer.sms_marketing_consent),
+            default_address=_address(customer.default_address),
         )
 
     return translate_customer
@@ -198,6 +218,19 @@ def _customer_tags(topic: str) -> Translator:
         )
 
     return translate_tags
+
+
+def _customer_segment(topic: str) -> Translator:
+    def translate_segment(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent:
+        change = _validate(CustomerSegmentPayload, body, topic)
+        return ShopifySegmentChanged(
+            customer_id=change.customer_id,
+            segment_id=change.segment_id,
+            member=topic == JOINED_SEGMENT_TOPIC,
+            occurred_at=received_at,
+        )
+
+    return translate_segment
 
 
 def _customer_deleted(body: Mapping[str, Any], received_at: datetime) -> ShopifyEvent:
@@ -288,6 +321,10 @@ def _order(topic: str) -> Translator:
             checkout_token=order.checkout_token,
             product_types=_bounded((item.product_type for item in order.line_items), ORDER_DETAILS_KEPT),
             tags=_bounded(order.tags or (), ORDER_DETAILS_KEPT),
+            vendors=_bounded((item.vendor for item in order.line_items), ORDER_DETAILS_KEPT),
+            product_ids=_bounded((item.product_id for item in order.line_items), ORDER_DETAILS_KEPT),
+            discount_codes=_bounded((code.code for code in order.discount_codes), ORDER_DETAILS_KEPT),
+            shipping_address=_address(order.shipping_address),
             refunds=tuple(_refund_event(refund, order.id, topic) for refund in order.refunds),
         )
 
@@ -362,6 +399,10 @@ EMAIL_CONSENT_TOPIC = "customers_email_marketing_consent/update"
 SMS_CONSENT_TOPIC = "customers_marketing_consent/update"
 TAGS_ADDED_TOPIC = "customer.tags_added"
 TAGS_REMOVED_TOPIC = "customer.tags_removed"
+JOINED_SEGMENT_TOPIC = "customer.joined_segment"
+LEFT_SEGMENT_TOPIC = "customer.left_segment"
+SEGMENT_TOPICS = (JOINED_SEGMENT_TOPIC, LEFT_SEGMENT_TOPIC)
+"""Their bodies carry no time: the event is stamped with the delivery's triggered-at (see `translate`)."""
 BULK_OPERATION_FINISH_TOPIC = "bulk_operations/finish"
 
 TOPIC_ALIASES: Mapping[str, str] = {
@@ -378,6 +419,7 @@ _REGISTRY: dict[str, Translator] = {
     "customers/purchasing_summary": _purchasing_summary,
     TAGS_ADDED_TOPIC: _customer_tags(TAGS_ADDED_TOPIC),
     TAGS_REMOVED_TOPIC: _customer_tags(TAGS_REMOVED_TOPIC),
+    **{topic: _customer_segment(topic) for topic in SEGMENT_TOPICS},
     **{topic: _order(topic) for topic in ORDER_TOPICS},
     "refunds/create": _refund,
     **{topic: _checkout(topic) for topic in CHECKOUT_TOPICS},
@@ -404,9 +446,16 @@ def canonical_topic(topic: str) -> str:
 
 
 def translate(
-    topic: str, payload: Mapping[str, Any] | bytes, received_at: datetime, shop: str | None = None
+    topic: str,
+    payload: Mapping[str, Any] | bytes,
+    received_at: datetime,
+    shop: str | None = None,
+    triggered_at: datetime | None = None,
 ) -> ShopifyEvent:
     """The domain event for one webhook delivery.
+
+    `triggered_at` (X-Shopify-Triggered-At, the same on every retry) stamps the topics whose body has no time
+    of its own (customer.joined_segment / left_segment); without it they take `received_at`.
 
     Raises UnknownTopic for a topic Evergreen does not handle and MalformedPayload when the
     body does not carry what the topic needs, has the shape of another topic's body, or (given
@@ -421,6 +470,7 @@ def translate(
     if problem is not None:
         raise MalformedPayload(f"{canonical} payload: {problem}")
     try:
-        return translator(body, _utc(received_at))
+        stamp = triggered_at if triggered_at is not None and canonical in SEGMENT_TOPICS else received_at
+        return translator(body, _utc(stamp))
     except ValidationError as error:
         raise MalformedPayload(_reason(canonical, error)) from None

@@ -1,11 +1,11 @@
-"""Order items: one per order (`sk = order#<order id>`) beside the profiles of its shop.
+"""Order items: one per order, each its own partition (`<shop>/order#<order id>`, storage/keys.py).
 
 An order item holds the order's newest snapshot and its refunds (`OrderState` as JSON), the key of the
-profile that owns it (`owner`, absent while only refunds that arrived before the order are parked) and
-`owner_pk`, the `by_owner` index key that lists a profile's orders. refunds/create names only the order,
-so the item routes it to its profile. It is written in the same transaction as its profile, conditioned
-on its own `version`. An item that only holds parked refunds carries `expires_at`, so DynamoDB's TTL
-removes it if its order never arrives (60 days).
+profile that owns it (`owner`; `~unowned` while only refunds that arrived before the order are parked) and
+`shop_pk`, the `by_shop` index key that lists a profile's orders (and the whole shop's items).
+refunds/create names only the order, so the item routes it to its profile. It is written in the same
+transaction as its profile, conditioned on its own `version`. An item that only holds parked refunds
+carries `expires_at`, so DynamoDB's TTL removes it if its order never arrives (60 days).
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ from evergreen.storage import keys
 
 ORDER_PREFIX = keys.ORDER_PREFIX
 PARKED_REFUNDS_KEPT = timedelta(days=60)
-
-
-def order_key(shop: str, order_id: str) -> dict[str, Any]:
-    return {"pk": {"S": keys.shop_pk(shop)}, "sk": {"S": f"{ORDER_PREFIX}{order_id}"}}
+order_key = keys.order_key
 
 
 def order_from_item(item: dict[str, Any]) -> OrderItem:
-    shop = item["pk"]["S"].removeprefix(keys.SHOP_PREFIX)
-    order_id = item["sk"]["S"].removeprefix(ORDER_PREFIX)
+    shop, name = keys.ref_of(item)
+    order_id = name.removeprefix(ORDER_PREFIX)
     raw = item.get("order", {}).get("S")
     state = OrderState.model_validate_json(raw) if raw else OrderState()
-    return OrderItem(shop, order_id, item.get("owner", {}).get("S"), state, int(item.get("version", {"N": "0"})["N"]))
+    owner = item.get("owner", {}).get("S")
+    version = int(item.get("version", {"N": "0"})["N"])
+    return OrderItem(shop, order_id, None if owner == keys.UNOWNED else owner, state, version)
 
 
 def order_put(table: str, order: OrderItem, now: datetime) -> dict[str, Any]:
@@ -41,9 +40,9 @@ def order_put(table: str, order: OrderItem, now: datetime) -> dict[str, Any]:
         "version": {"N": str(order.version + 1)},
     }
     if order.owner is not None:
-        item["owner"] = {"S": order.owner}
-        item["owner_pk"] = {"S": keys.owner_pk(order.shop, order.owner)}
+        item |= keys.listing(order.shop, order.owner)
     else:
+        item |= keys.listing(order.shop, keys.UNOWNED)
         item["expires_at"] = {"N": str(int((now + PARKED_REFUNDS_KEPT).timestamp()))}
     put: dict[str, Any] = {"TableName": table, "Item": item}
     if order.version == 0:

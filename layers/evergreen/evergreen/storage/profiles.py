@@ -1,11 +1,14 @@
-"""The profiles table: one item per (shop, profile key), written with optimistic concurrency.
+"""The profiles table: one item per (shop, profile key), each its own partition (storage/keys.py), written with
+optimistic concurrency.
 
-An item holds the profile as JSON (with bounded order aggregates; each order is its own item, see
-storage/orders.py) plus the attributes its indexes need:
-`due_pk`/`next_transition_at` (sparse `due` index), `unsynced_pk`/`unsynced_since` and
-`pending_change` (sparse `unsynced` index, the outbox), `email_pk` (`by_email` index),
-`klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known) and `synced_version`,
-which only the sync function writes.
+An item holds the profile as compressed JSON (storage/packed.py; with bounded order aggregates; each order is
+its own item, see storage/orders.py) plus the attributes its indexes need:
+`due_pk`/`next_transition_at` (sparse `due` index, keys only), `unsynced_pk`/`unsynced_since` and
+`pending_change` (sparse `unsynced` index, the outbox, keys only; `unsynced_since` is when the oldest change
+still unsynced was written, so further changes do not move the entry), `email_pk` (`by_email`
+index), `klaviyo_pk` (sparse `by_klaviyo` index, once Klaviyo's profile id is known), `shop_pk`/`owner`
+(`by_shop`, the shop's listing) and `synced_version`, which only the sync function writes. Delivery ids are
+their own small items (`delivery#<id>`, kept `DELIVERY_KEPT`), not part of the profile.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,14 +25,18 @@ from botocore.exceptions import ClientError
 from evergreen.domain.changes import SegmentChange
 from evergreen.domain.erasure import ErasureGuard, Tombstone
 from evergreen.domain.profile import CUSTOMER_PREFIX, Profile
+from evergreen.domain.segment_counts import SyncedSnapshot
 from evergreen.service.ports import ListMemberNow, OrderItem, Snapshot, SweepRun, SyncMark, VersionConflict
 from evergreen.storage import keys
-from evergreen.storage.orders import ORDER_PREFIX, order_from_item, order_key, order_put
+from evergreen.storage.orders import order_from_item, order_put
+from evergreen.storage.packed import packed, unpacked
+from evergreen.storage.segment_counts import SegmentCounts
+from evergreen.storage.shop_items import get_many
 from evergreen.storage.tombstones import (
     condition_checks,
     erased_at_of,
     tombstone_item,
-    tombstone_keys,
+    tombstone_name,
     tombstone_of,
 )
 
@@ -43,15 +50,14 @@ META_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "definitions"}}
 """Which definitions every profile has been evaluated under (not a profile)."""
 PROGRESS_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "full-sweep"}}
 """Where an unfinished full sweep stopped, per scan segment (not a profile)."""
+CURSOR_PREFIX = "cursor_"
 SWEEP_RUN_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "last-sweep"}}
 """When the sweep last ran, and last ran to the end (not a profile)."""
 MARKS_IN_FLIGHT = 10
 """Conditional writes `mark_synced_many` keeps in flight at once (botocore's default connection pool is 10)."""
-
-
-def klaviyo_pk(shop: str, klaviyo_profile_id: str) -> str:
-    """The `by_klaviyo` index key: a shop's profile by the Klaviyo profile id sync learned for it."""
-    return f"{shop}#{klaviyo_profile_id}"
+DELIVERY_KEPT = timedelta(days=7)
+"""How long a delivery id is remembered: longer than Shopify's retries (4 hours) and Klaviyo's."""
+klaviyo_pk = keys.klaviyo_pk
 
 
 @dataclass(frozen=True)
@@ -82,18 +88,32 @@ def _erased_in(items: Iterable[Item]) -> dict[Tombstone, datetime]:
     """The tombstones among these items, with when each was written."""
     found: dict[Tombstone, datetime] = {}
     for item in items:
-        tombstone = tombstone_of(item["sk"]["S"])
+        tombstone = tombstone_of(keys.ref_of(item)[1])
         if tombstone is not None:
             found[tombstone] = erased_at_of(item)
     return found
 
 
+def _assignment(name: str) -> str:
+    """`SET` of one attribute; an outbox entry keeps the time it began waiting (its index key stays put)."""
+    if name == "unsynced_since":
+        return f"#{name} = if_not_exists(#{name}, :{name})"
+    return f"#{name} = :{name}"
+
+
 def profile_from_item(item: Item) -> Profile:
-    profile = Profile.model_validate_json(item["profile"]["S"])
+    profile = Profile.model_validate_json(unpacked(item["profile"]))
     klaviyo_id = item.get("klaviyo_profile_id", {}).get("S")
     if klaviyo_id and profile.klaviyo_profile_id != klaviyo_id:
         profile = profile.model_copy(update={"klaviyo_profile_id": klaviyo_id})
     return profile
+
+
+def profiles_named(client: Any, table: str, entries: Sequence[Item]) -> list[Profile]:
+    """The profiles a keys-only index page names, read consistently, in the page's order (gone: skipped)."""
+    refs = [keys.ref_of(entry) for entry in entries]
+    found = dict(get_many(client, table, refs, None))
+    return [profile_from_item(found[ref]) for ref in refs if ref in found and "profile" in found[ref]]
 
 
 class DynamoProfileStore:
@@ -103,13 +123,13 @@ class DynamoProfileStore:
         self._client = client
         self._table = table_name
         self._shards = shards
+        self.segment_counts = SegmentCounts(client, table_name)
+        """The per-segment totals kept beside the profiles (storage/segment_counts.py)."""
 
     # reads ---------------------------------------------------------------
     def load(self, shop: str, profile_key: str) -> Profile | None:
         response = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)},
-            ConsistentRead=True,
+            TableName=self._table, Key=keys.profile_key(shop, profile_key), ConsistentRead=True
         )
         item = response.get("Item")
         return profile_from_item(item) if item else None
@@ -120,39 +140,47 @@ class DynamoProfileStore:
         profile_key: str,
         order_id: str | None = None,
         guest_key: str | None = None,
+        delivery_id: str | None = None,
         tombstones: Sequence[Tombstone] = (),
     ) -> Snapshot:
-        """The profile, the order item, the guest profile and the tombstones in one consistent BatchGetItem."""
-        wanted = [{"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}]
+        """The profile, the order item, the guest profile, the delivery's note and these tombstones in one
+        consistent BatchGetItem."""
+        names = [profile_key]
         if order_id is not None:
-            wanted.append(order_key(shop, order_id))
+            names.append(f"{keys.ORDER_PREFIX}{order_id}")
         if guest_key is not None and guest_key != profile_key:
-            wanted.append({"pk": _s(keys.shop_pk(shop)), "sk": _s(guest_key)})
-        wanted += tombstone_keys(shop, tombstones)
-        found = {item["sk"]["S"]: item for item in self._get_keys(wanted)}
-        profile_item = found.get(profile_key)
-        order_item = found.get(f"{ORDER_PREFIX}{order_id}") if order_id is not None else None
-        guest_item = found.get(guest_key) if guest_key is not None and guest_key != profile_key else None
+            names.append(guest_key)
+        if delivery_id is not None:
+            names.append(f"{keys.DELIVERY_PREFIX}{delivery_id}")
+        names += [tombstone_name(tombstone) for tombstone in dict.fromkeys(tombstones)]
+        found = dict(self._get_many([(shop, name) for name in names], None))
+        profile_item = found.get((shop, profile_key))
+        order_item = found.get((shop, f"{keys.ORDER_PREFIX}{order_id}")) if order_id is not None else None
+        guest_item = found.get((shop, guest_key)) if guest_key is not None and guest_key != profile_key else None
         return Snapshot(
             profile=profile_from_item(profile_item) if profile_item else None,
             order=order_from_item(order_item) if order_item else None,
             guest=profile_from_item(guest_item) if guest_item else None,
             erased=_erased_in(found.values()),
+            seen=delivery_id is not None and (shop, f"{keys.DELIVERY_PREFIX}{delivery_id}") in found,
         )
 
-    def _get_keys(self, wanted: list[dict[str, Any]]) -> list[Item]:
-        """These items (at most 100 keys), read consistently in one BatchGetItem (and its unprocessed keys)."""
-        found: list[Item] = []
-        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
-        while request:
-            response = self._client.batch_get_item(RequestItems=request)
-            found += response.get("Responses", {}).get(self._table, [])
-            request = response.get("UnprocessedKeys") or {}
-        return found
+    def remember_delivery(self, shop: str, delivery_id: str, now: datetime) -> None:
+        """Note a delivery that was applied, so its redelivery is found by the write's read and writes nothing.
+
+        A small item of its own (1 write unit) that DynamoDB's TTL removes after `DELIVERY_KEPT`. It is written
+        after the write it notes: applying an event is idempotent, so a note that is lost only costs a redelivery
+        the re-application that changes nothing.
+        """
+        expires = int((now + DELIVERY_KEPT).timestamp())
+        self._client.put_item(
+            TableName=self._table,
+            Item={**keys.delivery_key(shop, delivery_id), "expires_at": _n(expires)},
+        )
 
     def erased(self, shop: str, tombstones: Sequence[Tombstone]) -> dict[Tombstone, datetime]:
-        wanted = tombstone_keys(shop, tombstones)
-        return _erased_in(self._get_keys(wanted)) if wanted else {}
+        names = [(shop, tombstone_name(tombstone)) for tombstone in dict.fromkeys(tombstones)]
+        return _erased_in(item for _, item in self._get_many(names, None)) if names else {}
 
     def record_erasure(self, shop: str, tombstones: Sequence[Tombstone], at: datetime) -> None:
         """Put each tombstone (25 per BatchWriteItem); a repeated erasure moves `erased_at` to its own time."""
@@ -169,7 +197,7 @@ class DynamoProfileStore:
                 request = response.get("UnprocessedItems") or {}
 
     def load_order(self, shop: str, order_id: str) -> OrderItem | None:
-        response = self._client.get_item(TableName=self._table, Key=order_key(shop, order_id), ConsistentRead=True)
+        response = self._client.get_item(TableName=self._table, Key=keys.order_key(shop, order_id), ConsistentRead=True)
         item = response.get("Item")
         return order_from_item(item) if item else None
 
@@ -186,25 +214,42 @@ class DynamoProfileStore:
         return [order for order in orders if order.owner == profile_key]
 
     def order_ids_of(self, shop: str, profile_key: str) -> list[str]:
-        return [key["sk"]["S"].removeprefix(ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
+        return [keys.ref_of(key)[1].removeprefix(keys.ORDER_PREFIX) for key in self._owned_keys(shop, profile_key)]
 
     def _owned_keys(self, shop: str, profile_key: str) -> list[dict[str, Any]]:
-        names: list[dict[str, Any]] = []
+        """The keys of the profile's order items: one query of its `by_shop` partition, by owner."""
+        condition = "shop_pk = :s AND #owner = :o"
+        values = {":s": _s(keys.shop_pk(shop, profile_key)), ":o": _s(profile_key)}
+        return [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in self._query_index("by_shop", condition, values, {"#owner": "owner"})
+            if keys.ref_of(item)[1].startswith(keys.ORDER_PREFIX)
+        ]
+
+    def _query_index(
+        self, index: str | None, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> Iterator[Item]:
+        """Every entry of one partition of an index (None: of the table, keys only), following pages."""
         start: PageKey = None
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
-                "IndexName": "by_owner",
-                "KeyConditionExpression": "owner_pk = :o",
-                "ExpressionAttributeValues": {":o": _s(keys.owner_pk(shop, profile_key))},
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
             }
+            if index is None:
+                kwargs["ProjectionExpression"] = "pk, sk"
+            else:
+                kwargs["IndexName"] = index
+            if names:
+                kwargs["ExpressionAttributeNames"] = names
             if start:
                 kwargs["ExclusiveStartKey"] = start
             response = self._client.query(**kwargs)
-            names += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            yield from response.get("Items", [])
             start = response.get("LastEvaluatedKey")
             if not start:
-                return names
+                return
 
     def park_refund(self, item: OrderItem, now: datetime, guard: ErasureGuard | None = None) -> None:
         put = order_put(self._table, item, now)
@@ -227,7 +272,7 @@ class DynamoProfileStore:
             KeyConditionExpression="email_pk = :e",
             ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
         )
-        found = sorted(item["sk"]["S"] for item in response.get("Items", []))
+        found = sorted(keys.ref_of(item)[1] for item in response.get("Items", []))
         customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         return customers[0] if customers else None
 
@@ -242,38 +287,31 @@ class DynamoProfileStore:
             KeyConditionExpression="klaviyo_pk = :k",
             ExpressionAttributeValues={":k": _s(klaviyo_pk(shop, klaviyo_profile_id))},
         )
-        shop_pk = keys.shop_pk(shop)
-        found = sorted(str(item["sk"]["S"]) for item in response.get("Items", []) if item["pk"]["S"] == shop_pk)
+        refs = [keys.ref_of(item) for item in response.get("Items", [])]
+        found = sorted(name for owner, name in refs if owner == shop)
         customers = [key for key in found if key.startswith(CUSTOMER_PREFIX)]
         ranked = customers or found
         return ranked[0] if ranked else None
 
     def keys_with_email(self, shop: str, email_normalized: str) -> list[str]:
+        """The shop's customer profiles with this email (a guest's is `guest#<email>`, found by its key)."""
         response = self._client.query(
             TableName=self._table,
             IndexName="by_email",
             KeyConditionExpression="email_pk = :e",
             ExpressionAttributeValues={":e": _s(keys.email_pk(shop, email_normalized))},
         )
-        return [item["sk"]["S"] for item in response.get("Items", [])]
+        return [keys.ref_of(item)[1] for item in response.get("Items", [])]
 
     def keys_in_shop(self, shop: str) -> Iterator[str]:
-        """The sort key of every item of the shop but its tombstones (which outlive a shop/redact)."""
-        start: PageKey = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": _s(keys.shop_pk(shop))},
-                "ProjectionExpression": "sk",
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            yield from (item["sk"]["S"] for item in response.get("Items", []) if tombstone_of(item["sk"]["S"]) is None)
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return
+        """The name of every item of the shop but its tombstones (in no index, they outlive a shop/redact):
+        profiles, orders and parked engagements from `by_shop`'s shards, then the delivery notes' partitions."""
+        for partition in keys.shop_pks(shop):
+            for item in self._query_index("by_shop", "shop_pk = :s", {":s": _s(partition)}):
+                yield keys.ref_of(item)[1]
+        for partition in keys.delivery_pks(shop):
+            for item in self._query_index(None, "pk = :p", {":p": _s(partition)}):
+                yield keys.ref_of(item)[1]
 
     def due(self, shard: int, until: datetime, start: PageKey = None, limit: int = 200) -> Page[Profile]:
         """Profiles in one shard whose next transition is at or before `until`, oldest first."""
@@ -287,8 +325,10 @@ class DynamoProfileStore:
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
-        profiles = [profile_from_item(item) for item in response.get("Items", [])]
-        return Page(profiles, response.get("LastEvaluatedKey"))
+        return Page(self.profiles_named(response.get("Items", [])), response.get("LastEvaluatedKey"))
+
+    def profiles_named(self, entries: Sequence[Item]) -> list[Profile]:
+        return profiles_named(self._client, self._table, entries)
 
     def unsynced(self, shard: int, since_before: datetime, start: PageKey = None) -> Page[SegmentChange]:
         """Pending changes in one shard that have waited since before `since_before`."""
@@ -297,15 +337,16 @@ class DynamoProfileStore:
             "IndexName": "unsynced",
             "KeyConditionExpression": "unsynced_pk = :u AND unsynced_since <= :t",
             "ExpressionAttributeValues": {":u": _s(keys.unsynced_pk(shard)), ":t": _s(keys.instant(since_before))},
-            "ProjectionExpression": "pending_change",
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
+        refs = [keys.ref_of(entry) for entry in response.get("Items", [])]
+        found = dict(self._get_many(refs, "pk, sk, pending_change"))
         changes = [
-            SegmentChange.model_validate_json(item["pending_change"]["S"])
-            for item in response.get("Items", [])
-            if "pending_change" in item
+            SegmentChange.model_validate_json(unpacked(found[ref]["pending_change"]))
+            for ref in refs
+            if "pending_change" in found.get(ref, {})
         ]
         return Page(changes, response.get("LastEvaluatedKey"))
 
@@ -334,24 +375,10 @@ class DynamoProfileStore:
         response = self._client.scan(**kwargs)
         return Page([profile_from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey"))
 
-    def _get_many(self, refs: Sequence[tuple[str, str]], projection: str) -> Iterator[tuple[tuple[str, str], Item]]:
-        """((shop, profile key), item) of each stored ref, read consistently 100 keys per request."""
-        unique = list(dict.fromkeys(refs))
-        for offset in range(0, len(unique), 100):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [
-                        {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)} for shop, key in unique[offset : offset + 100]
-                    ],
-                    "ProjectionExpression": projection,
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    yield (item["pk"]["S"].removeprefix(keys.SHOP_PREFIX), item["sk"]["S"]), item
-                request = response.get("UnprocessedKeys") or {}
+    def _get_many(
+        self, refs: Sequence[tuple[str, str]], projection: str | None
+    ) -> Iterator[tuple[tuple[str, str], Item]]:
+        return get_many(self._client, self._table, refs, projection)
 
     def synced_versions(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The last synced version of each (shop, profile key); absent when never synced or deleted."""
@@ -420,7 +447,7 @@ class DynamoProfileStore:
 
     def position_after(self, profile: Profile) -> dict[str, Any]:
         """A scan's ExclusiveStartKey that resumes right after this profile."""
-        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+        return keys.profile_key(profile.shop, profile.key)
 
     def full_sweep_cursors(self, definitions_hash: str) -> dict[int, dict[str, Any] | str]:
         """Where an unfinished full sweep under these definitions stopped, per scan segment."""
@@ -428,20 +455,50 @@ class DynamoProfileStore:
         item = response.get("Item", {})
         if item.get("definitions_hash", {}).get("S") != definitions_hash:
             return {}
-        cursors: dict[str, dict[str, Any] | str] = json.loads(item["cursors"]["S"])
-        return {int(segment): cursor for segment, cursor in cursors.items()}
+        return {
+            int(name.removeprefix(CURSOR_PREFIX)): json.loads(value["S"])
+            for name, value in item.items()
+            if name.startswith(CURSOR_PREFIX)
+        }
 
     def save_full_sweep_cursors(self, definitions_hash: str, cursors: dict[int, dict[str, Any] | str]) -> None:
-        previous = self.full_sweep_cursors(definitions_hash)
-        merged = {**previous, **cursors}
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                **PROGRESS_KEY,
-                "definitions_hash": _s(definitions_hash),
-                "cursors": _s(json.dumps({str(segment): cursor for segment, cursor in merged.items()})),
-            },
+        """Set these segments' cursors, each its own attribute: invocations that walk other segments at the same
+        time never overwrite each other's."""
+        self._update_progress(
+            definitions_hash,
+            {f"{CURSOR_PREFIX}{segment}": _s(json.dumps(cursor)) for segment, cursor in cursors.items()},
         )
+
+    def full_sweep_dispatched_at(self, definitions_hash: str) -> datetime | None:
+        """When the full sweep under these definitions last started invocations (None: never)."""
+        item = self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True).get("Item", {})
+        if item.get("definitions_hash", {}).get("S") != definitions_hash or "dispatched_at" not in item:
+            return None
+        return keys.parse_instant(item["dispatched_at"]["S"])
+
+    def record_full_sweep_dispatch(self, definitions_hash: str, at: datetime) -> None:
+        self._update_progress(definitions_hash, {"dispatched_at": _s(keys.instant(at))})
+
+    def _update_progress(self, definitions_hash: str, attributes: dict[str, Any]) -> None:
+        """Set attributes of the progress item of these definitions; progress of other definitions is dropped."""
+        names = {f"#a{index}": name for index, name in enumerate(attributes)}
+        values = {f":a{index}": value for index, value in enumerate(attributes.values())}
+        sets = ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=PROGRESS_KEY,
+                UpdateExpression=f"SET definitions_hash = :h, {sets}",
+                ConditionExpression="attribute_not_exists(definitions_hash) OR definitions_hash = :h",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":h": _s(definitions_hash), **values},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            self._client.put_item(
+                TableName=self._table, Item={**PROGRESS_KEY, "definitions_hash": _s(definitions_hash), **attributes}
+            )
 
     def finish_full_sweep(self, definitions_hash: str) -> None:
         """Every profile is evaluated under these definitions: record it, forget the cursors."""
@@ -481,7 +538,7 @@ class DynamoProfileStore:
                     {
                         "Delete": {
                             "TableName": self._table,
-                            "Key": {"pk": _s(keys.shop_pk(guest.shop)), "sk": _s(guest.key)},
+                            "Key": keys.profile_key(guest.shop, guest.key),
                             "ConditionExpression": "version = :gv",
                             "ExpressionAttributeValues": {":gv": _n(guest.version)},
                         }
@@ -493,12 +550,27 @@ class DynamoProfileStore:
                 raise VersionConflict("the profile changed since it was read") from error
             raise
 
-    def mark_synced(self, shop: str, profile_key: str, version: int, klaviyo_profile_id: str | None = None) -> None:
+    def mark_synced(
+        self,
+        shop: str,
+        profile_key: str,
+        version: int,
+        klaviyo_profile_id: str | None = None,
+        snapshot: SyncedSnapshot | None = None,
+        changed_at: datetime | None = None,
+    ) -> None:
         """Record that `version` reached Klaviyo; clear the outbox entry unless a newer change waits.
 
-        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself.
+        Klaviyo's id for the profile is kept beside the profile: sync never rewrites the profile itself. With a
+        `snapshot`, the segments' running totals move by it in the same write (storage/segment_counts.py).
         """
-        key = {"pk": _s(keys.shop_pk(shop)), "sk": _s(profile_key)}
+        if snapshot is not None and changed_at is not None:
+            kid_key = klaviyo_pk(shop, klaviyo_profile_id) if klaviyo_profile_id else None
+            self.segment_counts.mark_counted(
+                shop, profile_key, version, snapshot, changed_at, klaviyo_profile_id, kid_key
+            )
+            return
+        key = keys.profile_key(shop, profile_key)
         values: dict[str, Any] = {":v": _n(version)}
         sets = "SET synced_version = :v"
         if klaviyo_profile_id:
@@ -544,7 +616,7 @@ class DynamoProfileStore:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key={"pk": _s(keys.shop_pk(change.shop)), "sk": _s(change.profile_key)},
+                Key=keys.profile_key(change.shop, change.profile_key),
                 UpdateExpression="SET unsynced_since = :now",
                 ConditionExpression="pending_version = :v",
                 ExpressionAttributeValues={":now": _s(keys.instant(now)), ":v": _n(change.version)},
@@ -559,8 +631,7 @@ class DynamoProfileStore:
         for offset in range(0, len(unique), 25):
             request: dict[str, Any] = {
                 self._table: [
-                    {"DeleteRequest": {"Key": {"pk": _s(keys.shop_pk(shop)), "sk": _s(key)}}}
-                    for key in unique[offset : offset + 25]
+                    {"DeleteRequest": {"Key": keys.item_key(shop, name)}} for name in unique[offset : offset + 25]
                 ]
             }
             while request:
@@ -588,33 +659,32 @@ class DynamoProfileStore:
         """The item's attributes to set, and the index attributes to remove, for this profile."""
         shard = keys.shard_of(profile.shop, profile.key, self._shards)
         values: dict[str, Any] = {
-            "profile": _s(profile.model_dump_json(exclude_defaults=True)),
+            "profile": packed(profile.model_dump_json(exclude_defaults=True)),
             "version": _n(profile.version),
         }
         removes: list[str] = []
-        if profile.definitions_hash:
-            values["definitions_hash"] = _s(profile.definitions_hash)
         values["membership"] = {"L": [_s(segment) for segment in sorted(profile.membership)]}
         if profile.next_transition_at is not None:
             values["due_pk"] = _s(keys.due_pk(shard))
             values["next_transition_at"] = _s(keys.instant(profile.next_transition_at))
         else:
             removes += ["due_pk", "next_transition_at"]
-        if profile.email_normalized:
+        if profile.email_normalized and profile.customer_id is not None:  # a guest's key is its email already
             values["email_pk"] = _s(keys.email_pk(profile.shop, profile.email_normalized))
         else:
             removes.append("email_pk")
         if profile.klaviyo_profile_id:
             values["klaviyo_pk"] = _s(klaviyo_pk(profile.shop, profile.klaviyo_profile_id))
+        values |= keys.listing(profile.shop, profile.key)
         if pending is not None:
-            values["pending_change"] = _s(pending.model_dump_json())
+            values["pending_change"] = packed(pending.model_dump_json())
             values["pending_version"] = _n(pending.version)
             values["unsynced_pk"] = _s(keys.unsynced_pk(shard))
             values["unsynced_since"] = _s(keys.instant(now))
         return values, removes
 
     def _key(self, profile: Profile) -> dict[str, Any]:
-        return {"pk": _s(keys.shop_pk(profile.shop)), "sk": _s(profile.key)}
+        return keys.profile_key(profile.shop, profile.key)
 
     def _item(self, profile: Profile, pending: SegmentChange | None, now: datetime) -> Item:
         values, _ = self._attributes(profile, pending, now)
@@ -625,7 +695,7 @@ class DynamoProfileStore:
     ) -> dict[str, Any]:
         values, removes = self._attributes(profile, pending, now)
         names = {f"#{name}": name for name in values}
-        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+        expression = "SET " + ", ".join(_assignment(name) for name in values)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
         placeholders = {f":{name}": value for name, value in values.items()}

@@ -8,7 +8,7 @@ from typing import Any
 
 from evergreen.domain.profile import Profile
 from evergreen.storage import keys
-from evergreen.storage.profiles import Page, PageKey, profile_from_item
+from evergreen.storage.profiles import Page, PageKey, profiles_named
 
 MARK_KEY = {"pk": {"S": "meta#evergreen"}, "sk": {"S": "transitions-scheduled"}}
 """Up to which instant the sweep has handed due transitions off (not a profile)."""
@@ -43,7 +43,9 @@ class DynamoTransitionSchedule:
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client.query(**kwargs)
-        return Page([profile_from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey"))
+        return Page(
+            profiles_named(self._client, self._table, response.get("Items", [])), response.get("LastEvaluatedKey")
+        )
 
     def scheduled_through(self) -> datetime | None:
         response = self._client.get_item(TableName=self._table, Key=MARK_KEY, ConsistentRead=True)

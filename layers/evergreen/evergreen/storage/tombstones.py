@@ -1,6 +1,7 @@
 """Tombstones: what an erasure leaves in the profiles table so that no later delivery brings the customer back.
 
-One item per erased name beside the shop's profiles (`sk = erased#<kind>#<name>`, `keys.tombstone_sk`):
+One item per erased name, alone in its partition like a profile (`<shop>/erased#<kind>#<name>`,
+`keys.tombstone_name`), so reading or checking one never touches another customer's key:
 `erased_at` (to the microsecond, compared with a delivery's own timestamp) and, for addresses and the shop,
 `expires_at` for DynamoDB's TTL (`domain.erasure.ADDRESS_TOMBSTONE_KEPT`). Customer and order tombstones
 have no `expires_at`: they are kept for good. No item holds an email or phone, only hashes.
@@ -13,25 +14,29 @@ and the write cancels the write.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from evergreen.domain.erasure import ADDRESS_TOMBSTONE_KEPT, ErasureGuard, Tombstone
 from evergreen.storage import keys
 
-TOMBSTONE_PREFIX = "erased#"
+TOMBSTONE_PREFIX = keys.TOMBSTONE_PREFIX
+
+
+def tombstone_name(tombstone: Tombstone) -> str:
+    """The tombstone's item name within its shop (`keys.item_key` makes its key)."""
+    return keys.tombstone_name(tombstone.kind, tombstone.name)
 
 
 def tombstone_key(shop: str, tombstone: Tombstone) -> dict[str, Any]:
-    return {"pk": {"S": keys.shop_pk(shop)}, "sk": {"S": keys.tombstone_sk(tombstone.kind, tombstone.name)}}
+    return keys.item_key(shop, tombstone_name(tombstone))
 
 
-def tombstone_of(sort_key: str) -> Tombstone | None:
-    """The tombstone a sort key names, or None when the key is not a tombstone's."""
-    if not sort_key.startswith(TOMBSTONE_PREFIX):
+def tombstone_of(name: str) -> Tombstone | None:
+    """The tombstone an item name (`keys.ref_of`) names, or None when the item is not a tombstone."""
+    if not name.startswith(TOMBSTONE_PREFIX):
         return None
-    kind, _, name = sort_key.removeprefix(TOMBSTONE_PREFIX).partition("#")
+    kind, _, name = name.removeprefix(TOMBSTONE_PREFIX).partition("#")
     if kind not in {"customer", "order", "email", "phone", "shop"}:
         return None
     return Tombstone(kind, name)  # type: ignore[arg-type]  # checked against the kinds just above
@@ -71,7 +76,3 @@ def condition_checks(table: str, shop: str, guard: ErasureGuard) -> list[dict[st
             check["ExpressionAttributeValues"] = {":occurred": {"S": keys.precise_instant(guard.occurred_at)}}
         checks.append({"ConditionCheck": check})
     return checks
-
-
-def tombstone_keys(shop: str, tombstones: Iterable[Tombstone]) -> list[dict[str, Any]]:
-    return [tombstone_key(shop, tombstone) for tombstone in dict.fromkeys(tombstones)]
