@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2,
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
-from evergreen.observability import make_tracer, record_transitions
+from evergreen.observability import make_tracer, record_transitions, record_unavailable
 from evergreen.wiring import Edges
 
 logger = Logger()
@@ -36,6 +36,7 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
         answer = webhooks.receive(body, dict(event.headers), shop)
     except Exception:
         logger.exception("Klaviyo webhook failed; Klaviyo will retry")
+        record_unavailable(metrics)
         return json_response(503, {"error": "try again later"})
     metrics.add_dimension("topic", "klaviyo")
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)

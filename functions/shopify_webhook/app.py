@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2,
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from evergreen.http_events import BadRequestBody, json_response, raw_body
-from evergreen.observability import make_tracer, record_api_version, record_transitions
+from evergreen.observability import make_tracer, record_api_version, record_transitions, record_unavailable
 from evergreen.service.shopify_webhooks import ShopifyDelivery, UnreadableHeaders, read_headers
 from evergreen.wiring import Edges
 
@@ -61,6 +61,7 @@ def lambda_handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dic
             "Webhook failed; Shopify will retry",
             extra={"error_type": type(error).__name__, "stack": "".join(traceback.format_tb(error.__traceback__))},
         )
+        record_unavailable(metrics)
         return json_response(503, {"error": "try again later"})
     metrics.add_dimension("topic", answer.topic)
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)

@@ -12,6 +12,7 @@ from evergreen_cli.local_stack.template import functions, http_routes, resources
 
 FUNCTIONS = {
     "ShopifyWebhookFunction": "functions/shopify_webhook",
+    "ShopifyEventBridgeFunction": "functions/shopify_eventbridge",
     "KlaviyoWebhookFunction": "functions/klaviyo_webhook",
     "StalenessSweepFunction": "functions/staleness_sweep",
     "SegmentSyncFunction": "functions/segment_sync",
@@ -120,7 +121,7 @@ def test_webhooks_arrive_through_the_http_api_as_payload_v2(template: dict[str, 
     assert {route.payload_format_version for route in routes.values()} == {"2.0"}
     api = _props(template, "EvergreenHttpApi")
     assert "DestinationArn" in api["AccessLogSettings"]
-    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+    assert set(api["DefaultRouteSettings"]) == {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
 
 
 def test_segment_sync_reports_partial_batch_failures_within_klaviyos_rate_limits(template: dict[str, Any]) -> None:
@@ -314,3 +315,53 @@ def test_every_alarm_notifies_the_stacks_own_topic_and_an_optional_email_subscri
     assert template["Parameters"]["AlarmEmail"]["Default"] == ""
     assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
     assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_the_api_throttle_is_a_parameter_sized_for_a_flash_sale_not_100_a_second(template: dict[str, Any]) -> None:
+    routes = _props(template, "EvergreenHttpApi")["DefaultRouteSettings"]
+    assert routes == {
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+    }
+    webhooks_per_second_at_10k_orders_a_minute = 10_000 * 6 / 60
+    assert template["Parameters"]["ApiThrottleRateLimit"]["Default"] >= webhooks_per_second_at_10k_orders_a_minute
+    assert template["Parameters"]["ApiThrottleBurstLimit"]["Default"] <= 5000, "the account's bucket holds 5,000"
+
+
+def test_alarms_watch_the_http_apis_4xx_and_5xx(template: dict[str, Any]) -> None:
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    api = [{"Name": "ApiId", "Value": {"Ref": "EvergreenHttpApi"}}]
+    server = alarms["HttpApi5xxAlarm"]["Properties"]
+    assert (server["Namespace"], server["MetricName"], server["Dimensions"]) == ("AWS/ApiGateway", "5xx", api)
+    assert server["Threshold"] == 0
+    client = alarms["HttpApi4xxAlarm"]["Properties"]
+    watched = {m["Id"]: m["MetricStat"]["Metric"] for m in client["Metrics"] if "MetricStat" in m}
+    assert {m["MetricName"] for m in watched.values()} == {"4xx", "Count"}
+    assert all(m["Dimensions"] == api for m in watched.values())
+    assert client["Threshold"] == {"Ref": "ApiClientErrorPercent"}
+
+
+def test_the_shopify_webhook_answers_within_shopifys_5_seconds(template: dict[str, Any]) -> None:
+    function = _props(template, "ShopifyWebhookFunction")
+    answer_within = float(function["Environment"]["Variables"]["ANSWER_WITHIN_SECONDS"])
+    assert answer_within < 5 and function["Timeout"] <= 5
+
+
+def test_shopify_events_from_eventbridge_are_queued_for_the_same_ingest_and_what_is_dropped_alarms(
+    template: dict[str, Any],
+) -> None:
+    (source,) = [source for source in sqs_sources(template) if source.function == "ShopifyEventBridgeFunction"]
+    assert source.queue == "ShopifyEventsQueue" and source.report_batch_item_failures
+    rule = _props(template, "ShopifyEventsRule")
+    assert rule["EventPattern"] == {
+        "source": [{"prefix": "aws.partner/shopify.com/"}],
+        "detail-type": ["shopifyWebhook"],
+    }
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ShopifyEventsQueue", "Arn"]}
+    bus = template["Resources"]["ShopifyPartnerEventBus"]
+    assert bus["Condition"] == "HasShopifyEventSource"
+    assert bus["Properties"]["EventSourceName"] == bus["Properties"]["Name"] == {"Ref": "ShopifyEventSourceName"}
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert alarms["ShopifyEventsRefusedAlarm"]["Properties"]["MetricName"] == "EventBridgeEventsRefused"
+    dlq = alarms["ShopifyEventsDLQAlarm"]["Properties"]["Dimensions"]
+    assert dlq == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ShopifyEventsDLQ", "QueueName"]}}]

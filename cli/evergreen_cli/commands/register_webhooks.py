@@ -5,6 +5,9 @@ at another address is moved here, one for a topic Evergreen does not handle at t
 and the rest is left alone, so a second run changes nothing. The compliance topics cannot be subscribed
 through the API: they live in the app's configuration (`evergreen shopify-app-toml`).
 
+With `--eventbridge ARN` the subscriptions name the app's Amazon EventBridge partner event source instead of a
+URL (Shopify's `uri` takes the ARN), so Shopify delivers to the stack's partner event bus (docs/shopify.md).
+
 With `--klaviyo` it creates or updates the Klaviyo system webhook instead (see `klaviyo_webhook`).
 """
 
@@ -20,6 +23,7 @@ from evergreen.settings import SHOPIFY_API_VERSION, Settings
 from evergreen.shopify import COMPLIANCE_TOPICS, SUBSCRIPTION_TOPICS
 from evergreen.shopify.admin import WebhookAdmin, WebhookSubscription, topic_enum
 from evergreen.shopify.bulk import AdminError
+from evergreen.shopify.eventbridge import PARTNER_SOURCE_ARN
 from evergreen_cli.activity import working
 from evergreen_cli.arguments import shop_domain
 from evergreen_cli.aws_stack import DEFAULT_STACK, stack_outputs
@@ -147,6 +151,15 @@ COMPLIANCE_NOTE = (
 
 
 def webhook_url(args: argparse.Namespace) -> str:
+    if args.eventbridge:
+        if args.url:
+            raise CliError("--eventbridge and --url each name where Shopify delivers: give one")
+        if not PARTNER_SOURCE_ARN.fullmatch(args.eventbridge):
+            raise CliError(
+                "--eventbridge takes the partner event source's ARN: "
+                "arn:aws:events:<region>::event-source/aws.partner/shopify.com/<app id>/<event source name>"
+            )
+        return str(args.eventbridge)
     if args.url:
         return str(args.url)
     if args.aws:
@@ -188,6 +201,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--aws", action="store_true", help="register the deployed stack's URL (its outputs)")
     where.add_argument("--url", help="register this webhook URL instead of the stack's")
+    parser.add_argument(
+        "--eventbridge",
+        metavar="ARN",
+        help="subscribe the app's Amazon EventBridge partner event source (its ARN) instead of a webhook URL",
+    )
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"CloudFormation stack (default: {DEFAULT_STACK})")
     parser.add_argument("--region", help="AWS region")
     parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")

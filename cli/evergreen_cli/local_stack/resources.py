@@ -164,6 +164,9 @@ class LocalResources:
             }
         )
         environment.pop("AWS_SESSION_TOKEN", None)
+        # Locally every function shares one environment, and moto answers far slower than DynamoDB: the
+        # Shopify function's answer deadline (short AWS timeouts, a 2 s write budget) would bind the backfill too.
+        environment.pop("ANSWER_WITHIN_SECONDS", None)
         return environment
 
     def function_name(self, logical_id: str) -> str:

@@ -14,6 +14,10 @@ Control endpoints (not Klaviyo's):
   {"delay_ms": 800, "count": N}: the next N API requests are answered (as usual, or with "status") that late;
   {"hang": true, "count": N, "hang_ms": 60000}: the next N API requests get no answer: the connection is held
   until the client gives up, or closed unanswered after hang_ms (default 60 s), to exercise timeouts;
+- POST /_sandbox/latency {"p50_ms": 200, "p99_ms": 1000, "seed": 1}: every API request is answered after a delay
+  drawn from a log-normal distribution with that median and 99th percentile (as a real Klaviyo call over the
+  internet takes; the record's `latency_ms`), each request on its own thread, so concurrent calls overlap;
+  {"p50_ms": 0} turns it off;
 - POST /_sandbox/jobs {"seconds": 2.0, "cancel": N}: bulk profile import jobs take that long from acceptance to
   their end (queued, processing, then complete; 0, the default, ends them at once), and the next N accepted jobs
   end `cancelled` with nothing imported (see klaviyo_jobs.py);
@@ -40,6 +44,8 @@ import base64
 import hashlib
 import itertools
 import json
+import math
+import random
 import re
 import select
 import socket
@@ -191,6 +197,32 @@ class Fault:
         return status, _errors(status, code, HTTPStatus(status).phrase, detail), extra
 
 
+Z_99 = 2.3263478740408408
+"""The standard normal's 99th percentile: a log-normal's p99 is its median times exp(sigma * Z_99)."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long Klaviyo takes to answer: log-normal, with median `p50_ms` and 99th percentile `p99_ms`."""
+
+    p50_ms: float = 0
+    p99_ms: float = 0
+
+    @classmethod
+    def from_request(cls, body: Mapping[str, Any]) -> Latency:
+        p50, p99 = float(body.get("p50_ms") or 0), float(body.get("p99_ms") or body.get("p50_ms") or 0)
+        if p50 < 0 or p99 < p50:
+            raise ValueError("expected 0 <= p50_ms <= p99_ms")
+        return cls(p50, p99)
+
+    def draw_ms(self, rng: random.Random) -> float:
+        """One answer's delay (0 when the model is off)."""
+        if self.p50_ms <= 0:
+            return 0.0
+        sigma = math.log(self.p99_ms / self.p50_ms) / Z_99
+        return self.p50_ms * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
 class SandboxState:
     """What the sandbox remembers. All access goes through `lock`."""
 
@@ -213,6 +245,9 @@ class SandboxState:
         self.webhooks_api_status: int | None = None
         self.denied_scopes: dict[str, frozenset[str]] = {}
         """Per private key, the scopes it lacks (POST /_sandbox/key-scopes)."""
+        self.latency = Latency()
+        """How long each API answer is held (POST /_sandbox/latency)."""
+        self.rng = random.Random()
         self.history: list[dict[str, Any]] = []
         """Engagement events GET /api/events serves (POST /_sandbox/engagement and /_sandbox/events)."""
         self.released = threading.Event()
@@ -230,6 +265,7 @@ class SandboxState:
             self.webhooks.clear()
             self.webhooks_api_status = None
             self.denied_scopes.clear()
+            self.latency = Latency()
             self.history.clear()
             self.jobs.clear()
             self.jobs_to_cancel = 0
@@ -433,7 +469,11 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer, extra = self._refused(state, path) or self._answer(state, path, query, body, errors)
             record["status"] = None if fault is not None and fault.hang else status
             released = state.released
-        if fault is not None and fault.delay_ms and released.wait(fault.delay_ms / 1000):
+            modelled_ms = state.latency.draw_ms(state.rng) if path.startswith("/api/") else 0.0
+            if modelled_ms:
+                record["latency_ms"] = round(modelled_ms, 1)
+        delay_ms = (fault.delay_ms if fault is not None else 0.0) + modelled_ms
+        if delay_ms and released.wait(delay_ms / 1000):
             self.close_connection = True
             return
         if fault is not None and fault.hang:
@@ -477,6 +517,8 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.failures.extend([fault] * max(0, count))
             self._reply(HTTPStatus.OK, {**fault.as_dict(), "count": count})
+        elif path == "/_sandbox/latency" and self.command == "POST" and isinstance(body, dict):
+            self._set_latency(state, body)
         elif path == "/_sandbox/jobs" and self.command == "POST" and isinstance(body, dict):
             self._reply(*_jobs_control(state, body))
         elif path == "/_sandbox/state" and self.command == "GET":
@@ -516,6 +558,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, {"ok": True, "spec": str(state.spec.path) if state.spec else None})
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no sandbox control {self.command} {path}"})
+
+    def _set_latency(self, state: SandboxState, body: Mapping[str, Any]) -> None:
+        try:
+            latency = Latency.from_request(body)
+        except (TypeError, ValueError) as error:
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            return
+        with state.lock:
+            state.latency = latency
+            if body.get("seed") is not None:
+                state.rng.seed(body["seed"])
+        self._reply(HTTPStatus.OK, {"p50_ms": latency.p50_ms, "p99_ms": latency.p99_ms})
 
     # --- Klaviyo answers (lock held) ------------------------------------------------------------
 
@@ -840,6 +894,14 @@ class SandboxServer(BackgroundServer[SandboxState]):
         )
         with self.state.lock:
             self.state.failures.extend([fault] * count)
+
+    def set_latency(self, p50_ms: float, p99_ms: float, seed: int | None = None) -> None:
+        """Answer every API request after a log-normal delay (as POST /_sandbox/latency); p50_ms=0 turns it off."""
+        latency = Latency.from_request({"p50_ms": p50_ms, "p99_ms": p99_ms})
+        with self.state.lock:
+            self.state.latency = latency
+            if seed is not None:
+                self.state.rng.seed(seed)
 
     def add_events(self, entries: list[dict[str, Any]]) -> list[str]:
         """Add engagement events to what GET /api/events serves (as POST /_sandbox/events); their Klaviyo ids."""

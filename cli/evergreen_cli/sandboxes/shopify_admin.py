@@ -66,6 +66,7 @@ from evergreen.shopify.admin import (
     WEBHOOK_SUBSCRIPTIONS,
     bulk_query,
 )
+from evergreen.shopify.eventbridge import PARTNER_SOURCE_ARN
 from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
 from evergreen_cli.sandboxes.shopify_graphql import admin_schema, bulk_rule_errors, document_errors
 
@@ -510,6 +511,9 @@ def _subscription_input(variables: dict[str, Any]) -> tuple[str, str] | str:
         return "Variable $webhookSubscription of type WebhookSubscriptionInput! was provided invalid value"
     uri = given["uri"]
     local = uri.startswith(("http://127.0.0.1", "http://localhost"))
+    if uri.startswith("arn:"):
+        # Since 2025-04 `uri` also takes an Amazon EventBridge partner event source ARN.
+        return (uri, str(given.get("format") or "JSON")) if PARTNER_SOURCE_ARN.fullmatch(uri) else "Address is invalid"
     if not (uri.startswith("https://") or local):
         return "Address protocol http:// is not supported"
     return uri, str(given.get("format") or "JSON")

@@ -105,6 +105,16 @@ def record_count(metrics: Metrics, name: str, dimension: str, value: str, count:
         metric.add_dimension(dimension, value)
 
 
+WEBHOOK_UNAVAILABLE = "WebhookUnavailable"
+"""Counted on every 503 a webhook handler answers (storage failing, races exhausted): the sender retries, so
+Lambda's `Errors` stays at 0 and only this metric (and its alarm, `WebhookUnavailableAlarm`) shows it."""
+
+
+def record_unavailable(metrics: Metrics) -> None:
+    """One 503 answered, under the function's shared dimensions only (the alarm watches exactly those)."""
+    metrics.add_metric(name=WEBHOOK_UNAVAILABLE, unit=MetricUnit.Count, value=1)
+
+
 def record_api_version(metrics: Metrics, delivered: str | None, pinned: str = SHOPIFY_API_VERSION) -> bool:
     """The API version a webhook was delivered at (`WebhookApiVersion`, dimension `api_version`); a version other
     than the pin also moves `ShopifyApiVersionMismatch` (service dimension only: its alarm's). True on drift."""

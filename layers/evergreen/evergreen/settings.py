@@ -52,6 +52,13 @@ class Settings(BaseModel):
     """The exact-instant path's delayed queue; empty: transitions wait for the sweep."""
     transition_lookahead_seconds: int = Field(360, alias="TRANSITION_LOOKAHEAD_SECONDS", ge=0, le=3900)
     """How far ahead each sweep hands due transitions off: at least the sweep interval (0 turns it off)."""
+    klaviyo_concurrent_calls: int = Field(10, alias="KLAVIYO_CONCURRENT_CALLS", ge=1, le=64)
+    """Klaviyo calls one SegmentSync process makes at once in a trickle (per-change imports, events, lists)."""
+    klaviyo_shared_budget: bool = Field(True, alias="KLAVIYO_SHARED_BUDGET")
+    """Every container takes Klaviyo tokens from one budget per account in the profiles table (rate_budget.py)."""
+    answer_within_seconds: float = Field(0, alias="ANSWER_WITHIN_SECONDS", ge=0)
+    """A sender waits this long for the answer (Shopify: 5 s): AWS calls fail fast and a write that keeps losing
+    races gives up early enough to answer 503 in time. 0: no sender waits (the sweep, sync, backfill)."""
     engagement_poll_overlap_seconds: int = Field(900, alias="ENGAGEMENT_POLL_OVERLAP_SECONDS", ge=0, le=86_400)
     """How much of its previous window each engagement poll reads again (late-indexed events, clock skew)."""
     engagement_poll_max_window_seconds: int = Field(3600, alias="ENGAGEMENT_POLL_MAX_WINDOW_SECONDS", ge=60)

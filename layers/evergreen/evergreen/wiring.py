@@ -26,7 +26,7 @@ from botocore.config import Config
 from evergreen.clock import Clock, SystemClock
 from evergreen.segments import Definitions, default_definitions, load_definitions
 from evergreen.service.list_moves import ListMover
-from evergreen.service.profile_writer import ProfileWriter
+from evergreen.service.profile_writer import ProfileWriter, RetryPolicy
 from evergreen.service.sweep import StalenessSweep
 from evergreen.service.transitions import ExactTransitions, TransitionScheduler
 from evergreen.settings import Settings
@@ -42,15 +42,22 @@ from evergreen.storage.sweep_fanout import LambdaSweepFanout
 if TYPE_CHECKING:
     import httpx
 
-    from evergreen.klaviyo.client import KlaviyoClient
+    from evergreen.klaviyo.client import ConcurrentCalls, KlaviyoClient
     from evergreen.klaviyo.pusher import KlaviyoPusher
     from evergreen.service.engagement_poll import EngagementPoll
     from evergreen.service.klaviyo_webhooks import KlaviyoWebhooks
     from evergreen.service.shopify_webhooks import ShopifyWebhooks
     from evergreen.service.sync import SegmentSync
     from evergreen.service.sync_drain import DrainingSync
+    from evergreen.storage.rate_budget import DynamoRateBudget
 
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+ANSWERING_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=0.5, read_timeout=1)
+"""Where a sender waits for the answer (`ANSWER_WITHIN_SECONDS`): one retry, short timeouts. DynamoDB and SQS
+answer in milliseconds; a call that hangs is better answered 503 (the sender retries) than past its deadline."""
+WRITE_SHARE_OF_ANSWER = 0.5
+"""The share of the answer deadline a write may spend retrying lost races; the rest covers a cold start, the
+secret's first read and the last attempt's own calls (docs/architecture.md, "Answering within 5 s")."""
 
 
 def definitions_for(settings: Settings) -> Definitions:
@@ -74,21 +81,26 @@ class Edges:
         return definitions_for(self.settings)
 
     @cached_property
+    def aws_config(self) -> Config:
+        """Short timeouts and one retry where a sender waits for the answer; patient ones elsewhere."""
+        return ANSWERING_AWS_CONFIG if self.settings.answer_within_seconds else AWS_CONFIG
+
+    @cached_property
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", config=AWS_CONFIG)
+        return boto3.client("dynamodb", config=self.aws_config)
 
     @cached_property
     def sqs(self) -> Any:
-        return boto3.client("sqs", config=AWS_CONFIG)
+        return boto3.client("sqs", config=self.aws_config)
 
     @cached_property
     def s3(self) -> Any:
-        return boto3.client("s3", config=AWS_CONFIG)
+        return boto3.client("s3", config=self.aws_config)
 
     @cached_property
     def lambda_client(self) -> Any:
         """The backfill's, to continue in a new invocation of itself."""
-        return boto3.client("lambda", config=AWS_CONFIG)
+        return boto3.client("lambda", config=self.aws_config)
 
     @cached_property
     def store(self) -> DynamoProfileStore:
@@ -109,7 +121,7 @@ class Edges:
 
     @cached_property
     def secrets(self) -> ShopSecrets:
-        provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=AWS_CONFIG))
+        provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=self.aws_config))
         return ShopSecrets(
             provider,
             self.settings.shopify_secrets_id,
@@ -119,8 +131,10 @@ class Edges:
 
     @cached_property
     def writer(self) -> ProfileWriter:
+        within = self.settings.answer_within_seconds
+        retry = RetryPolicy(budget_seconds=within * WRITE_SHARE_OF_ANSWER) if within else None
         return ProfileWriter(
-            self.store, self.publisher, self.definitions, self.clock, handoff=self.transition_scheduler
+            self.store, self.publisher, self.definitions, self.clock, retry=retry, handoff=self.transition_scheduler
         )
 
     @cached_property
@@ -285,6 +299,13 @@ class Edges:
 
         return httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0))
 
+    @cached_property
+    def klaviyo_calls(self) -> ConcurrentCalls:
+        """The thread pool SegmentSync's per-change Klaviyo calls run on at once."""
+        from evergreen.klaviyo.client import ConcurrentCalls  # noqa: PLC0415 - only the functions that call Klaviyo
+
+        return ConcurrentCalls(self.settings.klaviyo_concurrent_calls)
+
     def pusher_for_shop(self, shop: str) -> KlaviyoPusher | None:
         """The shop's Klaviyo pusher (its client created on first use, then reused), or None without an API key."""
         from evergreen.klaviyo.client import KlaviyoClient  # noqa: PLC0415 - only the functions that call Klaviyo
@@ -292,11 +313,27 @@ class Edges:
 
         def create(api_key: str) -> KlaviyoClient:
             return KlaviyoClient(
-                self.settings.klaviyo_base_url, api_key, self.settings.klaviyo_revision, self.klaviyo_http
+                self.settings.klaviyo_base_url,
+                api_key,
+                self.settings.klaviyo_revision,
+                self.klaviyo_http,
+                shared_budget=self.klaviyo_budget(shop, api_key),
             )
 
         client = self._klaviyo_client(shop, create)
-        return KlaviyoPusher(client, self.definitions.klaviyo_list_ids) if client is not None else None
+        if client is None:
+            return None
+        return KlaviyoPusher(client, self.definitions.klaviyo_list_ids, fanout=self.klaviyo_calls)
+
+    def klaviyo_budget(self, shop: str, api_key: str) -> DynamoRateBudget | None:
+        """The shop's Klaviyo account's rate budget, shared with every other container (None when turned off)."""
+        if not self.settings.klaviyo_shared_budget:
+            return None
+        from evergreen.storage.rate_budget import DynamoRateBudget, account_key  # noqa: PLC0415
+
+        account = self.secrets.klaviyo_account(shop)
+        key = account_key(account.account_id if account is not None else None, api_key)
+        return DynamoRateBudget(self.dynamodb, self.settings.profiles_table, key, lambda: self.clock.now().timestamp())
 
     def klaviyo_throttled(self) -> int:
         """429s Klaviyo answered so far, over every client of this process."""

@@ -29,7 +29,10 @@ def handlers() -> Iterator[dict[str, ModuleType]]:
         )
         for name, value in environment.items():
             patch.setenv(name, value)
-        yield {name: load_function(name) for name in ("shopify_webhook", "klaviyo_webhook", "staleness_sweep")}
+        yield {
+            name: load_function(name)
+            for name in ("shopify_webhook", "shopify_eventbridge", "klaviyo_webhook", "staleness_sweep")
+        }
     patch.undo()
 
 

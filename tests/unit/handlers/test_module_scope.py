@@ -37,6 +37,7 @@ print(json.dumps({
 CLIENTS = {
     "shopify_webhook": ["dynamodb", "secretsmanager", "sqs"],
     "klaviyo_webhook": ["dynamodb", "secretsmanager", "sqs"],
+    "shopify_eventbridge": ["dynamodb", "secretsmanager", "sqs"],  # the shared ingest; no secret is ever read
     "staleness_sweep": ["dynamodb", "sqs"],
     "segment_sync": ["dynamodb"],  # SQS only once a failed item is postponed or dead-lettered
 }

@@ -115,7 +115,7 @@ def test_an_endpoint_that_keeps_throttling_is_given_up_for_the_rest_of_the_push(
     client: KlaviyoClient, klaviyo: FakeKlaviyo, fake_time: FakeTime, change_factory: Factory
 ) -> None:
     klaviyo.fail(429, lambda s: s.path == "/api/events", retry_after="1")
-    result = KlaviyoPusher(client, LISTS).push([change_factory(n) for n in range(10)])
+    result = KlaviyoPusher(client, LISTS, bulk_threshold=11).push([change_factory(n) for n in range(10)])
     assert result.failed == set(range(10))
     assert len(klaviyo.calls("POST", "/api/events")) == 5  # one call's bounded attempts, not 20 calls' worth
     assert result.gave_up == {"create_event"}

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
 import httpx
 
@@ -129,7 +131,10 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Burst and steady token buckets per operation; `acquire` sleeps until both allow a call."""
+    """Burst and steady token buckets per operation; `acquire` sleeps until both allow a call.
+
+    Thread-safe: the pusher's concurrent calls take their tokens from the same buckets.
+    """
 
     def __init__(
         self,
@@ -144,6 +149,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
+        self._lock = threading.Lock()
         self.waited_s = 0.0
         """Total time spent waiting for tokens (for metrics)."""
 
@@ -158,18 +164,27 @@ class RateLimiter:
         return self._buckets[operation]
 
     def acquire(self, operation: str) -> None:
-        buckets = self._buckets_for(operation)
         while True:
-            now = self._clock()
-            for bucket in buckets:
-                bucket.refill(now)
-            wait = max(bucket.wait_for_token() for bucket in buckets)
-            if wait <= 0:
+            with self._lock:
+                buckets = self._buckets_for(operation)
+                now = self._clock()
                 for bucket in buckets:
-                    bucket.tokens -= 1
-                return
-            self.waited_s += wait
+                    bucket.refill(now)
+                wait = max(bucket.wait_for_token() for bucket in buckets)
+                if wait <= 0:
+                    for bucket in buckets:
+                        bucket.tokens -= 1
+                    return
+                self.waited_s += wait
             self._sleep(wait)
+
+
+class SharedBudget(Protocol):
+    """The account's rate budget shared by every container (storage/rate_budget.py keeps it in DynamoDB)."""
+
+    def take(self, operation: str, limit: RateLimit) -> float:
+        """Take one call's token: 0.0 when taken, else the seconds to wait before asking again."""
+        ...
 
 
 def default_jitter(base_s: float) -> float:
@@ -195,7 +210,10 @@ class KlaviyoClient:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 8.0,
         max_retry_after_s: float = 30.0,
+        shared_budget: SharedBudget | None = None,
     ) -> None:
+        """`shared_budget`: besides this process's own buckets, every call takes a token from the account's
+        budget shared with the other containers, so together they stay inside Klaviyo's per-account limits."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._base_url = base_url.rstrip("/")
@@ -214,10 +232,15 @@ class KlaviyoClient:
         self._backoff_cap_s = backoff_cap_s
         self._max_retry_after_s = max_retry_after_s
         self.limiter = RateLimiter(rate_limits, clock=clock, sleep=sleep)
+        self._rate_limits = rate_limits
+        self._shared = shared_budget
         self.throttled_count = 0
         """429 answers seen (each attempt counts), for the "Klaviyo 429s" metric."""
         self.retried_count = 0
         """Retries made for any reason."""
+        self._counts = threading.Lock()
+        self.shared_waited_s = 0.0
+        """Time spent waiting for the account's shared budget."""
 
     def close(self) -> None:
         if self._owns_http:
@@ -233,7 +256,8 @@ class KlaviyoClient:
         return float(min(self._backoff_cap_s, self._backoff_base_s * (2 ** (attempt - 1))))
 
     def _wait(self, base_s: float) -> None:
-        self.retried_count += 1
+        with self._counts:
+            self.retried_count += 1
         self._sleep(base_s + max(0.0, self._jitter(base_s)))
 
     def send(self, request: KlaviyoRequest) -> httpx.Response:
@@ -247,6 +271,7 @@ class KlaviyoClient:
         for attempt in range(1, self._max_attempts + 1):
             last = attempt == self._max_attempts
             self.limiter.acquire(operation)
+            self._take_shared(operation)
             try:
                 response = self._http.request(
                     request.method, url, params=dict(request.query), headers=headers, content=content
@@ -262,7 +287,8 @@ class KlaviyoClient:
             if 200 <= status < 300:
                 return response
             if status == 429:
-                self.throttled_count += 1
+                with self._counts:
+                    self.throttled_count += 1
                 retry_after = retry_after_seconds(response)
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
                 if last or wait > self._max_retry_after_s:
@@ -278,6 +304,16 @@ class KlaviyoClient:
                 continue
             raise KlaviyoRejected(operation=operation, status=status, errors=error_infos(response))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take_shared(self, operation: str) -> None:
+        """Wait for the account's shared budget to grant this call (nothing to do without one)."""
+        if self._shared is None:
+            return
+        limit = self._rate_limits.get(operation, UNKNOWN_ENDPOINT_LIMIT)
+        while (wait := self._shared.take(operation, limit)) > 0:
+            with self._counts:
+                self.shared_waited_s += wait
+            self._sleep(wait)
 
     def get_profile(self, klaviyo_profile_id: str) -> dict[str, Any] | None:
         """The JSON:API profile resource (`id`, `attributes.external_id/email/phone_number`), or None on 404.
@@ -296,3 +332,18 @@ class KlaviyoClient:
             return None
         data = body.get("data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else None
+
+
+class ConcurrentCalls:
+    """The pusher's `Fanout` over one thread pool per process: at most `workers` Klaviyo calls in flight.
+
+    The calls share the client's rate limiter (thread-safe) and its pooled HTTP connections.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="klaviyo-call")
+
+    def __call__[T, R](self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        return list(self._pool.map(work, items))

@@ -32,6 +32,7 @@ from evergreen.domain.shops import is_shop_domain
 from evergreen.service.ports import DataExporter, ListMemberNow, OrderItem, ProfileStore, VersionConflict
 from evergreen.service.profile_writer import ConflictsExhausted, Outcome, ProfileWriter, WriteResult
 from evergreen.service.routing import CUSTOMER_PREFIX, GUEST_PREFIX, profile_at, profile_for
+from evergreen.shopify.eventbridge import EnvelopedWebhook, NotShopifyEnvelope, read_envelope
 from evergreen.shopify.headers import ConflictingHeaders, ShopifyHeaders, read_shopify_headers
 from evergreen.shopify.hmac import verify_shopify_hmac
 from evergreen.shopify.topics import SUPPORTED_TOPICS, MalformedPayload, canonical_topic, translate
@@ -49,6 +50,18 @@ def read_headers(headers: Mapping[str, str]) -> ShopifyHeaders:
         return read_shopify_headers(headers)
     except ConflictingHeaders as error:
         raise UnreadableHeaders(str(error)) from error
+
+
+class UnreadableEnvelope(ValueError):
+    """The EventBridge event is not a Shopify webhook: nothing to apply, and retrying cannot fix it."""
+
+
+def read_eventbridge(event: Mapping[str, Any]) -> EnvelopedWebhook:
+    """The webhook inside a Shopify EventBridge event. Raises UnreadableEnvelope (names a field, never a value)."""
+    try:
+        return read_envelope(event)
+    except NotShopifyEnvelope as error:
+        raise UnreadableEnvelope(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -138,18 +151,49 @@ class ShopifyWebhooks:
 
     def receive(self, delivery: ShopifyDelivery) -> WebhookAnswer:
         """size → headers → signature → topic → parse and check the body's shape → dispatch."""
-        named = canonical_topic(delivery.topic or "")
-        topic = named if named in SUPPORTED_TOPICS else "unsupported"
-        """The topic as answers and metrics name it: an unsigned header never becomes a metric dimension."""
+        topic = _answer_topic(delivery)
+        refused = self._refusal(delivery, topic)
+        if refused is not None:
+            return refused
+        secrets = self._secrets_for_shop(delivery.shop) if delivery.shop else ()
+        if not any(verify_shopify_hmac(delivery.body, delivery.hmac, secret) for secret in secrets):
+            return WebhookAnswer(401, {"error": "invalid signature"}, topic, "signature_failed")
+        return self._accept(delivery, topic)
+
+    def receive_enveloped(self, webhook: EnvelopedWebhook) -> WebhookAnswer:
+        """A webhook Shopify put on EventBridge: receive()'s path without the signature, which the envelope has
+        no bytes for; AWS authenticated the partner event source that delivered it."""
+        headers = webhook.headers
+        delivery = ShopifyDelivery(
+            shop=headers.shop,
+            topic=headers.topic,
+            hmac=None,
+            body=json.dumps(webhook.payload, separators=(",", ":")).encode(),
+            event_id=headers.event_id,
+            webhook_id=headers.webhook_id,
+            api_version=headers.api_version,
+        )
+        topic = _answer_topic(delivery)
+        refused = self._refusal(delivery, topic)
+        if refused is not None:
+            return refused
+        if delivery.shop is None:
+            return WebhookAnswer(400, {"error": "bad headers", "reason": "no shop domain"}, topic, "malformed")
+        return self._accept(delivery, topic)
+
+    def _refusal(self, delivery: ShopifyDelivery, topic: str) -> WebhookAnswer | None:
+        """413 for a body over the limit, 400 for unusable headers; None when the delivery may go on."""
         if len(delivery.body) > self._max_body_bytes:
             return WebhookAnswer(413, {"error": "payload too large", "limit_bytes": self._max_body_bytes}, topic)
         header_problem = _header_problem(delivery)
         if header_problem is not None:
             return WebhookAnswer(400, {"error": "bad headers", "reason": header_problem}, topic, "malformed")
-        secrets = self._secrets_for_shop(delivery.shop) if delivery.shop else ()
-        if not any(verify_shopify_hmac(delivery.body, delivery.hmac, secret) for secret in secrets):
-            return WebhookAnswer(401, {"error": "invalid signature"}, topic, "signature_failed")
+        return None
+
+    def _accept(self, delivery: ShopifyDelivery, topic: str) -> WebhookAnswer:
+        """An authenticated delivery: ignore an unsupported topic, parse the body, dispatch."""
         if topic == "unsupported":
+            named = canonical_topic(delivery.topic or "")
             logger.info("Ignoring unsupported topic", extra={"topic": named[:100], "shop": delivery.shop})
             return WebhookAnswer(200, {"status": "ignored", "reason": "unsupported topic"}, topic, "ignored")
         assert delivery.shop is not None
@@ -363,6 +407,12 @@ def shop_erasures(shop: str, synced: Mapping[str, ListMemberNow], now: datetime)
         segments = sorted({segment for key in chunk for segment in synced[key].segments})
         erasures.append(ProfileErasure(shop=shop, profiles=profiles, segments=segments, requested_at=now))
     return erasures
+
+
+def _answer_topic(delivery: ShopifyDelivery) -> str:
+    """The topic as answers and metrics name it: an unsigned header never becomes a metric dimension."""
+    named = canonical_topic(delivery.topic or "")
+    return named if named in SUPPORTED_TOPICS else "unsupported"
 
 
 def _header_problem(delivery: ShopifyDelivery) -> str | None:
