@@ -8,6 +8,10 @@
 - `local_resources`: the template's table, queues, secrets and bucket provisioned on `moto_server` under a
   prefix unique to the test (so tests never see each other's data);
 - `local_stack`: the whole local stack (HTTP API, SegmentSync poller, sandbox) on free ports, one per test module.
+
+In-process moto gets the local stack's patches too (evergreen_cli.local_stack.moto_server.apply_patches): a
+TransactWriteItems backs up only the items it names and a Query reads only its partition, instead of copying or
+sorting the whole table each time, so a test's cost follows what it writes, not what earlier tests left.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ if TYPE_CHECKING:  # imported inside the fixtures, so a broken module fails only
     from evergreen_cli.local_stack.stack import LocalStack, LocalStackOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from evergreen_cli.local_stack.moto_server import apply_patches  # noqa: PLC0415 - moto is a dev dependency
+
+    apply_patches()
 
 
 def _free_port() -> int:
