@@ -103,7 +103,7 @@ fmt:  ## format and auto-fix
 typecheck:  ## mypy --strict on the package, the local tooling and the handlers; the tests with a relaxed override
 	uv run mypy layers/evergreen/evergreen cli/evergreen_cli functions tests
 
-# Workers for the tests (pytest-xdist), one per core by default: much of the suite waits on local servers, and
+# Workers for the tests (pytest-xdist): much of the suite waits on local servers, and
 # each test file stays on one worker (its module's stack is started once, its moto server is the worker's own).
 # Two per core: about half of a test's time is spent waiting on a local server (moto, a sandbox, the HTTP API), so
 # two workers per core keep both busy (on this 2-core machine: 211 s with 4 workers, 281 s with 2).
