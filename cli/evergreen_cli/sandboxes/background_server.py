@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 
 class StatefulServer[StateT](ThreadingHTTPServer):
@@ -16,6 +17,45 @@ class StatefulServer[StateT](ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], state: StateT) -> None:
         super().__init__(address, handler)
         self.state = state
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """A sandbox's request handler: every method goes to `_handle`; requests are recorded, not logged."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: each sandbox records its requests (GET /_sandbox/requests) instead."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        raise NotImplementedError
+
+    def _send(self, status: int, payload: bytes, content_type: str | None, headers: Mapping[str, str] | None) -> None:
+        """One answer: status, `headers`, a content type and length unless there is no content, the payload."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload and content_type is not None:
+            self.wfile.write(payload)
 
 
 class BackgroundServer[StateT]:

@@ -55,13 +55,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from evergreen_cli.sandboxes import klaviyo_events as history
-from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.background_server import (
+    BackgroundServer,
+    SandboxHandler,
+    StatefulServer,
+    serve_in_background,
+)
 from evergreen_cli.sandboxes.klaviyo_jobs import BulkJob, invalid_fields, now_utc, refusal
 from evergreen_cli.sandboxes.klaviyo_spec import KlaviyoSpec, default_spec_path, load_spec
 
@@ -386,41 +390,15 @@ class SandboxState:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # quiet: GET /_sandbox/requests is the log
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
 
     # --- plumbing -------------------------------------------------------------------------------
 
     def _reply(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
         payload = b"" if body is None else json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if status != HTTPStatus.NO_CONTENT:
-            self.send_header("Content-Type", JSON_API if self.path.startswith("/api/") else "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload and status != HTTPStatus.NO_CONTENT:
-            self.wfile.write(payload)
+        content_type = JSON_API if self.path.startswith("/api/") else "application/json"
+        self._send(status, payload, None if status == HTTPStatus.NO_CONTENT else content_type, headers)
 
     def _handle(self) -> None:
         state = self.server.state

@@ -48,10 +48,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from evergreen.clock import parse_instant
 from evergreen.service.backfill_model import ALL_ORDERS_SCOPE, RECENT_ORDERS_DAYS
 from evergreen.settings import SHOPIFY_API_VERSION
 from evergreen.shopify.admin import (
@@ -67,7 +67,12 @@ from evergreen.shopify.admin import (
     bulk_query,
 )
 from evergreen.shopify.eventbridge import PARTNER_SOURCE_ARN
-from evergreen_cli.sandboxes.background_server import BackgroundServer, StatefulServer, serve_in_background
+from evergreen_cli.sandboxes.background_server import (
+    BackgroundServer,
+    SandboxHandler,
+    StatefulServer,
+    serve_in_background,
+)
 from evergreen_cli.sandboxes.shopify_graphql import admin_schema, bulk_rule_errors, document_errors
 
 DEFAULT_PORT = 3200
@@ -107,16 +112,6 @@ def _bulk_root(document: str) -> tuple[str, str | None] | None:
     return (root, since) if root else None
 
 
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _gid(kind: str, value: Any) -> bool:
     return isinstance(value, str) and value.startswith(f"gid://shopify/{kind}/")
 
@@ -136,7 +131,7 @@ def validate_store(body: Any) -> str | None:
         for index, item in enumerate(items):
             if not isinstance(item, dict) or not _gid(kind, item.get("id")):
                 return f"{name}[{index}].id must be a gid://shopify/{kind}/... string"
-            if kind != "Customer" and _instant(item.get("createdAt")) is None:
+            if kind != "Customer" and parse_instant(item.get("createdAt")) is None:
                 return f"{name}[{index}].createdAt must be an ISO 8601 timestamp"
             customer = item.get("customer")
             named = isinstance(customer, dict) and _gid("Customer", customer.get("id"))
@@ -177,16 +172,16 @@ def jsonl_lines(
     """The bulk result as Shopify writes it: one object per line. Evergreen's bulk queries select no nested
     connection, so every line is a root object and the file is the same grouped or not (`groupObjects`).
     With `orders_from` (a token without `read_all_orders`), older orders are left out, as Shopify does."""
-    cutoff = _instant(since) if since else None
+    cutoff = parse_instant(since) if since else None
     lines: list[bytes] = []
     for item in items:
-        updated = _instant(item.get("updatedAt")) or _instant(item.get("createdAt"))
+        updated = parse_instant(item.get("updatedAt")) or parse_instant(item.get("createdAt"))
         if cutoff is not None and (updated is None or updated < cutoff):
             continue
         if root != "orders":
             lines.append(json.dumps(item).encode())
             continue
-        created = _instant(item.get("createdAt"))
+        created = parse_instant(item.get("createdAt"))
         if orders_from is not None and (created is None or created < orders_from):
             continue
         refunds = [_refund_node(refund) for refund in item.get("refunds") or []]
@@ -329,32 +324,13 @@ def _graphql_error(message: str, code: str = "SANDBOX_UNSUPPORTED") -> dict[str,
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the requests are recorded instead."""
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
 
     def _reply(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
         payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        self.send_response(status)
         content_type = "application/jsonl" if isinstance(body, bytes) else "application/json"
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self._send(status, payload, content_type, headers)
 
     def _base(self) -> str:
         host, port = self.server.server_address[:2]

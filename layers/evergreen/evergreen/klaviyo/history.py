@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from evergreen.clock import parse_instant
 from evergreen.domain.events import EngagementKind
 from evergreen.domain.profile import normalise_email
 from evergreen.klaviyo.requests import RATE_LIMITS, KlaviyoRequest, RateLimit
@@ -104,16 +105,6 @@ class HistoricEvent:
     """Klaviyo's event id: the same id a system webhook delivers as `data[].external_id`."""
 
 
-def _parse_instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def historic_events(body: Mapping[str, Any]) -> list[HistoricEvent]:
     """The page's events joined with their included profiles; events without a datetime are dropped."""
     profiles = {
@@ -125,7 +116,7 @@ def historic_events(body: Mapping[str, Any]) -> list[HistoricEvent]:
     for event in body.get("data") or []:
         if not isinstance(event, dict):
             continue
-        occurred_at = _parse_instant((event.get("attributes") or {}).get("datetime"))
+        occurred_at = parse_instant((event.get("attributes") or {}).get("datetime"))
         if occurred_at is None:
             continue
         profile_ref = ((event.get("relationships") or {}).get("profile") or {}).get("data") or {}
