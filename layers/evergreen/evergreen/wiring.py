@@ -266,7 +266,8 @@ class Edges:
     def klaviyo_lookup(self, shop: str) -> KlaviyoClient | None:
         """The shop's Klaviyo client for profile lookups in a webhook, or None when it has no API key.
 
-        One try and short timeouts: a webhook must answer fast; an unresolved engagement is parked, not lost.
+        One try and short timeouts: a webhook must answer fast; an unresolved engagement is parked, not lost. Its
+        lookups take tokens from the account's shared rate budget, as sync's calls do.
         """
         import httpx  # noqa: PLC0415 - only the functions that call Klaviyo load it
 
@@ -279,6 +280,7 @@ class Edges:
                 self.settings.klaviyo_revision,
                 httpx.Client(timeout=httpx.Timeout(3.0, connect=1.0)),
                 max_attempts=1,
+                shared_budget=self.klaviyo_budget(shop, api_key),
             )
 
         return self._klaviyo_client(shop, create)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from evergreen.klaviyo.webhooks import sign_klaviyo_body
+from evergreen.storage.rate_budget import PREFIX as RATE_BUDGET_PREFIX
 from evergreen_cli.local_stack.http_api import build_http_api_v2_event
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,3 +151,17 @@ def test_engagement_that_resolves_to_no_profile_is_counted_in_a_metric_not_dropp
     assert json.loads(answer["body"])["outcomes"] == {"unidentified": 1}
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(metric.get("KlaviyoEngagementUnresolved") == [1.0] for metric in emitted)
+
+
+def test_a_profile_lookup_takes_its_token_from_the_accounts_shared_rate_budget(handlers, context):
+    """The lookups an unknown Klaviyo id causes share Klaviyo's per-account budget with sync (every container's)."""
+    document = json.loads((ROOT / "events" / "klaviyo" / "email_opened_profile_id_only.json").read_bytes())
+    document["data"][0]["payload"]["data"]["relationships"]["profile"]["data"]["id"] = "01KSHAREDBUDGET0000000000A"
+    edges = handlers["klaviyo_webhook"].edges
+
+    answer = handlers["klaviyo_webhook"].lambda_handler(signed_event(json.dumps(document).encode()), context)
+
+    assert answer["statusCode"] == 200
+    items = edges.dynamodb.scan(TableName=edges.settings.profiles_table)["Items"]
+    budgets = [item["sk"]["S"] for item in items if item["pk"]["S"].startswith(RATE_BUDGET_PREFIX)]
+    assert budgets == ["get_profile"]
