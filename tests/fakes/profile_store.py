@@ -194,6 +194,12 @@ class InMemoryProfileStore:
                 self.orders.pop((shop, key.removeprefix("order#")), None)
         return len(unique)
 
+    def erase_profiles(self, shop: str, profile_keys: Sequence[str]) -> int:
+        """The fake keeps no segment totals: erasing is deleting."""
+        unique = [key for key in dict.fromkeys(profile_keys) if (shop, key) in self.profiles]
+        self.delete(shop, unique)
+        return len(unique)
+
     def touch_unsynced(self, change: SegmentChange, now: datetime) -> None:
         """The outbox index is not modelled: a re-sent change's grace period has nothing to restart."""
         self.requests["UpdateItem"] += 1

@@ -115,3 +115,22 @@ def test_one_busy_segment_is_spread_over_its_shards(edges: Edges) -> None:
     assert len(items) == COUNT_SHARDS, "every shard took a share"
     assert max(int(item["members"]["N"]) for item in items) < 40, "no shard took most of them"
     assert counts.totals(SHOP)["new"].members == 200
+
+
+def test_a_redacted_customer_leaves_the_totals_it_was_counted_in(world: World, edges: Edges, sync) -> None:
+    order(world, 1, 11, days_ago=3, total="600.00")  # new, big_spender
+    order(world, 2, 21, days_ago=3, total="40.00")  # new
+    assert sync.sync(changes(world)).failed == set()
+    assert counted(edges) == {"new": 2, "big_spender": 1}
+
+    redact = {
+        "shop_id": 1,
+        "shop_domain": SHOP,
+        "customer": {"id": 1, "email": "c1@example.com"},
+        "orders_to_redact": [11],
+    }
+    assert world.shopify("customers/redact", redact).status == 200
+
+    assert counted(edges) == {"new": 1}
+    assert counted(edges) == truth(world)
+    assert edges.store.segment_counts.totals(SHOP)["new"].net_spent == Decimal("40.00")

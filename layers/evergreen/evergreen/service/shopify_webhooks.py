@@ -347,10 +347,10 @@ class ShopifyWebhooks:
             phones=[profile.phone for profile in profiles],
         )
         self._store.record_erasure(shop, [tombstone for tombstone in found if tombstone not in named], now)
-        keys = [profile.key for profile in profiles] + self._links.keys_for(order_ids)
         # Klaviyo clean-up first: once the rows are gone nothing would know what to clear there.
         self._writer.enqueue_erasure(erasure_for(shop, profiles, now))
-        deleted = self._store.delete(shop, keys)
+        erased = self._store.erase_profiles(shop, [profile.key for profile in profiles])
+        deleted = erased + self._store.delete(shop, self._links.keys_for(order_ids))
         logger.info(
             "Customer redacted",
             extra={"shop": shop, "customer_id": event.customer_id, "email_hash": fingerprint(event.email_normalized)},

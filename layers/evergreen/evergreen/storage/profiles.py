@@ -625,8 +625,13 @@ class DynamoProfileStore:
             if not _is_conditional_failure(error):
                 raise
 
+    def erase_profiles(self, shop: str, profile_keys: Sequence[str]) -> int:
+        """Delete these profiles, each taking what it was counted as out of the segment totals in its own
+        deletion's transaction (storage/segment_counts.py); returns how many were found."""
+        return sum(self.segment_counts.delete_counted(shop, key) for key in dict.fromkeys(profile_keys))
+
     def delete(self, shop: str, profile_keys: Sequence[str]) -> int:
-        """Delete these profiles of a shop; returns how many delete requests were sent."""
+        """Delete these items of a shop; returns how many delete requests were sent."""
         unique = list(dict.fromkeys(profile_keys))
         for offset in range(0, len(unique), 25):
             request: dict[str, Any] = {

@@ -118,6 +118,45 @@ class SegmentCounts:
                 self._sleep(0.01 * (attempt + 1) * random.random())
         return False
 
+    def delete_counted(self, shop: str, profile_key: str) -> bool:
+        """Delete a profile and take its counted snapshot out of the totals in the same transaction (an erasure:
+        the profile leaves every segment it was counted in, with no day's exit recorded). False when it is gone."""
+        key = keys.profile_key(shop, profile_key)
+        for attempt in range(MARK_ATTEMPTS):
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=key,
+                ProjectionExpression="pk, synced_version, synced_segments, synced_net_spent, synced_engaged",
+                ConsistentRead=True,
+            ).get("Item")
+            if item is None:
+                return False
+            deltas = segment_deltas(_old_snapshot(item), SyncedSnapshot(frozenset()))
+            if not deltas:
+                self._client.delete_item(TableName=self._table, Key=key)
+                return True
+            counted = item.get("synced_version")
+            delete: dict[str, Any] = {"TableName": self._table, "Key": key}
+            if counted is None:
+                delete["ConditionExpression"] = "attribute_not_exists(synced_version)"
+            else:
+                delete["ConditionExpression"] = "synced_version = :was"
+                delete["ExpressionAttributeValues"] = {":was": counted}
+            shard = self._shard()
+            actions = [{"Delete": delete}] + [
+                {"Update": self._add_total(shop, segment, shard, delta.members, delta)}
+                for segment, delta in deltas.items()
+            ]
+            try:
+                self._client.transact_write_items(TransactItems=actions)
+                return True
+            except ClientError as error:
+                if not _lost_race(error):
+                    raise
+                self._sleep(0.01 * (attempt + 1) * random.random())
+        self._client.delete_item(TableName=self._table, Key=key)  # erasure wins; the totals may keep it counted
+        return True
+
     def _mark(
         self,
         key: dict[str, Any],
