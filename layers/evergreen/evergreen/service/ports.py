@@ -131,6 +131,7 @@ class ProfileStore(Protocol):
     def erase_profiles(self, shop: str, profile_keys: Sequence[str]) -> int:
         """Delete these profiles and take them out of the per-segment totals they were counted in."""
         ...
+
     def touch_unsynced(self, change: SegmentChange, now: datetime) -> None: ...
 
 
