@@ -87,13 +87,7 @@ class SegmentCounts:
         gone), or when every attempt lost a race (the outbox then sends it again)."""
         key = keys.profile_key(shop, profile_key)
         for attempt in range(MARK_ATTEMPTS):
-            item = self._client.get_item(
-                TableName=self._table,
-                Key=key,
-                ProjectionExpression="pk, synced_version, synced_segments, synced_net_spent, synced_engaged, "
-                "pending_version",
-                ConsistentRead=True,
-            ).get("Item")
+            item = self._counted(key, "pending_version")
             if item is None:
                 return False
             synced = int(item.get("synced_version", {"N": "0"})["N"])
@@ -106,16 +100,8 @@ class SegmentCounts:
                 actions.append({"Update": self._add_total(shop, segment, shard, delta.members, delta)})
                 if delta.members:
                     actions.append({"Update": self._add_day(shop, segment, day, shard, delta.members)})
-            try:
-                if len(actions) == 1:
-                    self._client.update_item(**actions[0]["Update"])
-                else:
-                    self._client.transact_write_items(TransactItems=actions)
+            if self._won(actions, attempt):
                 return True
-            except ClientError as error:
-                if not _lost_race(error):
-                    raise
-                self._sleep(0.01 * (attempt + 1) * random.random())
         return False
 
     def delete_counted(self, shop: str, profile_key: str) -> bool:
@@ -123,12 +109,7 @@ class SegmentCounts:
         the profile leaves every segment it was counted in, with no day's exit recorded). False when it is gone."""
         key = keys.profile_key(shop, profile_key)
         for attempt in range(MARK_ATTEMPTS):
-            item = self._client.get_item(
-                TableName=self._table,
-                Key=key,
-                ProjectionExpression="pk, synced_version, synced_segments, synced_net_spent, synced_engaged",
-                ConsistentRead=True,
-            ).get("Item")
+            item = self._counted(key)
             if item is None:
                 return False
             deltas = segment_deltas(_old_snapshot(item), SyncedSnapshot(frozenset()))
@@ -147,14 +128,32 @@ class SegmentCounts:
                 {"Update": self._add_total(shop, segment, shard, delta.members, delta)}
                 for segment, delta in deltas.items()
             ]
-            try:
-                self._client.transact_write_items(TransactItems=actions)
+            if self._won(actions, attempt):
                 return True
-            except ClientError as error:
-                if not _lost_race(error):
-                    raise
-                self._sleep(0.01 * (attempt + 1) * random.random())
         self._client.delete_item(TableName=self._table, Key=key)  # erasure wins; the totals may keep it counted
+        return True
+
+    def _counted(self, key: dict[str, Any], *also: str) -> dict[str, Any] | None:
+        """The profile's counted snapshot (and `also`), read consistently; None when the profile is gone."""
+        fields = ", ".join(("pk", "synced_version", "synced_segments", "synced_net_spent", "synced_engaged", *also))
+        item: dict[str, Any] | None = self._client.get_item(
+            TableName=self._table, Key=key, ProjectionExpression=fields, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def _won(self, actions: list[dict[str, Any]], attempt: int) -> bool:
+        """Write `actions` (one update alone, else a transaction); False, after a short random pause, when the write
+        lost a race to another (its conditions no longer hold: the caller reads again)."""
+        try:
+            if len(actions) == 1 and "Update" in actions[0]:
+                self._client.update_item(**actions[0]["Update"])
+            else:
+                self._client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            if not _lost_race(error):
+                raise
+            self._sleep(0.01 * (attempt + 1) * random.random())
+            return False
         return True
 
     def _mark(
